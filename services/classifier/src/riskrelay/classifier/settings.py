@@ -1,0 +1,14 @@
+"""Classifier settings: environment variables prefixed `RISKRELAY_CLASSIFIER_` (nested groups with `__`)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
+
+
+class ClassifierSettings(ServiceSettings):
+    model_config: SettingsConfigDict = service_settings_config("RISKRELAY_CLASSIFIER_")
+
+    service_name: str = "classifier"
+    http: HttpSettings = HttpSettings(port=8002)

@@ -1,0 +1,1 @@
+"""riskrelay escalator service."""

@@ -1,0 +1,1 @@
+"""riskrelay register service."""

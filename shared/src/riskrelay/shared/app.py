@@ -1,0 +1,290 @@
+"""The one app factory: a FastAPI app that owns a FastStream KafkaBroker and the service's I/O.
+
+Every service calls :func:`create_service_app` with its settings and a ``configure`` function.
+``configure`` runs at creation time (nothing is connected yet, so the AsyncAPI and OpenAPI
+documents can be generated offline); it registers the service's consumers, HTTP routes and
+background tasks on the :class:`ServiceContext`. Start-up then happens in the lifespan, in an
+order that never consumes before the service can act on what it reads:
+
+1. topics ensured (idempotent), 2. database pool opened and migrations applied,
+3. producer started, 4. service ``on_startup`` hooks, 5. broker (consumers) started,
+6. background tasks started. Shutdown runs the reverse.
+
+Endpoints every service has: ``/healthz`` (alive), ``/readyz`` (broker and database answer),
+``/metrics`` (Prometheus, with FastStream's middleware), ``/docs/asyncapi`` and
+``/docs/asyncapi.json`` (events), ``/docs`` and ``/openapi.json`` (HTTP).
+
+FastStream's own FastAPI integration is deprecated as of 0.7, so the broker is driven from the
+FastAPI lifespan instead; the result is the same pair of documents with one less moving part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from riskrelay.shared.auth import TokenRegistry
+from riskrelay.shared.kafka import (
+    BatchConsumer,
+    ConsumerMetrics,
+    Decoder,
+    EventProducer,
+    Processor,
+    aiokafka_client_options,
+    create_broker,
+)
+from riskrelay.shared.logging import configure_logging, get_logger
+from riskrelay.shared.migrations import migrate
+from riskrelay.shared.settings import ServiceSettings
+from riskrelay.shared.topics import ALL_TOPICS, TopicSpec, ensure_topics, topic_name
+
+log = get_logger(__name__)
+
+Hook = Callable[["ServiceContext"], Awaitable[None]]
+BackgroundTask = Callable[["ServiceContext"], Awaitable[None]]
+
+
+@dataclass
+class ServiceContext:
+    """Everything a service's handlers need, created once per process and passed in."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    producer: EventProducer
+    registry: CollectorRegistry
+    consumer_metrics: ConsumerMetrics
+    tokens: TokenRegistry
+    uses_database: bool
+    pool: asyncpg.Pool | None = None
+    routers: list[APIRouter] = field(default_factory=list)
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+    background: list[BackgroundTask] = field(default_factory=list)
+    consumers: list[BatchConsumer[Any]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def topic(self, spec: TopicSpec) -> str:
+        """Physical name of a registry topic (with the deployment's prefix)."""
+        return topic_name(spec, self.settings.kafka.topic_prefix)
+
+    @property
+    def db(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError("database pool is not open (service not started?)")
+        return self.pool
+
+    def consume(self, spec: TopicSpec, decode: Decoder[Any], process: Processor[Any]) -> None:
+        """Consume ``spec`` in batches with at-least-once delivery and dead-lettering."""
+        consumer: BatchConsumer[Any] = BatchConsumer(
+            topic=self.topic(spec),
+            decode=decode,
+            process=process,
+            producer=self.producer,
+            metrics=self.consumer_metrics,
+            consumer_group=self.settings.consumer_group,
+            max_attempts=self.settings.kafka.max_attempts,
+        )
+        consumer.subscribe(self.broker, self.settings.kafka)
+        self.consumers.append(consumer)
+
+
+def _asyncapi(context: ServiceContext, title: str, version: str, description: str) -> AsyncAPI:
+    return AsyncAPI(context.broker, title=title, version=version, description=description)
+
+
+async def _run_background(context: ServiceContext, task: BackgroundTask) -> None:
+    """Keep a background loop alive: log and restart it after an unexpected error."""
+    while True:
+        try:
+            await task(context)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task failed; restarting in 1 s", task=task.__name__)
+            await asyncio.sleep(1.0)
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    version: str = "0.1.0",
+    configure: Callable[[ServiceContext], None],
+    migrations_package: str | None = None,
+) -> FastAPI:
+    """Build the service's ASGI app. Nothing connects until the app's lifespan starts."""
+    registry = CollectorRegistry(auto_describe=True)
+    broker = create_broker(
+        settings.kafka,
+        client_id=f"riskrelay-{settings.service_name}",
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)],
+    )
+    context = ServiceContext(
+        settings=settings,
+        broker=broker,
+        producer=EventProducer(settings.kafka, client_id=f"riskrelay-{settings.service_name}"),
+        registry=registry,
+        consumer_metrics=ConsumerMetrics(registry),
+        tokens=TokenRegistry.from_file(settings.auth.tokens_file),
+        uses_database=migrations_package is not None,
+    )
+    ready_gauge = Gauge(
+        "riskrelay_ready", "1 when the service's dependencies answer.", registry=registry
+    )
+    configure(context)
+    tasks: list[asyncio.Task[None]] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level, settings.log_format)
+        log.info("starting", bootstrap=settings.kafka.bootstrap)
+        if settings.kafka.ensure_topics:
+            admin = AIOKafkaAdminClient(**aiokafka_client_options(settings.kafka))
+            await admin.start()
+            try:
+                created = await ensure_topics(admin, ALL_TOPICS, settings.kafka.topic_prefix)
+                if created:
+                    log.info("created topics", topics=created)
+            finally:
+                await admin.close()
+        if migrations_package is not None:
+            dsn = settings.database.url.get_secret_value()
+            applied = await migrate(dsn, settings.db_schema, migrations_package)
+            if applied:
+                log.info("applied migrations", migrations=applied)
+            context.pool = await asyncpg.create_pool(
+                dsn,
+                min_size=settings.database.pool_min,
+                max_size=settings.database.pool_max,
+                server_settings={"search_path": f'"{settings.db_schema}",public'},
+            )
+        await context.producer.start()
+        for hook in context.on_startup:
+            await hook(context)
+        await broker.start()
+        tasks.extend(
+            asyncio.create_task(_run_background(context, task), name=task.__name__)
+            for task in context.background
+        )
+        log.info("started", http_port=settings.http.port)
+        try:
+            yield
+        finally:
+            log.info("stopping")
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            tasks.clear()
+            await broker.stop()
+            for hook in reversed(context.on_shutdown):
+                await hook(context)
+            await context.producer.stop()
+            if context.pool is not None:
+                await context.pool.close()
+                context.pool = None
+            log.info("stopped")
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.context = context
+    app.state.token_registry = context.tokens
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in item["loc"]), "message": item["msg"]}
+            for item in error.errors()
+        ]
+        return JSONResponse({"detail": "invalid request", "errors": problems}, status_code=422)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up.")
+    async def healthz() -> dict[str, str]:
+        dead = [t.get_name() for t in tasks if t.done()]
+        if dead:
+            return JSONResponse(  # type: ignore[return-value]
+                {"status": "failing", "stopped_tasks": ", ".join(dead)}, status_code=503
+            )
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: broker and database answer.")
+    async def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            checks["kafka"] = "ok" if await broker.ping(timeout=2.0) else "unreachable"
+        except Exception as error:
+            checks["kafka"] = f"error: {type(error).__name__}"
+        if context.uses_database:
+            try:
+                if context.pool is None:
+                    checks["database"] = "not connected"
+                else:
+                    async with asyncio.timeout(2.0):
+                        await context.pool.fetchval("SELECT 1")
+                    checks["database"] = "ok"
+            except Exception as error:
+                checks["database"] = f"error: {type(error).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        ready_gauge.set(1 if ready else 0)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.")
+    async def metrics() -> Response:
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/docs/asyncapi.json", tags=["operations"], summary="AsyncAPI document (JSON).")
+    async def asyncapi_json() -> JSONResponse:
+        spec = _asyncapi(context, title, version, description).to_specification()
+        return JSONResponse(json.loads(spec.to_json()))
+
+    @app.get("/docs/asyncapi", tags=["operations"], summary="AsyncAPI document (HTML).")
+    async def asyncapi_html() -> HTMLResponse:
+        spec = _asyncapi(context, title, version, description).to_specification()
+        return HTMLResponse(get_asyncapi_html(spec, try_it_out_path=None))
+
+    for router in context.routers:
+        app.include_router(router)
+    return app
+
+
+def asyncapi_document(app: FastAPI) -> dict[str, Any]:
+    """The AsyncAPI document of a service app, without starting it (for `docs/` generation)."""
+    context: ServiceContext = app.state.context
+    spec = _asyncapi(context, app.title, app.version, app.description).to_specification()
+    document: dict[str, Any] = json.loads(spec.to_json())
+    return document
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run a service app with uvicorn until SIGINT/SIGTERM (graceful: lifespan shutdown runs)."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )

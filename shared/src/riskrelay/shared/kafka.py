@@ -1,0 +1,446 @@
+"""Kafka plumbing shared by every service: client security, the producer, and batch consumption.
+
+Delivery is *at least once, effects exactly once*:
+
+* a batch subscriber reads raw records (no per-message framework decoding);
+* records that cannot be decoded go to the topic's dead-letter twin with the reason;
+* the service's ``process`` function does its effects (idempotent by event id) and returns the
+  events to publish;
+* those events (and dead letters) are sent without waiting for each ack, then awaited together;
+* only then does the handler return, and FastStream (``AckPolicy.NACK_ON_ERROR``) commits the
+  consumer's position. An exception instead rewinds every partition of the batch to its first
+  record, so the batch is delivered again.
+
+A batch that keeps failing for a non-transient reason is split: records are processed one by one
+and each one that still fails is dead-lettered with the error and attempt count, so one poison
+record cannot stop a partition. Transient failures (database or broker unreachable) are retried
+with backoff for as long as they last; nothing is dead-lettered because a dependency was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import ValidationError
+
+from riskrelay.shared.envelope import CloudEvent
+from riskrelay.shared.logging import get_logger
+from riskrelay.shared.settings import KafkaSettings
+from riskrelay.shared.topics import DLQ_SUFFIX
+
+log = get_logger(__name__)
+
+EventT = TypeVar("EventT")
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Client options
+# ---------------------------------------------------------------------------------------------
+
+
+def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
+    if kafka.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    if kafka.ssl_certfile:
+        context.load_cert_chain(
+            str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None
+        )
+    return context
+
+
+def aiokafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection and security options for raw aiokafka clients (producer, admin, consumer)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap,
+        "security_protocol": kafka.security_protocol,
+    }
+    context = _ssl_context(kafka)
+    if context is not None:
+        options["ssl_context"] = context
+    if kafka.sasl_mechanism:
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = (
+            kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        )
+    return options
+
+
+def faststream_security(kafka: KafkaSettings) -> BaseSecurity | None:
+    """The same options, in FastStream's form (it also documents them in AsyncAPI)."""
+    context = _ssl_context(kafka)
+    use_ssl = context is not None
+    username = kafka.sasl_username or ""
+    password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+    if kafka.sasl_mechanism == "PLAIN":
+        return SASLPlaintext(username, password, ssl_context=context, use_ssl=use_ssl)
+    if kafka.sasl_mechanism == "SCRAM-SHA-256":
+        return SASLScram256(username, password, ssl_context=context, use_ssl=use_ssl)
+    if kafka.sasl_mechanism == "SCRAM-SHA-512":
+        return SASLScram512(username, password, ssl_context=context, use_ssl=use_ssl)
+    if use_ssl:
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    return None
+
+
+def create_broker(
+    kafka: KafkaSettings, client_id: str, middlewares: Sequence[Any] = ()
+) -> KafkaBroker:
+    return KafkaBroker(
+        kafka.bootstrap,
+        client_id=client_id,
+        security=faststream_security(kafka),
+        middlewares=tuple(middlewares),
+        logger=None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Producing
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """An event to publish: physical topic, message key and the envelope."""
+
+    topic: str
+    key: str
+    event: CloudEvent[Any]
+
+
+class EventProducer:
+    """One aiokafka producer per process: non-blocking sends, awaited once per batch.
+
+    ``acks=all`` so an awaited send is durable on the broker. The idempotent producer is off
+    on purpose: the embedded broker does not implement InitProducerId, and duplicates are already
+    harmless because every event id is deterministic and consumers deduplicate by id.
+    """
+
+    def __init__(self, kafka: KafkaSettings, client_id: str) -> None:
+        self._kafka = kafka
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            **aiokafka_client_options(self._kafka),
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=self._kafka.linger_ms,
+            max_batch_size=256 * 1024,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None
+
+    async def send_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[Any]:
+        """Queue one record; the returned future resolves when the broker acknowledged it."""
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, value=value, key=key, headers=list(headers)
+        )
+        return future
+
+    async def publish(self, events: Sequence[OutgoingEvent]) -> None:
+        """Send all events and wait until the broker acknowledged every one."""
+        futures = [
+            await self.send_raw(
+                item.topic,
+                item.key.encode(),
+                item.event.to_json_bytes(),
+                item.event.kafka_headers(),
+            )
+            for item in events
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dead letters
+# ---------------------------------------------------------------------------------------------
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-paragraph reason for a dead letter: what failed and where, no stack trace."""
+    if isinstance(error, ValidationError):
+        parts = []
+        for item in error.errors(include_url=False)[:10]:
+            location = ".".join(str(p) for p in item["loc"]) or "(message)"
+            parts.append(f"{location}: {item['msg']}")
+        return "invalid event: " + "; ".join(parts)
+    return f"{type(error).__name__}: {error}"[:2_000]
+
+
+def dead_letter_headers(
+    record: ConsumerRecord[bytes, bytes],
+    error: str,
+    attempts: int,
+    consumer_group: str,
+    failed_at: datetime,
+) -> list[tuple[str, bytes]]:
+    """The original headers plus what an operator needs to understand and replay the record."""
+    original = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
+    return [
+        *original,
+        ("dlq_error", error.encode()),
+        ("dlq_source_topic", record.topic.encode()),
+        ("dlq_source_partition", str(record.partition).encode()),
+        ("dlq_source_offset", str(record.offset).encode()),
+        ("dlq_attempts", str(attempts).encode()),
+        ("dlq_consumer_group", consumer_group.encode()),
+        ("dlq_failed_at", failed_at.isoformat().encode()),
+    ]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: ConsumerRecord[bytes, bytes]
+    error: str
+    attempts: int = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Consuming
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received(Generic[EventT]):
+    """A decoded event with the record it came from."""
+
+    event: EventT
+    record: ConsumerRecord[bytes, bytes]
+
+
+Decoder = Callable[[bytes], EventT]
+Processor = Callable[[list[Received[EventT]]], Awaitable[list[OutgoingEvent]]]
+
+
+@dataclass
+class ConsumerMetrics:
+    registry: CollectorRegistry
+    consumed: Counter = field(init=False)
+    dead_lettered: Counter = field(init=False)
+    batch_seconds: Histogram = field(init=False)
+    retries: Counter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.consumed = Counter(
+            "riskrelay_consumed_records_total",
+            "Records consumed.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "riskrelay_dead_lettered_total",
+            "Records sent to a dead-letter topic.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "riskrelay_batch_seconds",
+            "Time to process one batch, publishes included.",
+            ["topic"],
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.retries = Counter(
+            "riskrelay_batch_retries_total",
+            "Batches retried after an error.",
+            ["topic", "kind"],
+            registry=self.registry,
+        )
+
+
+class BatchConsumer(Generic[EventT]):
+    """Consumes one topic in batches with at-least-once delivery and dead-lettering."""
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        decode: Decoder[EventT],
+        process: Processor[EventT],
+        producer: EventProducer,
+        metrics: ConsumerMetrics,
+        consumer_group: str,
+        max_attempts: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        backoff_seconds: Callable[[int], float] = lambda attempt: min(0.2 * 2**attempt, 10.0),
+    ) -> None:
+        self.topic = topic
+        self._decode = decode
+        self._process = process
+        self._producer = producer
+        self._metrics = metrics
+        self._group = consumer_group
+        self._max_attempts = max_attempts
+        self._clock = clock
+        self._backoff = backoff_seconds
+        self._attempts: dict[tuple[str, int, int], int] = {}
+
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Process one batch; raising makes FastStream rewind and redeliver it."""
+        if not records:
+            return
+        started = time.perf_counter()
+        batch_key = (records[0].topic, records[0].partition, records[0].offset)
+        attempt = self._attempts.get(batch_key, 0) + 1
+        try:
+            if attempt > self._max_attempts:
+                await self._process_one_by_one(records, attempt)
+            else:
+                await self._process_batch(records)
+        except TRANSIENT_ERRORS as error:
+            self._metrics.retries.labels(self.topic, "transient").inc()
+            log.warning("transient failure, batch will be redelivered", error=describe_error(error))
+            await asyncio.sleep(self._backoff(min(attempt, 6)))
+            raise
+        except Exception as error:
+            self._attempts[batch_key] = attempt
+            self._metrics.retries.labels(self.topic, "error").inc()
+            log.error(
+                "batch failed, will be redelivered",
+                error=describe_error(error),
+                attempt=attempt,
+                trace=traceback.format_exc(limit=5),
+            )
+            await asyncio.sleep(self._backoff(attempt))
+            raise
+        self._attempts.pop(batch_key, None)
+        self._metrics.consumed.labels(self.topic).inc(len(records))
+        self._metrics.batch_seconds.labels(self.topic).observe(time.perf_counter() - started)
+
+    def _decode_all(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> tuple[list[Received[EventT]], list[DeadLetter]]:
+        received: list[Received[EventT]] = []
+        dead: list[DeadLetter] = []
+        for record in records:
+            if record.value is None:
+                dead.append(DeadLetter(record, "empty message value (tombstone) is not an event"))
+                continue
+            try:
+                received.append(Received(self._decode(record.value), record))
+            except (ValidationError, ValueError) as error:
+                dead.append(DeadLetter(record, describe_error(error)))
+        return received, dead
+
+    async def _process_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        received, dead = self._decode_all(records)
+        outgoing = await self._process(received) if received else []
+        await self._emit(outgoing, dead)
+
+    async def _process_one_by_one(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]], attempt: int
+    ) -> None:
+        received, dead = self._decode_all(records)
+        outgoing: list[OutgoingEvent] = []
+        for item in received:
+            try:
+                outgoing.extend(await self._process([item]))
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:
+                log.error("record keeps failing, dead-lettered", error=describe_error(error))
+                dead.append(DeadLetter(item.record, describe_error(error), attempt))
+        await self._emit(outgoing, dead)
+
+    async def _emit(self, outgoing: list[OutgoingEvent], dead: list[DeadLetter]) -> None:
+        now = self._clock()
+        futures = []
+        for letter in dead:
+            record = letter.record
+            futures.append(
+                await self._producer.send_raw(
+                    record.topic + DLQ_SUFFIX,
+                    record.key,
+                    record.value or b"",
+                    dead_letter_headers(record, letter.error, letter.attempts, self._group, now),
+                )
+            )
+            self._metrics.dead_lettered.labels(record.topic).inc()
+            log.warning(
+                "dead-lettered",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=letter.error,
+            )
+        for item in outgoing:
+            futures.append(
+                await self._producer.send_raw(
+                    item.topic,
+                    item.key.encode(),
+                    item.event.to_json_bytes(),
+                    item.event.kafka_headers(),
+                )
+            )
+        if futures:
+            await asyncio.gather(*futures)
+
+    def subscribe(self, broker: KafkaBroker, kafka: KafkaSettings) -> None:
+        """Register this consumer as a FastStream batch subscriber on ``broker``."""
+
+        async def on_batch(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            records = raw if isinstance(raw, tuple) else (raw,)
+            await self.handle(records)
+
+        broker.subscriber(
+            self.topic,
+            batch=True,
+            group_id=self._group,
+            auto_offset_reset="earliest",
+            max_records=kafka.batch_max_records,
+            batch_timeout_ms=kafka.batch_timeout_ms,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=f"{self._group}:{self.topic}",
+        )(on_batch)

@@ -1,0 +1,133 @@
+"""The one settings pattern: pydantic-settings, nested groups, one env prefix per service.
+
+A service declares ``class IntakeSettings(ServiceSettings)`` with
+``model_config = service_settings_config("RISKRELAY_INTAKE_")``; every field is then read from
+``RISKRELAY_INTAKE_<FIELD>``, nested groups with ``__`` (``RISKRELAY_INTAKE_KAFKA__BOOTSTRAP``).
+Secrets may come from files: ``RISKRELAY_<SERVICE>_SECRETS_DIR`` or ``/run/secrets`` (one file per
+field, named like the variable).  A missing or invalid setting stops start-up with a message naming
+the variable (:func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    """How to reach Kafka (any Kafka-protocol broker)."""
+
+    bootstrap: str = Field(
+        default="127.0.0.1:19092", description="Comma-separated host:port list of brokers."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle for broker TLS.")
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (mTLS).")
+    ssl_keyfile: Path | None = Field(default=None, description="Client key (mTLS).")
+    topic_prefix: str = Field(
+        default="", description="Prefix for every topic name (tests, shared clusters)."
+    )
+    ensure_topics: bool = Field(
+        default=True, description="Create missing topics at start-up (idempotent)."
+    )
+    batch_max_records: int = Field(default=500, ge=1, description="Max records per batch.")
+    batch_timeout_ms: int = Field(default=50, ge=1, description="Max wait to fill a batch.")
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    linger_ms: int = Field(default=5, ge=0, description="Producer linger before a send.")
+    max_attempts: int = Field(
+        default=5, ge=1, description="Attempts at a failing batch before its records are isolated."
+    )
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL for services with state."""
+
+    url: SecretStr = Field(
+        default=SecretStr("postgresql://postgres@127.0.0.1:15432/riskrelay"),
+        description="PostgreSQL DSN (libpq URL). sslmode=verify-full etc. go in the URL.",
+    )
+    schema_name: str = Field(
+        default="", description="Schema for this service's tables; default: the service name."
+    )
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=10, ge=1)
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class AuthSettings(BaseModel):
+    """Bearer tokens for the HTTP APIs: a JSON object mapping token to role and subject."""
+
+    tokens_file: Path | None = Field(
+        default=None,
+        description="JSON file: {role: token} or {token: {role, subject}}. Deny all when unset.",
+    )
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclass per service and set the env prefix."""
+
+    service_name: str = "riskrelay"
+    kafka: KafkaSettings = KafkaSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    auth: AuthSettings = AuthSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    group_id: str = Field(default="", description="Consumer group; default: riskrelay-<service>.")
+
+    @property
+    def consumer_group(self) -> str:
+        return self.group_id or f"riskrelay-{self.service_name}"
+
+    @property
+    def db_schema(self) -> str:
+        return self.database.schema_name or self.service_name
+
+
+def service_settings_config(env_prefix: str) -> SettingsConfigDict:
+    """The one ``model_config`` for service settings."""
+    secrets_dir = os.environ.get(f"{env_prefix}SECRETS_DIR") or (
+        "/run/secrets" if Path("/run/secrets").is_dir() else None
+    )
+    return SettingsConfigDict(
+        env_prefix=env_prefix,
+        env_nested_delimiter="__",
+        extra="ignore",
+        secrets_dir=secrets_dir,
+        validate_default=True,
+    )
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def describe_settings_error(error: ValidationError, env_prefix: str) -> str:
+    """Turn a validation error into lines naming the environment variable to fix."""
+    lines = []
+    for item in error.errors():
+        name = env_prefix + "__".join(str(part) for part in item["loc"]).upper()
+        lines.append(f"{name}: {item['msg']}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def load_settings(cls: type[SettingsT]) -> SettingsT:
+    """Read settings from the environment, or exit with a message naming each bad setting."""
+    try:
+        return cls()
+    except ValidationError as error:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        sys.stderr.write(describe_settings_error(error, prefix) + "\n")
+        raise SystemExit(2) from error

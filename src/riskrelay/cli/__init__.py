@@ -1,0 +1,1 @@
+"""The `riskrelay` command: dev stack, publish, tail, classify, escalation plan, report, dlq replay."""
