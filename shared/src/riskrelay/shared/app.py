@@ -159,7 +159,12 @@ def create_service_app(
             admin = AIOKafkaAdminClient(**aiokafka_client_options(settings.kafka))
             await admin.start()
             try:
-                created = await ensure_topics(admin, ALL_TOPICS, settings.kafka.topic_prefix)
+                created = await ensure_topics(
+                    admin,
+                    ALL_TOPICS,
+                    settings.kafka.topic_prefix,
+                    settings.kafka.replication_factor,
+                )
                 if created:
                     log.info("created topics", topics=created)
             finally:

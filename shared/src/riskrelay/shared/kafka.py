@@ -211,7 +211,13 @@ def describe_error(error: BaseException) -> str:
         parts = []
         for item in error.errors(include_url=False)[:10]:
             location = ".".join(str(p) for p in item["loc"]) or "(message)"
-            parts.append(f"{location}: {item['msg']}")
+            received = item.get("input")
+            shown = (
+                f" (got {received!r:.120})"
+                if isinstance(received, str | int | float | bool) and item["type"] != "json_invalid"
+                else ""
+            )
+            parts.append(f"{location}: {item['msg']}{shown}")
         return "invalid event: " + "; ".join(parts)
     return f"{type(error).__name__}: {error}"[:2_000]
 

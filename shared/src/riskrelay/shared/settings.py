@@ -35,6 +35,9 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = Field(
         default="", description="Prefix for every topic name (tests, shared clusters)."
     )
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of topics created at start-up (3 on real clusters)."
+    )
     ensure_topics: bool = Field(
         default=True, description="Create missing topics at start-up (idempotent)."
     )

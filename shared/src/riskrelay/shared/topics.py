@@ -100,7 +100,10 @@ def topic_name(spec: TopicSpec, prefix: str = "") -> str:
 
 
 async def ensure_topics(
-    admin: AIOKafkaAdminClient, specs: Iterable[TopicSpec], prefix: str = ""
+    admin: AIOKafkaAdminClient,
+    specs: Iterable[TopicSpec],
+    prefix: str = "",
+    replication_factor: int = 1,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
@@ -112,7 +115,7 @@ async def ensure_topics(
         NewTopic(
             name=topic_name(spec, prefix),
             num_partitions=spec.partitions,
-            replication_factor=-1,
+            replication_factor=replication_factor,
             topic_configs=spec.config(),
         )
         for spec in specs

@@ -1,0 +1,130 @@
+"""The one broker fixture and the one PostgreSQL fixture, for every test in the project.
+
+Each is chosen in the order the design fixes: an address from the environment
+(``RISKRELAY_TEST_KAFKA``, ``RISKRELAY_TEST_DATABASE_URL``), then testcontainers when a Docker
+engine answers, else the embedded broker (tansu) and embedded PostgreSQL. Servers are started
+once per session; isolation per test comes from a unique topic prefix and a unique schema.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from riskrelay.devstack import (
+    DATABASE_ENV,
+    KAFKA_ENV,
+    Backend,
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    choose_backend,
+    docker_engine_answers,
+    free_port,
+)
+from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
+
+
+@dataclass(frozen=True)
+class KafkaEndpoint:
+    bootstrap: str
+    backend: Backend
+
+
+@dataclass(frozen=True)
+class DatabaseEndpoint:
+    url: str
+    backend: Backend
+
+
+@pytest.fixture(scope="session")
+def docker_available() -> bool:
+    if os.environ.get(KAFKA_ENV) and os.environ.get(DATABASE_ENV):
+        return False  # both given: no need to ask Docker
+    return docker_engine_answers()
+
+
+@pytest.fixture(scope="session")
+def kafka_endpoint(docker_available: bool) -> Iterator[KafkaEndpoint]:
+    backend = choose_backend(KAFKA_ENV, os.environ, docker_available)
+    if backend == "environment":
+        yield KafkaEndpoint(os.environ[KAFKA_ENV], backend)
+    elif backend == "testcontainers":
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:3.8.0").with_kraft() as container:
+            yield KafkaEndpoint(container.get_bootstrap_server(), backend)
+    else:
+        log_dir = Path(tempfile.mkdtemp(prefix="riskrelay-broker-"))
+        broker = EmbeddedBroker(free_port(), log_dir / "broker.log")
+        broker.start()
+        try:
+            yield KafkaEndpoint(broker.bootstrap, backend)
+        finally:
+            broker.stop()
+
+
+@pytest.fixture(scope="session")
+def database_endpoint(docker_available: bool) -> Iterator[DatabaseEndpoint]:
+    backend = choose_backend(DATABASE_ENV, os.environ, docker_available)
+    if backend == "environment":
+        yield DatabaseEndpoint(os.environ[DATABASE_ENV], backend)
+    elif backend == "testcontainers":
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield DatabaseEndpoint(container.get_connection_url(), backend)
+    else:
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="riskrelay-pg-")), free_port())
+        server.start()
+        try:
+            yield DatabaseEndpoint(server.url, backend)
+        finally:
+            server.destroy()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A unique topic prefix per test, so tests never see each other's messages."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def kafka_settings(kafka_endpoint: KafkaEndpoint, topic_prefix: str) -> KafkaSettings:
+    return KafkaSettings(
+        bootstrap=kafka_endpoint.bootstrap,
+        topic_prefix=topic_prefix,
+        batch_timeout_ms=20,
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=500,
+    )
+
+
+@pytest.fixture
+async def db_schema(database_endpoint: DatabaseEndpoint) -> AsyncIterator[str]:
+    """A unique schema per test (tests running several services add a suffix per service);
+    every schema that starts with it is dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield schema
+    connection = await asyncpg.connect(database_endpoint.url)
+    try:
+        names = await connection.fetch(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)", schema
+        )
+        for row in names:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{row["nspname"]}" CASCADE')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def database_settings(database_endpoint: DatabaseEndpoint, db_schema: str) -> DatabaseSettings:
+    from pydantic import SecretStr
+
+    return DatabaseSettings(url=SecretStr(database_endpoint.url), schema_name=db_schema)
