@@ -30,6 +30,7 @@ from riskrelay.shared.kafka import (
     ConsumerMetrics,
     EventProducer,
     Received,
+    TopicRoute,
     create_broker,
 )
 from riskrelay.shared.migrations import Migration, MigrationError, apply_migrations
@@ -168,10 +169,8 @@ async def test_failed_batch_is_redelivered_then_poison_record_isolated(
     producer = EventProducer(kafka_settings, "test")
     await producer.start()
     broker = create_broker(kafka_settings, "test")
-    consumer: BatchConsumer[str] = BatchConsumer(
-        topic=topic,
-        decode=lambda raw: raw.decode(),
-        process=process,
+    consumer = BatchConsumer(
+        routes=[TopicRoute(topic, lambda raw: raw.decode(), process)],
         producer=producer,
         metrics=ConsumerMetrics(CollectorRegistry()),
         consumer_group="test-group",

@@ -45,6 +45,7 @@ from riskrelay.shared.kafka import (
     Decoder,
     EventProducer,
     Processor,
+    TopicRoute,
     aiokafka_client_options,
     create_broker,
 )
@@ -75,7 +76,7 @@ class ServiceContext:
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
     background: list[BackgroundTask] = field(default_factory=list)
-    consumers: list[BatchConsumer[Any]] = field(default_factory=list)
+    routes: list[TopicRoute[Any]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
 
     def topic(self, spec: TopicSpec) -> str:
@@ -89,18 +90,23 @@ class ServiceContext:
         return self.pool
 
     def consume(self, spec: TopicSpec, decode: Decoder[Any], process: Processor[Any]) -> None:
-        """Consume ``spec`` in batches with at-least-once delivery and dead-lettering."""
-        consumer: BatchConsumer[Any] = BatchConsumer(
-            topic=self.topic(spec),
-            decode=decode,
-            process=process,
+        """Consume ``spec`` in batches with at-least-once delivery and dead-lettering.
+
+        All topics a service consumes share one consumer (see :class:`BatchConsumer`)."""
+        self.routes.append(TopicRoute(self.topic(spec), decode, process))
+
+    def subscribe_consumer(self) -> BatchConsumer | None:
+        if not self.routes:
+            return None
+        consumer = BatchConsumer(
+            routes=self.routes,
             producer=self.producer,
             metrics=self.consumer_metrics,
             consumer_group=self.settings.consumer_group,
             max_attempts=self.settings.kafka.max_attempts,
         )
         consumer.subscribe(self.broker, self.settings.kafka)
-        self.consumers.append(consumer)
+        return consumer
 
 
 def _asyncapi(context: ServiceContext, title: str, version: str, description: str) -> AsyncAPI:
@@ -149,6 +155,7 @@ def create_service_app(
         "riskrelay_ready", "1 when the service's dependencies answer.", registry=registry
     )
     configure(context)
+    context.subscribe_consumer()
     tasks: list[asyncio.Task[None]] = []
 
     @contextlib.asynccontextmanager

@@ -303,15 +303,26 @@ class ConsumerMetrics:
         )
 
 
-class BatchConsumer(Generic[EventT]):
-    """Consumes one topic in batches with at-least-once delivery and dead-lettering."""
+@dataclass(frozen=True)
+class TopicRoute(Generic[EventT]):
+    """How one input topic is decoded and applied."""
+
+    topic: str
+    decode: Decoder[EventT]
+    process: Processor[EventT]
+
+
+class BatchConsumer:
+    """Consumes a service's input topics in batches: at-least-once delivery, dead-lettering.
+
+    One consumer (one group member) per service process reads all of its topics, so a service
+    joins its group once instead of once per topic; records are dispatched by topic.
+    """
 
     def __init__(
         self,
         *,
-        topic: str,
-        decode: Decoder[EventT],
-        process: Processor[EventT],
+        routes: Sequence[TopicRoute[Any]],
         producer: EventProducer,
         metrics: ConsumerMetrics,
         consumer_group: str,
@@ -319,9 +330,7 @@ class BatchConsumer(Generic[EventT]):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         backoff_seconds: Callable[[int], float] = lambda attempt: min(0.2 * 2**attempt, 10.0),
     ) -> None:
-        self.topic = topic
-        self._decode = decode
-        self._process = process
+        self.routes = {route.topic: route for route in routes}
         self._producer = producer
         self._metrics = metrics
         self._group = consumer_group
@@ -329,6 +338,10 @@ class BatchConsumer(Generic[EventT]):
         self._clock = clock
         self._backoff = backoff_seconds
         self._attempts: dict[tuple[str, int, int], int] = {}
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self.routes)
 
     async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Process one batch; raising makes FastStream rewind and redeliver it."""
@@ -343,13 +356,13 @@ class BatchConsumer(Generic[EventT]):
             else:
                 await self._process_batch(records)
         except TRANSIENT_ERRORS as error:
-            self._metrics.retries.labels(self.topic, "transient").inc()
+            self._metrics.retries.labels(batch_key[0], "transient").inc()
             log.warning("transient failure, batch will be redelivered", error=describe_error(error))
             await asyncio.sleep(self._backoff(min(attempt, 6)))
             raise
         except Exception as error:
             self._attempts[batch_key] = attempt
-            self._metrics.retries.labels(self.topic, "error").inc()
+            self._metrics.retries.labels(batch_key[0], "error").inc()
             log.error(
                 "batch failed, will be redelivered",
                 error=describe_error(error),
@@ -359,42 +372,63 @@ class BatchConsumer(Generic[EventT]):
             await asyncio.sleep(self._backoff(attempt))
             raise
         self._attempts.pop(batch_key, None)
-        self._metrics.consumed.labels(self.topic).inc(len(records))
-        self._metrics.batch_seconds.labels(self.topic).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        for topic, group in self._by_topic(records).items():
+            self._metrics.consumed.labels(topic).inc(len(group))
+        self._metrics.batch_seconds.labels(batch_key[0]).observe(elapsed)
+
+    @staticmethod
+    def _by_topic(
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+    ) -> dict[str, list[ConsumerRecord[bytes, bytes]]]:
+        grouped: dict[str, list[ConsumerRecord[bytes, bytes]]] = {}
+        for record in records:
+            grouped.setdefault(record.topic, []).append(record)
+        return grouped
 
     def _decode_all(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]]
-    ) -> tuple[list[Received[EventT]], list[DeadLetter]]:
-        received: list[Received[EventT]] = []
+        self, route: TopicRoute[Any], records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> tuple[list[Received[Any]], list[DeadLetter]]:
+        received: list[Received[Any]] = []
         dead: list[DeadLetter] = []
         for record in records:
             if record.value is None:
                 dead.append(DeadLetter(record, "empty message value (tombstone) is not an event"))
                 continue
             try:
-                received.append(Received(self._decode(record.value), record))
+                received.append(Received(route.decode(record.value), record))
             except (ValidationError, ValueError) as error:
                 dead.append(DeadLetter(record, describe_error(error)))
         return received, dead
 
     async def _process_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        received, dead = self._decode_all(records)
-        outgoing = await self._process(received) if received else []
+        outgoing: list[OutgoingEvent] = []
+        dead: list[DeadLetter] = []
+        for topic, group in self._by_topic(records).items():
+            route = self.routes[topic]
+            received, rejected = self._decode_all(route, group)
+            dead.extend(rejected)
+            if received:
+                outgoing.extend(await route.process(received))
         await self._emit(outgoing, dead)
 
     async def _process_one_by_one(
         self, records: Sequence[ConsumerRecord[bytes, bytes]], attempt: int
     ) -> None:
-        received, dead = self._decode_all(records)
         outgoing: list[OutgoingEvent] = []
-        for item in received:
-            try:
-                outgoing.extend(await self._process([item]))
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as error:
-                log.error("record keeps failing, dead-lettered", error=describe_error(error))
-                dead.append(DeadLetter(item.record, describe_error(error), attempt))
+        dead: list[DeadLetter] = []
+        for topic, group in self._by_topic(records).items():
+            route = self.routes[topic]
+            received, rejected = self._decode_all(route, group)
+            dead.extend(rejected)
+            for item in received:
+                try:
+                    outgoing.extend(await route.process([item]))
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as error:
+                    log.error("record keeps failing, dead-lettered", error=describe_error(error))
+                    dead.append(DeadLetter(item.record, describe_error(error), attempt))
         await self._emit(outgoing, dead)
 
     async def _emit(self, outgoing: list[OutgoingEvent], dead: list[DeadLetter]) -> None:
@@ -439,7 +473,7 @@ class BatchConsumer(Generic[EventT]):
             await self.handle(records)
 
         broker.subscriber(
-            self.topic,
+            *self.topics,
             batch=True,
             group_id=self._group,
             auto_offset_reset="earliest",
@@ -448,5 +482,5 @@ class BatchConsumer(Generic[EventT]):
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            title=f"{self._group}:{self.topic}",
+            title=f"{self._group}:{','.join(self.topics)}",
         )(on_batch)

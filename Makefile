@@ -1,0 +1,53 @@
+# riskrelay: `make demo` runs the whole system on the embedded stack; `make test` runs the tests.
+# Only Python (>= 3.11) and pip are needed: setup installs uv through pip when it is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export PYTHONDONTWRITEBYTECODE := 1
+export XDG_RUNTIME_DIR ?= /tmp/riskrelay-runtime-$(shell id -u)
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-unit test-integration lint format schemas bench eval clean
+
+help:  ## Show the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup:  ## Install uv (through pip) if missing, then the workspace from the lockfile.
+	@mkdir -p "$$XDG_RUNTIME_DIR"
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "riskrelay needs Python >= 3.11; found " + sys.version.split()[0])'
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || { \
+		echo "installing uv with pip…"; \
+		$(PYTHON) -m pip install --quiet --disable-pip-version-check uv \
+		|| $(PYTHON) -m pip install --quiet --disable-pip-version-check --user uv; }
+	@$(UV) sync --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
+
+demo: setup  ## Start broker, database and all five services, then publish sample traffic.
+	$(RUN) riskrelay dev up --sample 500
+
+test: setup lint  ## Lint, then every test (unit, integration on the real broker and PostgreSQL, e2e).
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-unit: setup  ## Pure tests only.
+	$(RUN) pytest -m unit $(PYTEST_ARGS)
+
+test-integration: setup  ## Tests against the real broker and PostgreSQL.
+	$(RUN) pytest -m "integration or e2e" $(PYTEST_ARGS)
+
+lint: setup  ## ruff (lint and format check) and mypy (--strict on the shared package).
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy shared/src
+
+format: setup  ## Apply ruff's fixes and formatting.
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+schemas: setup  ## Regenerate the committed JSON Schemas of every event type.
+	$(RUN) python -m riskrelay.shared.schemas shared/schemas
+
+clean:  ## Remove the dev stack's data and caches.
+	rm -rf .riskrelay .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,49 @@
+"""`riskrelay dlq replay` on the real broker: dry run changes nothing; a replay sends each dead
+letter back to its source topic once, with its original headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from riskrelay.cli.kafka_tools import replay_dead_letters
+from riskrelay.shared.settings import KafkaSettings
+from riskrelay.testing import header, produce, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+async def test_replay_dry_run_then_once(kafka_settings: KafkaSettings) -> None:
+    source = f"{kafka_settings.topic_prefix}ticket-events"
+    dead_headers = [
+        ("trace", b"t-1"),
+        ("dlq_error", b"invalid event: data.subject: Field required"),
+        ("dlq_source_topic", source.encode()),
+    ]
+    await produce(
+        kafka_settings.bootstrap,
+        source + ".dlq",
+        [(b"T-1", b'{"fixed": 1}'), (b"T-2", b'{"fixed": 2}')],
+        dead_headers,
+    )
+    group = f"{kafka_settings.topic_prefix}replay"
+    seen, sent = await replay_dead_letters(
+        kafka_settings.bootstrap, source, dry_run=True, group_id=group
+    )
+    assert (seen, sent) == (2, 0)
+    assert await read_topic(kafka_settings.bootstrap, source, timeout=2) == []
+
+    seen, sent = await replay_dead_letters(
+        kafka_settings.bootstrap, source, dry_run=False, group_id=group
+    )
+    assert (seen, sent) == (2, 2)
+    replayed = await read_topic(kafka_settings.bootstrap, source, expected=2, timeout=10)
+    assert sorted(r.value for r in replayed) == [b'{"fixed": 1}', b'{"fixed": 2}']
+    for record in replayed:
+        assert header(record, "trace") == "t-1"
+        assert header(record, "dlq_error") is None
+        assert (header(record, "dlq_replayed_from") or "").startswith(source + ".dlq@")
+
+    again = await replay_dead_letters(
+        kafka_settings.bootstrap, source, dry_run=False, group_id=group
+    )
+    assert again == (0, 0)
