@@ -28,9 +28,13 @@ app = typer.Typer(
 dev_app = typer.Typer(help="The embedded development stack.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead-letter topics.", no_args_is_help=True)
 sample_app = typer.Typer(help="Sample traffic.", no_args_is_help=True)
+escalation_app = typer.Typer(
+    help="Escalation plans (no broker or database needed).", no_args_is_help=True
+)
 app.add_typer(dev_app, name="dev")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sample_app, name="sample")
+app.add_typer(escalation_app, name="escalation")
 
 console = Console()
 errors = Console(stderr=True)
@@ -293,6 +297,43 @@ def sample_generate(
     events = generate(count, seed=seed, start=datetime.fromisoformat(start))
     write_jsonl(events, output)
     console.print(f"wrote {len(events)} events to {output}")
+
+
+@escalation_app.command("plan")
+def escalation_plan(
+    level: Annotated[int, typer.Option("--level", min=1, max=5, help="Risk level 1-5.")],
+    at: Annotated[
+        str, typer.Option("--at", help="When the risk was flagged (ISO 8601 with offset).")
+    ],
+    policy: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Escalation policy YAML.")
+    ] = None,
+    calendar: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Business calendar YAML.")
+    ] = None,
+) -> None:
+    """Print the escalation plan for a risk as JSON: deadlines, weekly review and every step."""
+    import json
+
+    from riskrelay.escalator.calendar import ConfigFileError, load_calendar
+    from riskrelay.escalator.domain import preview
+    from riskrelay.escalator.policy import load_policy
+    from riskrelay.shared.events import RiskLevel
+
+    try:
+        flagged_at = datetime.fromisoformat(at)
+    except ValueError as error:
+        errors.print(f"[red]--at: not an ISO 8601 time: {at!r}[/]")
+        raise typer.Exit(2) from error
+    if flagged_at.tzinfo is None:
+        errors.print("[red]--at: give a UTC offset or Z, e.g. 2026-11-20T16:30:00+01:00[/]")
+        raise typer.Exit(2)
+    try:
+        plan = preview(RiskLevel(level), flagged_at, load_policy(policy), load_calendar(calendar))
+    except ConfigFileError as error:
+        errors.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    sys.stdout.write(json.dumps(plan, indent=2) + "\n")
 
 
 def main() -> None:  # pragma: no cover - console script entry
