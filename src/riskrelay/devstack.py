@@ -126,6 +126,8 @@ def _prepare_for_system_user(path: Path, user: str) -> None:
 
     ensure_user_exists(user)
     ensure_prefix_permissions(path)
+    # The checkout may sit in a private folder (mktemp -d is 0700): open the way to the binaries.
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
     read = stat.S_IRGRP | stat.S_IROTH
     execute = stat.S_IXGRP | stat.S_IXOTH
     ensure_folder_permissions(POSTGRES_BIN_PATH, read | execute)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -25,15 +26,18 @@ from riskrelay.register.app import create_app as create_register
 from riskrelay.register.settings import RegisterSettings
 from riskrelay.reporting.app import create_app as create_reporting
 from riskrelay.reporting.settings import ReportingSettings
+from riskrelay.shared.events import TicketEvent
 from riskrelay.shared.kafka import (
     BatchConsumer,
     ConsumerMetrics,
     EventProducer,
+    OutgoingEvent,
     Received,
     TopicRoute,
     create_broker,
 )
 from riskrelay.shared.migrations import Migration, MigrationError, apply_migrations
+from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
 from riskrelay.shared.topics import ALL_TOPICS, ensure_topics
 from riskrelay.testing import header, produce, read_topic, running
@@ -230,5 +234,34 @@ async def test_service_starts_and_reports_health(
             asyncapi = await client.get("/docs/asyncapi.json")
             assert asyncapi.status_code == 200
             assert asyncapi.json()["asyncapi"].startswith("3.")
-        migrations = await app.state.context.db.fetchval("SELECT count(*) FROM schema_migrations")
-        assert migrations >= 1
+        platform = await app.state.context.db.fetch(
+            "SELECT name FROM platform_migrations ORDER BY 1"
+        )
+        assert [r["name"] for r in platform] == ["0001_processed_events.sql", "0002_outbox.sql"]
+
+
+async def test_outbox_relay_publishes_what_a_crash_left_behind_exactly_once(
+    kafka_settings: KafkaSettings, database_settings: DatabaseSettings
+) -> None:
+    """The process committed its change and its outbox row, then died before publishing:
+    the relay publishes the event once; a second relay publishes nothing."""
+    settings = IntakeSettings(kafka=kafka_settings, database=database_settings)
+    app = create_intake(settings)
+    topic = f"{kafka_settings.topic_prefix}ticket-flagged"
+    async with running(app):
+        context = app.state.context
+        event = TicketEvent.model_validate(VALID_EVENT)
+        async with context.db.acquire() as connection, connection.transaction():
+            await Outbox.write(connection, [OutgoingEvent(topic, "T-1", event)])
+            await Outbox.write(
+                connection, [OutgoingEvent(topic, "T-1", event)]
+            )  # staged twice: kept once
+        relay = Outbox(context.producer, grace=timedelta(0))
+        assert await relay.relay_once(context.db) == 1
+        assert await relay.relay_once(context.db) == 0
+        records = await read_topic(kafka_settings.bootstrap, topic, expected=1, timeout=10)
+        assert len(records) == 1
+        assert TicketEvent.model_validate_json(records[0].value) == event
+        assert header(records[0], "ce_id") == "evt-valid-1"
+        left = await context.db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        assert left == 0

@@ -44,6 +44,7 @@ from riskrelay.shared.kafka import (
     ConsumerMetrics,
     Decoder,
     EventProducer,
+    OutgoingEvent,
     Processor,
     TopicRoute,
     aiokafka_client_options,
@@ -51,6 +52,7 @@ from riskrelay.shared.kafka import (
 )
 from riskrelay.shared.logging import configure_logging, get_logger
 from riskrelay.shared.migrations import migrate
+from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.settings import ServiceSettings
 from riskrelay.shared.topics import ALL_TOPICS, TopicSpec, ensure_topics, topic_name
 
@@ -77,6 +79,7 @@ class ServiceContext:
     on_shutdown: list[Hook] = field(default_factory=list)
     background: list[BackgroundTask] = field(default_factory=list)
     routes: list[TopicRoute[Any]] = field(default_factory=list)
+    outbox: Outbox | None = None
     state: dict[str, Any] = field(default_factory=dict)
 
     def topic(self, spec: TopicSpec) -> str:
@@ -95,6 +98,9 @@ class ServiceContext:
         All topics a service consumes share one consumer (see :class:`BatchConsumer`)."""
         self.routes.append(TopicRoute(self.topic(spec), decode, process))
 
+    async def _mark_published(self, events: list[OutgoingEvent]) -> None:
+        await Outbox.mark_published(self.db, [item.event.id for item in events])
+
     def subscribe_consumer(self) -> BatchConsumer | None:
         if not self.routes:
             return None
@@ -104,6 +110,7 @@ class ServiceContext:
             metrics=self.consumer_metrics,
             consumer_group=self.settings.consumer_group,
             max_attempts=self.settings.kafka.max_attempts,
+            on_published=self._mark_published if self.outbox is not None else None,
         )
         consumer.subscribe(self.broker, self.settings.kafka)
         return consumer
@@ -111,6 +118,12 @@ class ServiceContext:
 
 def _asyncapi(context: ServiceContext, title: str, version: str, description: str) -> AsyncAPI:
     return AsyncAPI(context.broker, title=title, version=version, description=description)
+
+
+async def _relay_outbox(context: ServiceContext) -> None:
+    """Publish outbox rows a crash left unpublished (see :mod:`riskrelay.shared.outbox`)."""
+    assert context.outbox is not None
+    await context.outbox.run_relay(context.db)
 
 
 async def _run_background(context: ServiceContext, task: BackgroundTask) -> None:
@@ -151,6 +164,9 @@ def create_service_app(
         tokens=TokenRegistry.from_file(settings.auth.tokens_file),
         uses_database=migrations_package is not None,
     )
+    if context.uses_database:
+        context.outbox = Outbox(context.producer)
+        context.background.append(_relay_outbox)
     ready_gauge = Gauge(
         "riskrelay_ready", "1 when the service's dependencies answer.", registry=registry
     )

@@ -1,7 +1,9 @@
 """Versioned plain-SQL migrations, applied at start-up under an advisory lock.
 
 Files are named ``NNNN_description.sql`` and live in the service package's ``migrations/``
-folder. Each service keeps its tables in its own schema and records what was applied in
+folder. Each service keeps its tables in its own schema. The platform tables every service needs
+(processed event ids, the outbox) come from ``riskrelay/shared/migrations`` and are applied to
+each schema first, tracked in ``<schema>.platform_migrations``; the service's own are tracked in
 ``<schema>.schema_migrations``; a checksum catches a migration edited after it was applied.
 Two instances starting together serialize on a PostgreSQL advisory lock keyed by the schema, so
 they cannot race.
@@ -39,6 +41,8 @@ class Migration:
 def load_migrations(package: str) -> list[Migration]:
     """Read ``<package>.migrations/*.sql`` in version order; reject gaps and bad names."""
     folder: Traversable = resources.files(package).joinpath("migrations")
+    if not folder.is_dir():
+        return []
     found = []
     for entry in folder.iterdir():
         if not entry.name.endswith(".sql"):
@@ -61,7 +65,10 @@ def validate_schema_name(schema: str) -> str:
 
 
 async def apply_migrations(
-    connection: asyncpg.Connection, schema: str, migrations: list[Migration]
+    connection: asyncpg.Connection,
+    schema: str,
+    migrations: list[Migration],
+    table: str = "schema_migrations",
 ) -> list[str]:
     """Apply pending migrations in ``schema``; return the names applied.
 
@@ -74,13 +81,11 @@ async def apply_migrations(
     try:
         await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         await connection.execute(
-            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+            f'CREATE TABLE IF NOT EXISTS "{schema}".{table} ('
             " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        rows = await connection.fetch(
-            f'SELECT version, name, checksum FROM "{schema}".schema_migrations'
-        )
+        rows = await connection.fetch(f'SELECT version, name, checksum FROM "{schema}".{table}')
         done = {row["version"]: row for row in rows}
         for migration in migrations:
             if migration.version in done:
@@ -94,8 +99,7 @@ async def apply_migrations(
                 await connection.execute(f'SET LOCAL search_path TO "{schema}", public')
                 await connection.execute(migration.sql)
                 await connection.execute(
-                    f'INSERT INTO "{schema}".schema_migrations (version, name, checksum)'
-                    " VALUES ($1, $2, $3)",
+                    f'INSERT INTO "{schema}".{table} (version, name, checksum) VALUES ($1, $2, $3)',
                     migration.version,
                     migration.name,
                     migration.checksum,
@@ -107,9 +111,12 @@ async def apply_migrations(
 
 
 async def migrate(dsn: str, schema: str, package: str) -> list[str]:
-    """Connect, apply the package's migrations to ``schema``, disconnect."""
+    """Connect, apply the platform migrations then the package's to ``schema``, disconnect."""
     connection = await asyncpg.connect(dsn)
     try:
-        return await apply_migrations(connection, schema, load_migrations(package))
+        platform = await apply_migrations(
+            connection, schema, load_migrations("riskrelay.shared"), table="platform_migrations"
+        )
+        return platform + await apply_migrations(connection, schema, load_migrations(package))
     finally:
         await connection.close()

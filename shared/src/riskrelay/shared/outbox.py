@@ -1,0 +1,110 @@
+"""Transactional outbox: an event that follows a database change is written in the same
+transaction as the change, so neither can happen without the other.
+
+Two paths publish outbox rows, and duplicates between them are harmless because event ids are
+deterministic and every consumer drops ids it has seen:
+
+* the fast path: the batch handler returns the events it wrote; the consumer publishes them and
+  then calls :meth:`Outbox.mark_published` for the batch;
+* the relay: a background loop claims rows still unpublished after ``grace`` (the process died
+  between commit and publish, or the broker was down) with ``FOR UPDATE SKIP LOCKED``, publishes
+  them and marks them, so several instances can relay side by side.
+
+The ``outbox`` table is one of the platform migrations (``riskrelay/shared/migrations``) that
+:func:`riskrelay.shared.migrations.migrate` applies to every service schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from riskrelay.shared.envelope import CloudEvent
+from riskrelay.shared.kafka import EventProducer, OutgoingEvent
+from riskrelay.shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def _headers_json(event: CloudEvent[Any]) -> str:
+    return json.dumps([[k, v.decode()] for k, v in event.kafka_headers()])
+
+
+class Outbox:
+    """Writes, relays and marks outbox rows of one service."""
+
+    def __init__(self, producer: EventProducer, grace: timedelta = timedelta(seconds=5)) -> None:
+        self._producer = producer
+        self._grace = grace
+
+    @staticmethod
+    async def write(connection: asyncpg.Connection, events: Sequence[OutgoingEvent]) -> None:
+        """Stage events in the caller's transaction (an id already staged is kept as is)."""
+        if not events:
+            return
+        await connection.executemany(
+            "INSERT INTO outbox (event_id, topic, key, payload, headers)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (event_id) DO NOTHING",
+            [
+                (e.event.id, e.topic, e.key, e.event.to_json_bytes(), _headers_json(e.event))
+                for e in events
+            ],
+        )
+
+    @staticmethod
+    async def mark_published(pool: asyncpg.Pool, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            await pool.execute(
+                "UPDATE outbox SET published_at = now()"
+                " WHERE event_id = ANY($1::text[]) AND published_at IS NULL",
+                list(event_ids),
+            )
+
+    async def relay_once(self, pool: asyncpg.Pool, limit: int = 500) -> int:
+        """Publish up to ``limit`` rows left unpublished longer than the grace period."""
+        async with pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                "SELECT position, topic, key, payload, headers FROM outbox"
+                " WHERE published_at IS NULL AND created_at < now() - $1::interval"
+                " ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED",
+                self._grace,
+                limit,
+            )
+            if not rows:
+                return 0
+            futures = [
+                await self._producer.send_raw(
+                    row["topic"],
+                    row["key"].encode(),
+                    bytes(row["payload"]),
+                    [(k, v.encode()) for k, v in json.loads(row["headers"])],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            await connection.execute(
+                "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])",
+                [row["position"] for row in rows],
+            )
+        log.info("outbox relayed events left unpublished", count=len(rows))
+        return len(rows)
+
+    async def run_relay(self, pool: asyncpg.Pool, interval: float = 1.0) -> None:
+        """Background loop: relay stragglers forever."""
+        while True:
+            relayed = await self.relay_once(pool)
+            if not relayed:
+                await asyncio.sleep(interval)
+
+    @staticmethod
+    async def purge_published(pool: asyncpg.Pool, older_than: timedelta) -> int:
+        """Delete rows published before ``older_than`` ago (the topic is the record now)."""
+        result: str = await pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - $1::interval", older_than
+        )
+        return int(result.split()[-1])
