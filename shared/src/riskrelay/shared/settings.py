@@ -93,7 +93,8 @@ class ServiceSettings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        return self.group_id or f"riskrelay-{self.service_name}"
+        """Deployments that share a cluster through a topic prefix get their own groups too."""
+        return self.group_id or f"{self.kafka.topic_prefix}riskrelay-{self.service_name}"
 
     @property
     def db_schema(self) -> str:

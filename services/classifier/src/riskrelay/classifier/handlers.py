@@ -1,31 +1,187 @@
-"""Kafka subscribers of the classifier service: decode, apply, emit.
-
-Foundation slice: every input topic is consumed in batches, invalid events are dead-lettered
-with the reason, and each valid event id is recorded once in `processed_events`. The
-service's domain behaviour is added on top of this in its own issue.
-"""
+"""Classifier edges: ticket-flagged in, risk-classified out (through the outbox), and the
+human override endpoint. Decisions are made by :mod:`riskrelay.classifier.domain`."""
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Header, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from riskrelay.classifier import store
+from riskrelay.classifier.domain import (
+    ClassificationOutcome,
+    OverrideError,
+    OverrideNotAllowedError,
+    RiskState,
+    apply_override,
+    classify,
+    risk_id_for,
+)
+from riskrelay.classifier.policy import RiskPolicy, default_policy, load_policy
 from riskrelay.shared.app import ServiceContext
-from riskrelay.shared.events import TicketFlaggedEvent
+from riskrelay.shared.auth import Principal, require_roles
+from riskrelay.shared.envelope import derive_event_id
+from riskrelay.shared.events import (
+    RiskCategory,
+    RiskClassifiedEvent,
+    RiskLevel,
+    Role,
+    TicketFlaggedEvent,
+)
 from riskrelay.shared.kafka import OutgoingEvent, Received
+from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.store import claim_new_event_ids
-from riskrelay.shared.topics import TICKET_FLAGGED
+from riskrelay.shared.topics import RISK_CLASSIFIED, TICKET_FLAGGED
+
+SOURCE = "riskrelay/classifier"
 
 
-async def record_processed(
-    context: ServiceContext, batch: list[Received[Any]]
+def _outgoing(
+    context: ServiceContext,
+    outcome: ClassificationOutcome,
+    event_id: str,
+    cause_id: str | None,
+    time: datetime,
+) -> OutgoingEvent | None:
+    if outcome.classified is None:
+        return None
+    risk_id = outcome.state.risk_id
+    event = RiskClassifiedEvent(
+        id=event_id,
+        source=SOURCE,
+        time=time,
+        subject=risk_id,
+        correlationid=risk_id,
+        causationid=cause_id,
+        data=outcome.classified,
+    )
+    return OutgoingEvent(context.topic(RISK_CLASSIFIED), risk_id, event)
+
+
+async def classify_batch(
+    context: ServiceContext, policy: RiskPolicy, batch: list[Received[TicketFlaggedEvent]]
 ) -> list[OutgoingEvent]:
+    outgoing: list[OutgoingEvent] = []
     async with context.db.acquire() as connection, connection.transaction():
-        await claim_new_event_ids(connection, (item.event.id for item in batch))
-    return []
+        fresh = await claim_new_event_ids(connection, (item.event.id for item in batch))
+        events: list[TicketFlaggedEvent] = []
+        for item in batch:
+            if item.event.id in fresh:
+                events.append(item.event)
+                fresh.discard(item.event.id)  # a duplicate inside one batch counts once
+        if not events:
+            return []
+        risk_ids = [risk_id_for(event.data) for event in events]
+        await store.lock_risks(connection, risk_ids)
+        states: dict[str, RiskState] = await store.load_states(connection, risk_ids)
+        changed: dict[str, RiskState] = {}
+        for event, risk_id in zip(events, risk_ids, strict=True):
+            outcome = classify(event.data, states.get(risk_id), policy, event.time)
+            states[risk_id] = changed[risk_id] = outcome.state
+            if outcome.event_step is not None:
+                item = _outgoing(
+                    context,
+                    outcome,
+                    derive_event_id(event.id, outcome.event_step),
+                    event.id,
+                    event.time,
+                )
+                if item is not None:
+                    outgoing.append(item)
+        await store.save_states(connection, changed.values())
+        await Outbox.write(connection, outgoing)
+    return outgoing
+
+
+class OverrideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: RiskLevel = Field(description="New level, 1-5.")
+    reason: str = Field(min_length=1, max_length=4_000, description="Why; mandatory.")
+    category: RiskCategory | None = Field(
+        default=None, description="Optionally set the category too."
+    )
+
+
+class OverrideResponse(BaseModel):
+    risk_id: str
+    level: RiskLevel
+    previous_level: RiskLevel | None
+    event_id: str
+
+
+def build_router(context: ServiceContext) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["risks"])
+
+    @router.post(
+        "/risks/{risk_id}/level",
+        status_code=status.HTTP_202_ACCEPTED,
+        summary="Override a risk's level (Support Manager, Risk Management).",
+        responses={404: {"description": "unknown risk"}, 403: {"description": "role not allowed"}},
+    )
+    async def override_level(
+        risk_id: str,
+        request: OverrideRequest,
+        principal: Annotated[
+            Principal, Depends(require_roles(Role.SUPPORT_MANAGER, Role.RISK_MANAGEMENT))
+        ],
+        idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> OverrideResponse:
+        now = datetime.now(UTC)
+        event_id = derive_event_id(
+            f"override:{risk_id}:{idempotency_key or uuid.uuid4()}", "risk-classified/override"
+        )
+        async with context.db.acquire() as connection, connection.transaction():
+            if not await claim_new_event_ids(connection, [event_id]):
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT, "this Idempotency-Key was already used"
+                )
+            await store.lock_risks(connection, [risk_id])
+            state = (await store.load_states(connection, [risk_id])).get(risk_id)
+            if state is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown risk {risk_id}")
+            try:
+                outcome = apply_override(
+                    state,
+                    request.level,
+                    request.reason,
+                    principal.subject,
+                    principal.role,
+                    now,
+                    category=request.category,
+                )
+            except OverrideNotAllowedError as error:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from error
+            except OverrideError as error:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+            await store.save_states(connection, [outcome.state])
+            item = _outgoing(context, outcome, event_id, None, now)
+            assert item is not None  # an override always publishes
+            await Outbox.write(connection, [item])
+        await context.producer.publish([item])
+        await Outbox.mark_published(context.db, [event_id])
+        assert outcome.classified is not None
+        return OverrideResponse(
+            risk_id=risk_id,
+            level=outcome.classified.level,
+            previous_level=outcome.classified.previous_level,
+            event_id=event_id,
+        )
+
+    return router
 
 
 def configure(context: ServiceContext) -> None:
-    context.consume(
-        TICKET_FLAGGED, TicketFlaggedEvent.model_validate_json, partial(record_processed, context)
-    )
+    settings = context.settings
+    path = getattr(settings, "policy_path", None)
+    policy = load_policy(path) if path is not None else default_policy()
+    context.state["policy"] = policy
+
+    async def process(batch: list[Received[TicketFlaggedEvent]]) -> list[OutgoingEvent]:
+        return await classify_batch(context, policy, batch)
+
+    context.consume(TICKET_FLAGGED, TicketFlaggedEvent.model_validate_json, process)
+    context.routers.append(build_router(context))

@@ -1,7 +1,10 @@
-"""Classifier settings: environment variables prefixed `RISKRELAY_CLASSIFIER_` (nested groups with `__`)."""
+"""Classifier settings: environment variables prefixed `RISKRELAY_CLASSIFIER_`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
@@ -12,3 +15,6 @@ class ClassifierSettings(ServiceSettings):
 
     service_name: str = "classifier"
     http: HttpSettings = HttpSettings(port=8002)
+    policy_path: Path | None = Field(
+        default=None, description="Risk policy YAML; the packaged default policy when unset."
+    )
