@@ -21,6 +21,7 @@ from riskrelay.intake.domain import (
     decide_ticket,
     flagged_event,
     reflag_for_surge,
+    remembered_assessment,
 )
 from riskrelay.intake.errors import FieldTooLargeError, UnknownVocabularyError
 from riskrelay.intake.normalization import SizeLimits
@@ -409,3 +410,21 @@ def test_flagged_payload_never_contains_raw_email_or_card(
     wire = decision.flagged.model_dump_json()
     assert email not in wire
     assert card not in wire
+
+
+def test_remembered_assessment_keeps_every_detection_a_ticket_ever_had(
+    make_event: MakeEvent, rule_pack: RulePack
+) -> None:
+    first = assess_ticket(
+        make_event("I can see another customer's invoices in my account.", ticket_id="T-9"),
+        rule_pack,
+    )
+    later = assess_ticket(
+        make_event("Thanks, any news?", ticket_id="T-9", comment="Any news on this?"), rule_pack
+    )
+    assert first.detections
+    assert not later.detections
+    kept = remembered_assessment(first, later)
+    assert kept.detections == first.detections
+    assert kept.upstream_event_id == later.upstream_event_id
+    assert remembered_assessment(None, later) is later

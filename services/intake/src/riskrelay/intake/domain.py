@@ -315,15 +315,18 @@ def decide_ticket(
     known_indicators: Iterable[Indicator] = (),
     known_risk_flag_level: int | None = None,
     config: AssessmentConfig = DEFAULT_ASSESSMENT_CONFIG,
+    assessment: TicketAssessment | None = None,
 ) -> IntakeDecision:
     """Assess one event and update ``clusters`` and ``rates`` in place (explicitly passed state).
 
     A ticket is new to intake when ``clusters`` has never seen it; only new tickets count
     towards rate baselines. ``reflag_ticket_ids`` lists earlier tickets of a cluster whose
     surge this event started: flag each with :func:`reflag_for_surge` from its stored
-    assessment.
+    assessment. Pass ``assessment`` when :func:`assess_ticket` already ran for ``event`` (the
+    service assesses while decoding, so that rejected input is dead-lettered there).
     """
-    assessment = assess_ticket(event, rule_pack, config)
+    if assessment is None:
+        assessment = assess_ticket(event, rule_pack, config)
     is_new_ticket = assessment.ticket_id not in clusters.ticket_clusters
     assignment = assign_to_cluster(
         clusters,
@@ -397,4 +400,28 @@ def reflag_for_surge(
     follow_up = decide_follow_up((d.indicator for d in detections), known)
     return build_ticket_flagged(
         earlier, detections=detections, cluster=cluster, new_indicators=follow_up.new_indicators
+    )
+
+
+def remembered_assessment(
+    previous: TicketAssessment | None, current: TicketAssessment
+) -> TicketAssessment:
+    """The assessment to keep for a ticket after ``current``: its latest fields, with every
+    single-ticket detection seen on any of its events (earliest evidence first), so a surge
+    that flags the ticket later still carries what its first message said."""
+    if previous is None:
+        return current
+    seen: dict[tuple[Indicator, str], Detection] = {}
+    for detection in (*previous.detections, *current.detections):
+        seen.setdefault((detection.indicator, detection.rule_id), detection)
+    kinds = set(previous.data_classification) | set(current.data_classification)
+    return current.model_copy(
+        update={
+            "detections": list(seen.values()),
+            "data_classification": [kind for kind in PersonalDataKind if kind in kinds],
+            "financial_amount": max(
+                (a for a in (previous.financial_amount, current.financial_amount) if a is not None),
+                default=None,
+            ),
+        }
     )

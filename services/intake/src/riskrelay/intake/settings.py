@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from riskrelay.intake.clustering import ClusterConfig
+from riskrelay.intake.webhooks import MappingOptions
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
 
 
@@ -12,3 +18,62 @@ class IntakeSettings(ServiceSettings):
 
     service_name: str = "intake"
     http: HttpSettings = HttpSettings(port=8001)
+    rule_pack_extensions: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Operator rule pack files (YAML) applied after the packaged default pack, in order;"
+            ' a JSON list, e.g. ["/etc/riskrelay/rules.yaml"].'
+        ),
+    )
+    surge_customers: int = Field(
+        default=5, ge=2, description="Distinct customers in one cluster that make a surge."
+    )
+    surge_window_minutes: float = Field(
+        default=60, gt=0, description="Event-time window in which those customers must report."
+    )
+    similarity_threshold: float = Field(
+        default=0.5, gt=0, le=1, description="Similarity at which a ticket joins a cluster."
+    )
+    cluster_join_window_hours: float = Field(
+        default=24, gt=0, description="How long after its latest ticket a cluster accepts more."
+    )
+    cluster_retention_hours: float = Field(
+        default=72,
+        gt=0,
+        description="Idle clusters are dropped after this much event time (keeps state bounded).",
+    )
+    max_request_bytes: int = Field(
+        default=5_000_000, ge=1_000, description="Largest accepted HTTP request body."
+    )
+    max_batch_events: int = Field(
+        default=1_000, ge=1, description="Most events accepted in one POST /v1/tickets."
+    )
+
+    webhook_default_product: str | None = Field(
+        default=None,
+        description=(
+            "Product for webhook tickets that name none (no `product:` tag, brand or group)."
+        ),
+    )
+    webhook_default_segment: str = Field(
+        default="unknown",
+        description="Customer segment for webhook tickets without a `segment:` tag.",
+    )
+    webhook_product_by_brand: dict[str, str] = Field(
+        default_factory=dict, description="Zendesk brand id -> product (a JSON object)."
+    )
+
+    def mapping_options(self) -> MappingOptions:
+        return MappingOptions(
+            default_product=self.webhook_default_product,
+            default_segment=self.webhook_default_segment,
+            product_by_brand=self.webhook_product_by_brand,
+        )
+
+    def cluster_config(self) -> ClusterConfig:
+        return ClusterConfig(
+            surge_customers=self.surge_customers,
+            surge_window=timedelta(minutes=self.surge_window_minutes),
+            similarity_threshold=self.similarity_threshold,
+            join_window=timedelta(hours=self.cluster_join_window_hours),
+        )

@@ -1,0 +1,267 @@
+"""Intake persistence: clusters, rate baselines and ticket memories, shared by every instance.
+
+Tickets are keyed by ticket id, so one product's tickets spread over all partitions and all
+intake instances. Clusters never span products, so a product is the unit of serialization:
+every batch takes a transaction-scoped advisory lock per product it touches, in sorted order
+(no deadlocks), before it reads that product's clusters and baselines. A second instance waits
+and then sees the first one's clusters, so the two can never split a cluster or count a ticket
+twice.
+
+Reading every cluster of a product for every batch would dominate the cost, so each instance
+keeps the last :class:`ClusterIndex` it saw per product together with the product's version
+(bumped by every writer). Under the lock a version check (one small query) tells whether the
+cached copy is still current; only a stale copy is reloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from riskrelay.intake.clustering import Cluster, ClusterConfig, ClusterIndex, prune
+from riskrelay.intake.domain import TicketAssessment
+from riskrelay.intake.patterns import RateState
+from riskrelay.shared.events import Indicator
+
+_LOCK_NAMESPACE = "riskrelay.intake.product:"
+
+
+@dataclass
+class CachedProduct:
+    version: int
+    index: ClusterIndex
+    pruned_before: datetime | None = None
+
+
+@dataclass
+class ClusterCache:
+    """Per-instance cache of product cluster indexes; see the module docstring."""
+
+    products: dict[str, CachedProduct] = field(default_factory=dict)
+
+    def forget(self, product_keys: Iterable[str]) -> None:
+        """Drop cached copies a failed transaction may have changed in memory."""
+        for key in product_keys:
+            self.products.pop(key, None)
+
+
+@dataclass(frozen=True)
+class TicketMemory:
+    """What intake remembers of a ticket between its events."""
+
+    ticket_id: str
+    product_key: str
+    cluster_id: str | None
+    assessment: TicketAssessment
+    known_indicators: list[Indicator]
+    risk_flag_level: int | None
+    first_seen_at: datetime
+    last_event_at: datetime
+
+
+async def lock_products(connection: asyncpg.Connection, product_keys: Iterable[str]) -> None:
+    for key in sorted(set(product_keys)):
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", _LOCK_NAMESPACE + key
+        )
+
+
+async def load_indexes(
+    connection: asyncpg.Connection, cache: ClusterCache, product_keys: Iterable[str]
+) -> dict[str, CachedProduct]:
+    """The current cluster index of each product (call with the products locked)."""
+    keys = sorted(set(product_keys))
+    rows = await connection.fetch(
+        "SELECT product_key, version FROM cluster_products WHERE product_key = ANY($1::text[])",
+        keys,
+    )
+    versions = {row["product_key"]: row["version"] for row in rows}
+    result: dict[str, CachedProduct] = {}
+    for key in keys:
+        version = versions.get(key, 0)
+        cached = cache.products.get(key)
+        if cached is None or cached.version != version:
+            cached = CachedProduct(version, await _read_index(connection, key))
+            cache.products[key] = cached
+        result[key] = cached
+    return result
+
+
+async def _read_index(connection: asyncpg.Connection, product_key: str) -> ClusterIndex:
+    rows = await connection.fetch(
+        "SELECT state::text AS state FROM clusters WHERE product_key = $1", product_key
+    )
+    clusters = {}
+    ticket_clusters: dict[str, str] = {}
+    for row in rows:
+        cluster = Cluster.model_validate_json(row["state"])
+        clusters[cluster.cluster_id] = cluster
+        for member in cluster.members:
+            ticket_clusters[member.ticket_id] = cluster.cluster_id
+    return ClusterIndex(clusters=clusters, ticket_clusters=ticket_clusters)
+
+
+async def save_clusters(
+    connection: asyncpg.Connection,
+    cached: Mapping[str, CachedProduct],
+    changed: Mapping[str, set[str]],
+    removed: Mapping[str, list[str]],
+) -> None:
+    """Write changed clusters, delete pruned ones and bump each touched product's version."""
+    rows = []
+    for key, cluster_ids in changed.items():
+        index = cached[key].index
+        for cluster_id in sorted(cluster_ids):
+            cluster = index.clusters.get(cluster_id)
+            if cluster is not None:
+                rows.append(
+                    (
+                        cluster_id,
+                        key,
+                        cluster.last_seen_at,
+                        cluster.surging,
+                        cluster.size,
+                        len(cluster.customer_ids),
+                        cluster.model_dump_json(),
+                    )
+                )
+    if rows:
+        await connection.executemany(
+            "INSERT INTO clusters (cluster_id, product_key, last_seen_at, surging, size,"
+            " distinct_customers, state) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"
+            " ON CONFLICT (cluster_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at,"
+            " surging = EXCLUDED.surging, size = EXCLUDED.size,"
+            " distinct_customers = EXCLUDED.distinct_customers, state = EXCLUDED.state",
+            rows,
+        )
+    gone = [cluster_id for ids in removed.values() for cluster_id in ids]
+    if gone:
+        await connection.execute("DELETE FROM clusters WHERE cluster_id = ANY($1::text[])", gone)
+    touched = sorted({*changed, *(key for key, ids in removed.items() if ids)})
+    if touched:
+        versions = await connection.fetch(
+            "INSERT INTO cluster_products (product_key, version) SELECT unnest($1::text[]), 1"
+            " ON CONFLICT (product_key) DO UPDATE SET version = cluster_products.version + 1"
+            " RETURNING product_key, version",
+            touched,
+        )
+        for row in versions:
+            cached[row["product_key"]].version = row["version"]
+
+
+def prune_expired(
+    cached: CachedProduct, latest_event_time: datetime, keep_for: float, config: ClusterConfig
+) -> list[str]:
+    """Prune clusters idle for ``keep_for`` seconds of event time, at most once an hour."""
+    horizon = latest_event_time - timedelta(seconds=keep_for)
+    if cached.pruned_before is not None and horizon - cached.pruned_before < timedelta(hours=1):
+        return []
+    cached.pruned_before = horizon
+    return prune(cached.index, older_than=horizon, config=config)
+
+
+async def load_rates(
+    connection: asyncpg.Connection, rate_keys: Iterable[str]
+) -> dict[str, RateState]:
+    rows = await connection.fetch(
+        "SELECT rate_key, state::text AS state FROM rate_baselines"
+        " WHERE rate_key = ANY($1::text[])",
+        sorted(set(rate_keys)),
+    )
+    return {row["rate_key"]: RateState.model_validate_json(row["state"]) for row in rows}
+
+
+async def save_rates(
+    connection: asyncpg.Connection, states: Mapping[str, RateState], product_of: Mapping[str, str]
+) -> None:
+    rows = [(key, product_of[key], state.model_dump_json()) for key, state in states.items()]
+    if rows:
+        await connection.executemany(
+            "INSERT INTO rate_baselines (rate_key, product_key, state) VALUES ($1, $2, $3::jsonb)"
+            " ON CONFLICT (rate_key) DO UPDATE SET state = EXCLUDED.state",
+            rows,
+        )
+
+
+async def load_tickets(
+    connection: asyncpg.Connection, ticket_ids: Iterable[str]
+) -> dict[str, TicketMemory]:
+    rows = await connection.fetch(
+        "SELECT ticket_id, product_key, cluster_id, assessment::text AS assessment,"
+        " known_indicators, risk_flag_level, first_seen_at, last_event_at"
+        " FROM tickets WHERE ticket_id = ANY($1::text[])",
+        sorted(set(ticket_ids)),
+    )
+    return {
+        row["ticket_id"]: TicketMemory(
+            ticket_id=row["ticket_id"],
+            product_key=row["product_key"],
+            cluster_id=row["cluster_id"],
+            assessment=TicketAssessment.model_validate_json(row["assessment"]),
+            known_indicators=[Indicator(value) for value in row["known_indicators"]],
+            risk_flag_level=row["risk_flag_level"],
+            first_seen_at=row["first_seen_at"],
+            last_event_at=row["last_event_at"],
+        )
+        for row in rows
+    }
+
+
+async def save_tickets(connection: asyncpg.Connection, tickets: Iterable[TicketMemory]) -> None:
+    rows = [
+        (
+            t.ticket_id,
+            t.product_key,
+            t.cluster_id,
+            t.assessment.model_dump_json(),
+            [str(indicator) for indicator in t.known_indicators],
+            t.risk_flag_level,
+            t.first_seen_at,
+            t.last_event_at,
+        )
+        for t in tickets
+    ]
+    if rows:
+        await connection.executemany(
+            "INSERT INTO tickets (ticket_id, product_key, cluster_id, assessment,"
+            " known_indicators, risk_flag_level, first_seen_at, last_event_at)"
+            " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)"
+            " ON CONFLICT (ticket_id) DO UPDATE SET cluster_id = EXCLUDED.cluster_id,"
+            " assessment = EXCLUDED.assessment, known_indicators = EXCLUDED.known_indicators,"
+            " risk_flag_level = EXCLUDED.risk_flag_level,"
+            " last_event_at = GREATEST(tickets.last_event_at, EXCLUDED.last_event_at)",
+            rows,
+        )
+
+
+async def add_ticket_counts(
+    connection: asyncpg.Connection, counts: Mapping[tuple[datetime, str, str, bool], int]
+) -> None:
+    rows = [
+        (hour, channel, product, flagged, n)
+        for (hour, channel, product, flagged), n in counts.items()
+    ]
+    if rows:
+        await connection.executemany(
+            "INSERT INTO ticket_counts (hour, channel, product, flagged, events)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hour, channel, product, flagged)"
+            " DO UPDATE SET events = ticket_counts.events + EXCLUDED.events",
+            sorted(rows),
+        )
+
+
+async def flag_rates(
+    connection: asyncpg.Connection, since: datetime, until: datetime
+) -> Sequence[asyncpg.Record]:
+    return await connection.fetch(
+        "SELECT channel, product,"
+        " sum(events) FILTER (WHERE flagged) AS flagged,"
+        " sum(events) AS total"
+        " FROM ticket_counts WHERE hour >= $1 AND hour < $2"
+        " GROUP BY channel, product ORDER BY channel, product",
+        since,
+        until,
+    )
