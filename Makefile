@@ -49,5 +49,12 @@ format: setup  ## Apply ruff's fixes and formatting.
 schemas: setup  ## Regenerate the committed JSON Schemas of every event type.
 	$(RUN) python -m riskrelay.shared.schemas shared/schemas
 
+BENCH_EVENTS ?= 20000
+bench: setup  ## Benchmarks: throughput ladder (raw aiokafka vs each service), timers, reports; figures in bench/results/.
+	$(RUN) python bench/services.py --events $(BENCH_EVENTS)
+	@for script in bench/escalator_timers.py bench/reporting_monthly.py; do \
+		if [ -f "$$script" ]; then echo "== $$script"; $(RUN) python "$$script" || exit 1; fi; \
+	done
+
 clean:  ## Remove the dev stack's data and caches.
 	rm -rf .riskrelay .pytest_cache .mypy_cache .ruff_cache

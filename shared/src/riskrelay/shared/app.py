@@ -123,7 +123,15 @@ def _asyncapi(context: ServiceContext, title: str, version: str, description: st
 async def _relay_outbox(context: ServiceContext) -> None:
     """Publish outbox rows a crash left unpublished (see :mod:`riskrelay.shared.outbox`)."""
     assert context.outbox is not None
-    await context.outbox.run_relay(context.db)
+    pending = Gauge(
+        "riskrelay_outbox_pending",
+        "Outbox rows not yet published to the broker.",
+        registry=context.registry,
+    )
+    try:
+        await context.outbox.run_relay(context.db, pending=pending)
+    finally:
+        context.registry.unregister(pending)
 
 
 async def _run_background(context: ServiceContext, task: BackgroundTask) -> None:

@@ -29,13 +29,13 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from riskrelay.shared.envelope import CloudEvent
@@ -271,6 +271,7 @@ Processor = Callable[[list[Received[EventT]]], Awaitable[list[OutgoingEvent]]]
 class ConsumerMetrics:
     registry: CollectorRegistry
     consumed: Counter = field(init=False)
+    lag: Gauge = field(init=False)
     dead_lettered: Counter = field(init=False)
     batch_seconds: Histogram = field(init=False)
     retries: Counter = field(init=False)
@@ -301,6 +302,30 @@ class ConsumerMetrics:
             ["topic", "kind"],
             registry=self.registry,
         )
+        self.lag = Gauge(
+            "riskrelay_consumer_lag_records",
+            "Records behind the partition end after the last batch, summed over the partitions"
+            " this instance owns.",
+            ["topic"],
+            registry=self.registry,
+        )
+
+    def observe_lag(self, consumer: Any, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Lag per topic from the consumer's high-water marks (best effort, never raises)."""
+        latest: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            latest[key] = max(latest.get(key, -1), record.offset)
+        per_topic: dict[str, int] = {}
+        for (topic, partition), offset in latest.items():
+            try:
+                highwater = consumer.highwater(TopicPartition(topic, partition))
+            except Exception:
+                continue
+            if highwater is not None:
+                per_topic[topic] = per_topic.get(topic, 0) + max(highwater - offset - 1, 0)
+        for topic, lag in per_topic.items():
+            self.lag.labels(topic).set(lag)
 
 
 @dataclass(frozen=True)
@@ -475,6 +500,7 @@ class BatchConsumer:
             raw = message.raw_message
             records = raw if isinstance(raw, tuple) else (raw,)
             await self.handle(records)
+            self._metrics.observe_lag(getattr(message, "consumer", None), records)
 
         broker.subscriber(
             *self.topics,

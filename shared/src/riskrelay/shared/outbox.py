@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+from prometheus_client import Gauge
 
 from riskrelay.shared.envelope import CloudEvent
 from riskrelay.shared.kafka import EventProducer, OutgoingEvent
@@ -94,10 +95,27 @@ class Outbox:
         log.info("outbox relayed events left unpublished", count=len(rows))
         return len(rows)
 
-    async def run_relay(self, pool: asyncpg.Pool, interval: float = 1.0) -> None:
-        """Background loop: relay stragglers forever."""
+    async def run_relay(
+        self,
+        pool: asyncpg.Pool,
+        interval: float = 1.0,
+        *,
+        pending: Gauge | None = None,
+        keep_published: timedelta = timedelta(hours=1),
+    ) -> None:
+        """Background loop: relay stragglers forever, report the backlog, and delete published
+        rows after ``keep_published`` (the topic is the record then) so the table stays small."""
+        loop = asyncio.get_running_loop()
+        next_purge = loop.time()
         while True:
             relayed = await self.relay_once(pool)
+            if pending is not None:
+                pending.set(
+                    await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                )
+            if loop.time() >= next_purge:
+                await self.purge_published(pool, keep_published)
+                next_purge = loop.time() + 60.0
             if not relayed:
                 await asyncio.sleep(interval)
 

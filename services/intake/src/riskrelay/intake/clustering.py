@@ -495,31 +495,52 @@ class ClusterIndex(_State):
 
     clusters: dict[str, Cluster] = Field(default_factory=dict)
     ticket_clusters: dict[str, str] = Field(default_factory=dict, description="ticket -> cluster")
-    _buckets: dict[str, set[str]] | None = PrivateAttr(default=None)
+    _buckets: dict[str, dict[str, int]] | None = PrivateAttr(default=None)
 
-    def buckets(self, config: ClusterConfig) -> dict[str, set[str]]:
-        if self._buckets is None:
-            self._buckets = {}
+    def buckets(self, config: ClusterConfig) -> dict[str, dict[str, int]]:
+        """LSH and concept buckets: key -> {cluster id: how many of its exemplars are filed}."""
+        buckets = self._buckets
+        if buckets is None:
+            buckets = self._buckets = {}
             for cluster in self.clusters.values():
                 for exemplar in cluster.exemplars:
-                    self._index(cluster.cluster_id, exemplar, config)
-        return self._buckets
-
-    def _index(self, cluster_id: str, exemplar: Fingerprint, config: ClusterConfig) -> None:
-        assert self._buckets is not None
-        for key in bucket_keys(exemplar, config):
-            self._buckets.setdefault(key, set()).add(cluster_id)
+                    _file(buckets, cluster.cluster_id, exemplar, config)
+        return buckets
 
     def _unindex(self, cluster: Cluster, config: ClusterConfig) -> None:
-        if self._buckets is None:
+        buckets = self._buckets
+        if buckets is None:
             return
         for exemplar in cluster.exemplars:
-            for key in bucket_keys(exemplar, config):
-                ids = self._buckets.get(key)
-                if ids is not None:
-                    ids.discard(cluster.cluster_id)
-                    if not ids:
-                        del self._buckets[key]
+            _unfile(buckets, cluster.cluster_id, exemplar, config)
+
+
+def _file(
+    buckets: dict[str, dict[str, int]],
+    cluster_id: str,
+    exemplar: Fingerprint,
+    config: ClusterConfig,
+) -> None:
+    for key in bucket_keys(exemplar, config):
+        holders = buckets.setdefault(key, {})
+        holders[cluster_id] = holders.get(cluster_id, 0) + 1
+
+
+def _unfile(
+    buckets: dict[str, dict[str, int]],
+    cluster_id: str,
+    exemplar: Fingerprint,
+    config: ClusterConfig,
+) -> None:
+    for key in bucket_keys(exemplar, config):
+        holders = buckets.get(key)
+        if holders is None or cluster_id not in holders:
+            continue
+        holders[cluster_id] -= 1
+        if holders[cluster_id] <= 0:
+            del holders[cluster_id]
+            if not holders:
+                del buckets[key]
 
 
 def bucket_keys(fp: Fingerprint, config: ClusterConfig) -> list[str]:
@@ -647,7 +668,9 @@ def _best_cluster(
     buckets = index.buckets(config)
     candidate_ids: set[str] = set()
     for key in bucket_keys(fp, config):
-        candidate_ids |= buckets.get(key, set())
+        holders = buckets.get(key)
+        if holders:
+            candidate_ids.update(holders)
     best: Cluster | None = None
     best_similarity = 0.0
     # Sorted, so ties go to the oldest cluster the same way on every replica and replay.
@@ -682,20 +705,17 @@ def _add_exemplar(
     cluster: Cluster,
     fp: Fingerprint,
     config: ClusterConfig,
-    buckets: dict[str, set[str]],
+    buckets: dict[str, dict[str, int]],
 ) -> None:
     """Keep the first fingerprint (the cluster's anchor) and the most recent others."""
     if fp in cluster.exemplars:
         return
     if len(cluster.exemplars) >= config.max_exemplars:
-        index._unindex(cluster, config)
+        _unfile(buckets, cluster.cluster_id, cluster.exemplars[1], config)
         cluster.exemplars = [cluster.exemplars[0], *cluster.exemplars[2:], fp]
-        for exemplar in cluster.exemplars:
-            index._index(cluster.cluster_id, exemplar, config)
-        return
-    cluster.exemplars.append(fp)
-    for key in bucket_keys(fp, config):
-        buckets.setdefault(key, set()).add(cluster.cluster_id)
+    else:
+        cluster.exemplars.append(fp)
+    _file(buckets, cluster.cluster_id, fp, config)
 
 
 def _reaches_surge(members: list[ClusterMember], config: ClusterConfig) -> bool:

@@ -1,0 +1,437 @@
+"""The throughput ladder: raw aiokafka loops and each riskrelay service, measured in one run.
+
+    uv run python bench/services.py [--events 20000] [--rungs raw,intake,classifier]
+
+Every rung reads the same kind of records from a pre-filled topic, so the figures compare:
+
+* ``raw produce`` / ``raw consume``: aiokafka alone (linger 5 ms; ``getmany``);
+* ``raw hop``: consume, ``TicketEvent.model_validate_json``, produce, flush and commit per batch:
+  the ceiling for any service that consumes, validates and produces;
+* ``intake``, ``classifier``: the real service as a separate process (``python -m
+  riskrelay.<service>``) on the embedded broker and PostgreSQL, its input pre-filled; throughput
+  is read from its own ``riskrelay_consumed_records_total`` between the first consumed batch and
+  the last (steady state: the consumer group's first join is not counted). CPU time per event and
+  peak memory (VmHWM) are read from ``/proc`` for the service process.
+
+Results are printed as a table and written as JSON to ``bench/results/services.json``.
+Uses ``RISKRELAY_TEST_KAFKA`` / ``RISKRELAY_TEST_DATABASE_URL`` when set, else starts the
+embedded pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.table import Table
+
+from riskrelay.cli.sample_traffic import generate
+from riskrelay.devstack import EmbeddedBroker, EmbeddedPostgres, free_port, wait_for_port
+from riskrelay.shared.events import TicketEvent
+from riskrelay.shared.topics import ALL_TOPICS, ensure_topics
+from riskrelay.testing import read_topic
+
+console = Console(stderr=True)
+RESULTS = Path(__file__).parent / "results"
+CONSUMED = re.compile(r'^riskrelay_consumed_records_total\{topic="([^"]+)"\} ([0-9.e+]+)$', re.M)
+
+
+@dataclass
+class Rung:
+    name: str
+    events: int
+    seconds: float
+    per_second: float
+    cpu_us_per_event: float | None = None
+    peak_memory_mib: float | None = None
+    note: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Infrastructure
+# ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def infrastructure() -> Iterator[tuple[str, str]]:
+    kafka = os.environ.get("RISKRELAY_TEST_KAFKA")
+    database = os.environ.get("RISKRELAY_TEST_DATABASE_URL")
+    with contextlib.ExitStack() as stack:
+        if not kafka:
+            broker = EmbeddedBroker(free_port(), Path(tempfile.mkdtemp()) / "broker.log")
+            broker.start()
+            stack.callback(broker.stop)
+            kafka = broker.bootstrap
+        if not database:
+            server = EmbeddedPostgres(
+                Path(tempfile.mkdtemp(prefix="riskrelay-bench-pg-")), free_port()
+            )
+            server.start()
+            stack.callback(server.destroy)
+            database = server.url
+        yield kafka, database
+
+
+async def create_topics(bootstrap: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await ensure_topics(admin, ALL_TOPICS, prefix, 1)
+    finally:
+        await admin.close()
+
+
+async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value=v, key=k) for k, v in records]
+        await asyncio.gather(*futures)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw rungs
+# ---------------------------------------------------------------------------------------------
+
+
+async def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-raw-consume-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started: float | None = None
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            for records in batches.values():
+                if started is None:
+                    started = time.perf_counter()
+                seen += len(records)
+        assert started is not None
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def raw_hop(bootstrap: str, topic: str, out_topic: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-raw-hop-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        seen = 0
+        started: float | None = None
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            futures = []
+            for records in batches.values():
+                if started is None:
+                    started = time.perf_counter()
+                for record in records:
+                    event = TicketEvent.model_validate_json(record.value or b"")
+                    futures.append(
+                        await producer.send(out_topic, value=event.to_json_bytes(), key=record.key)
+                    )
+                seen += len(records)
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+        assert started is not None
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Service rungs
+# ---------------------------------------------------------------------------------------------
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _proc_peak_mib(pid: int) -> float | None:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+@contextlib.contextmanager
+def service_process(
+    name: str, bootstrap: str, database: str, prefix: str, log_dir: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    env_prefix = f"RISKRELAY_{name.upper()}_"
+    env = {
+        **os.environ,
+        f"{env_prefix}KAFKA__BOOTSTRAP": bootstrap,
+        f"{env_prefix}KAFKA__TOPIC_PREFIX": prefix,
+        f"{env_prefix}DATABASE__URL": database,
+        f"{env_prefix}DATABASE__SCHEMA_NAME": f"{prefix.strip('.').replace('-', '_')}_{name}",
+        f"{env_prefix}HTTP__PORT": str(port),
+        f"{env_prefix}LOG_LEVEL": "WARNING",
+    }
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"riskrelay.{name}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port("127.0.0.1", port, 60, process)
+        yield process, port
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def consumed(port: int, topic: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(float(value) for name, value in CONSUMED.findall(text) if name == topic)
+
+
+def measure_service(
+    name: str, bootstrap: str, database: str, prefix: str, input_topic: str, expected: int
+) -> Rung:
+    with service_process(name, bootstrap, database, prefix, RESULTS / "logs") as (process, port):
+        deadline = time.monotonic() + 120 + expected / 200
+        first_count = 0.0
+        started = cpu_started = None
+        count = 0.0
+        while count < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{name}: consumed {count:.0f} of {expected} before the deadline"
+                )
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {process.returncode}; see bench/results/logs"
+                )
+            count = consumed(port, input_topic)
+            if started is None and count > 0:
+                started, first_count = time.perf_counter(), count
+                cpu_started = _proc_cpu_seconds(process.pid)
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+        measured = expected - first_count
+        cpu = _proc_cpu_seconds(process.pid) - (cpu_started or 0.0)
+        return Rung(
+            name=name,
+            events=int(measured),
+            seconds=elapsed,
+            per_second=measured / elapsed if elapsed > 0 else float("nan"),
+            cpu_us_per_event=cpu / measured * 1e6 if measured else None,
+            peak_memory_mib=_proc_peak_mib(process.pid),
+            note=f"first batch of {first_count:.0f} not timed",
+        )
+
+
+def intake_domain_only(traffic: list[TicketEvent]) -> Rung:
+    """Intake's decisions alone, in this process, no I/O: where intake's CPU goes."""
+    from riskrelay.intake.clustering import ClusterIndex
+    from riskrelay.intake.domain import assess_ticket, decide_ticket
+    from riskrelay.intake.patterns import RateBaselines
+    from riskrelay.intake.rules import load_rule_pack
+
+    pack = load_rule_pack()
+    raws = [event.to_json_bytes() for event in traffic]
+    clusters, rates = ClusterIndex(), RateBaselines()
+    started, cpu = time.perf_counter(), time.process_time()
+    for raw in raws:
+        event = TicketEvent.model_validate_json(raw)
+        assessment = assess_ticket(event, pack)
+        decide_ticket(event, pack, clusters=clusters, rates=rates, assessment=assessment)
+    elapsed = time.perf_counter() - started
+    return Rung(
+        name="intake domain only (validate, assess, decide; no I/O)",
+        events=len(raws),
+        seconds=elapsed,
+        per_second=len(raws) / elapsed,
+        cpu_us_per_event=(time.process_time() - cpu) / len(raws) * 1e6,
+    )
+
+
+def replicate_flagged(records: list[bytes], copies: int) -> list[tuple[bytes, bytes]]:
+    """More ticket-flagged input for the classifier: copies with fresh ids, tickets and clusters."""
+    out: list[tuple[bytes, bytes]] = []
+    for copy in range(copies):
+        for raw in records:
+            event = json.loads(raw)
+            event["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event['id']}/{copy}"))
+            data = event["data"]
+            data["ticket_id"] = f"{data['ticket_id']}~{copy}"
+            event["subject"] = data["ticket_id"]
+            if data.get("cluster"):
+                data["cluster"]["cluster_id"] = f"{data['cluster']['cluster_id']}~{copy}"
+            out.append((data["ticket_id"].encode(), json.dumps(event).encode()))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+
+async def run(events: int, rungs: set[str]) -> list[Rung]:
+    results: list[Rung] = []
+    traffic = generate(events, seed=7, start=datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
+    records = [(e.data.ticket_id.encode(), e.to_json_bytes()) for e in traffic]
+    with infrastructure() as (bootstrap, database):
+        run_id = uuid.uuid4().hex[:6]
+        if "raw" in rungs:
+            prefix = f"bench{run_id}-raw."
+            await create_topics(bootstrap, prefix)
+            console.print(f"[bold]raw[/] produce {events} records…")
+            seconds = await fill(bootstrap, f"{prefix}ticket-events", records)
+            results.append(Rung("raw produce", events, seconds, events / seconds))
+            seconds = await raw_consume(bootstrap, f"{prefix}ticket-events", events)
+            results.append(Rung("raw consume", events, seconds, events / seconds))
+            seconds = await raw_hop(
+                bootstrap, f"{prefix}ticket-events", f"{prefix}ticket-flagged", events
+            )
+            results.append(
+                Rung(
+                    "raw hop (consume, validate, produce, commit)",
+                    events,
+                    seconds,
+                    events / seconds,
+                )
+            )
+        if "intake" in rungs:
+            results.append(intake_domain_only(traffic))
+        flagged: list[bytes] = []
+        if rungs & {"intake", "classifier"}:
+            prefix = f"bench{run_id}-intake."
+            await create_topics(bootstrap, prefix)
+            await fill(bootstrap, f"{prefix}ticket-events", records)
+            console.print(f"[bold]intake[/] alone over {events} ticket events…")
+            rung = measure_service(
+                "intake", bootstrap, database, prefix, f"{prefix}ticket-events", events
+            )
+            out = await read_topic(bootstrap, f"{prefix}ticket-flagged", timeout=10, settle=1)
+            flagged = [r.value for r in out if r.value]
+            rung.note += f"; flagged {len(flagged)} ({len(flagged) / events:.1%})"
+            results.append(rung)
+        if "classifier" in rungs and flagged:
+            prefix = f"bench{run_id}-classifier."
+            await create_topics(bootstrap, prefix)
+            copies = max(1, events // max(len(flagged), 1))
+            inputs = replicate_flagged(flagged, copies)
+            await fill(bootstrap, f"{prefix}ticket-flagged", inputs)
+            console.print(f"[bold]classifier[/] alone over {len(inputs)} ticket-flagged events…")
+            results.append(
+                measure_service(
+                    "classifier",
+                    bootstrap,
+                    database,
+                    prefix,
+                    f"{prefix}ticket-flagged",
+                    len(inputs),
+                )
+            )
+    return results
+
+
+def report(results: list[Rung], path: Path) -> None:
+    hop = next((r.per_second for r in results if r.name.startswith("raw hop")), None)
+    table = Table(title=f"riskrelay throughput ladder ({os.cpu_count()} cores)")
+    for column in (
+        "rung",
+        "events",
+        "seconds",
+        "events/s",
+        "x raw hop",
+        "CPU µs/event",
+        "peak MiB",
+        "note",
+    ):
+        table.add_column(column, justify="left" if column in ("rung", "note") else "right")
+    for r in results:
+        table.add_row(
+            r.name,
+            str(r.events),
+            f"{r.seconds:.2f}",
+            f"{r.per_second:,.0f}",
+            f"{r.per_second / hop:.2f}" if hop else "-",
+            f"{r.cpu_us_per_event:,.0f}" if r.cpu_us_per_event else "-",
+            f"{r.peak_memory_mib:,.0f}" if r.peak_memory_mib else "-",
+            r.note,
+        )
+    Console(width=200).print(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "measured_at": datetime.now(UTC).isoformat(),
+                "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+                "rungs": [
+                    {**asdict(r), "ratio_to_raw_hop": (r.per_second / hop if hop else None)}
+                    for r in results
+                ],
+            },
+            indent=2,
+        )
+    )
+    console.print(f"written to {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rungs", default="raw,intake,classifier")
+    parser.add_argument("--output", type=Path, default=RESULTS / "services.json")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.events, set(args.rungs.split(","))))
+    report(results, args.output)
+
+
+if __name__ == "__main__":
+    main()
