@@ -11,7 +11,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-unit test-integration lint format schemas bench eval clean
+.PHONY: help setup demo test test-unit test-integration lint format schemas contracts bench eval clean
 
 help:  ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -24,6 +24,7 @@ setup:  ## Install uv (through pip) if missing, then the workspace from the lock
 		$(PYTHON) -m pip install --quiet --disable-pip-version-check uv \
 		|| $(PYTHON) -m pip install --quiet --disable-pip-version-check --user uv; }
 	@$(UV) sync --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
+	@bash scripts/ensure-promtool.sh || echo "promtool missing: the Prometheus config test will skip (fails under CI=true)"
 
 demo: setup  ## Start broker, database and all five services, then publish sample traffic.
 	$(RUN) riskrelay dev up --sample 500
@@ -45,6 +46,9 @@ lint: setup  ## ruff (lint and format check) and mypy (--strict on the shared pa
 format: setup  ## Apply ruff's fixes and formatting.
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+
+contracts: setup  ## Regenerate the committed AsyncAPI and OpenAPI documents (docs/contracts).
+	$(RUN) python -m riskrelay.contracts docs/contracts
 
 schemas: setup  ## Regenerate the committed JSON Schemas of every event type.
 	$(RUN) python -m riskrelay.shared.schemas shared/schemas

@@ -37,6 +37,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from pydantic import BaseModel
 
 from riskrelay.shared.auth import TokenRegistry
 from riskrelay.shared.kafka import (
@@ -81,6 +82,9 @@ class ServiceContext:
     routes: list[TopicRoute[Any]] = field(default_factory=list)
     outbox: Outbox | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    openapi_models: list[type[BaseModel]] = field(default_factory=list)
+    """Models referenced from hand-written ``openapi_extra`` request bodies
+    (``#/components/schemas/<Name>``) that FastAPI would not otherwise document."""
 
     def topic(self, spec: TopicSpec) -> str:
         """Physical name of a registry topic (with the deployment's prefix)."""
@@ -300,7 +304,28 @@ def create_service_app(
 
     for router in context.routers:
         app.include_router(router)
+    _document_extra_models(app, context.openapi_models)
     return app
+
+
+def _document_extra_models(app: FastAPI, models: list[type[BaseModel]]) -> None:
+    if not models:
+        return
+    generate = app.openapi
+
+    def openapi_with_models() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, definition in schema.pop("$defs", {}).items():
+                    schemas.setdefault(name, definition)
+                schemas.setdefault(model.__name__, schema)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi_with_models  # type: ignore[method-assign]
 
 
 def asyncapi_document(app: FastAPI) -> dict[str, Any]:

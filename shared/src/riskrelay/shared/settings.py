@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class KafkaSettings(BaseModel):
@@ -100,6 +105,23 @@ class ServiceSettings(BaseSettings):
     def db_schema(self) -> str:
         return self.database.schema_name or self.service_name
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Secret files may be named like nested variables (RISKRELAY_X_DATABASE__URL).
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            NestedSecretsSettingsSource(file_secret_settings),
+        )
+
 
 def service_settings_config(env_prefix: str) -> SettingsConfigDict:
     """The one ``model_config`` for service settings."""
@@ -111,6 +133,8 @@ def service_settings_config(env_prefix: str) -> SettingsConfigDict:
         env_nested_delimiter="__",
         extra="ignore",
         secrets_dir=secrets_dir,
+        secrets_nested_delimiter="__",
+        nested_model_default_partial_update=True,
         validate_default=True,
     )
 

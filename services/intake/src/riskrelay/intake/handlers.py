@@ -329,3 +329,4 @@ def configure(context: ServiceContext) -> None:
 
     context.consume(TICKET_EVENTS, intake.decoder(), process)
     context.routers.append(build_router(context, intake, settings))
+    context.openapi_models.append(TicketEvent)
