@@ -60,5 +60,8 @@ bench: setup  ## Benchmarks: throughput ladder (raw aiokafka vs each service), t
 		if [ -f "$$script" ]; then echo "== $$script"; $(RUN) python "$$script" || exit 1; fi; \
 	done
 
+eval: setup  ## Measure intake's rules and the risk policy against the labelled set (eval/).
+	$(RUN) python -m riskrelay.evaluation
+
 clean:  ## Remove the dev stack's data and caches.
 	rm -rf .riskrelay .pytest_cache .mypy_cache .ruff_cache

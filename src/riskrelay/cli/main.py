@@ -18,6 +18,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from riskrelay.cli import kafka_tools
+from riskrelay.cli.classify import classify_command
 from riskrelay.cli.stack import SERVICES, Stack, StackConfig, stop_from_state
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sample_app, name="sample")
 app.add_typer(escalation_app, name="escalation")
+app.command("classify")(classify_command)
 
 console = Console()
 errors = Console(stderr=True)

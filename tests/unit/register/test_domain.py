@@ -206,6 +206,39 @@ def test_closing_without_verification_is_refused(
         )  # fmt: skip
 
 
+@pytest.mark.parametrize(("source", "target"), REFUSED_PAIRS)
+@pytest.mark.parametrize("role", [None, *Role])
+def test_refused_transition_changes_nothing_for_anyone(
+    source: RiskStatus, target: RiskStatus, role: Role | None
+) -> None:
+    entry = entry_in(source)
+    with pytest.raises(IllegalTransition) as caught:
+        apply_transition(entry, target, role=role, at=T0, resolution_verification=VERIFIED)
+    assert caught.value.current is source
+    assert caught.value.target is target
+    assert entry.status is source
+    assert entry.version == 1
+
+
+@pytest.mark.parametrize(("source", "target"), ALLOWED_PAIRS)
+@pytest.mark.parametrize("role", list(Role))
+def test_every_allowed_transition_by_every_role(
+    source: RiskStatus, target: RiskStatus, role: Role
+) -> None:
+    entry = entry_in(source)
+    if role in EXPECTED_EDGES[(source, target)]:
+        moved = apply_transition(
+            entry, target, role=role, at=T0 + timedelta(hours=2), resolution_verification=VERIFIED
+        )
+        assert (moved.status, moved.version) == (target, entry.version + 1)
+        assert diff_entries(entry, moved).changes["status"].after == target.value
+    else:
+        with pytest.raises(TransitionNotPermitted) as caught:
+            apply_transition(entry, target, role=role, at=T0, resolution_verification=VERIFIED)
+        assert caught.value.allowed_roles == frozenset(EXPECTED_EDGES[(source, target)])
+        assert role.value in str(caught.value)
+
+
 def test_closing_records_verification_and_stops_reviews_and_reopen_clears_it() -> None:
     closed = apply_transition(
         entry_in(S.MONITORING), S.CLOSED, role=Role.RISK_MANAGEMENT, at=T0,

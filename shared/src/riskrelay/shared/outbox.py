@@ -28,6 +28,7 @@ from prometheus_client import Gauge
 from riskrelay.shared.envelope import CloudEvent
 from riskrelay.shared.kafka import EventProducer, OutgoingEvent
 from riskrelay.shared.logging import get_logger
+from riskrelay.shared.store import Connection
 
 log = get_logger(__name__)
 
@@ -44,7 +45,7 @@ class Outbox:
         self._grace = grace
 
     @staticmethod
-    async def write(connection: asyncpg.Connection, events: Sequence[OutgoingEvent]) -> None:
+    async def write(connection: Connection, events: Sequence[OutgoingEvent]) -> None:
         """Stage events in the caller's transaction (an id already staged is kept as is)."""
         if not events:
             return
@@ -67,8 +68,17 @@ class Outbox:
             )
 
     async def relay_once(self, pool: asyncpg.Pool, limit: int = 500) -> int:
-        """Publish up to ``limit`` rows left unpublished longer than the grace period."""
+        """Publish up to ``limit`` rows left unpublished longer than the grace period.
+
+        One relay at a time per schema (a transaction-scoped advisory lock): two relays taking
+        rows of the same key in parallel could publish an entity's versions out of order, and a
+        compacted topic would then keep the older one.
+        """
         async with pool.acquire() as connection, connection.transaction():
+            if not await connection.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended('riskrelay.outbox.relay', 0))"
+            ):
+                return 0
             rows = await connection.fetch(
                 "SELECT position, topic, key, payload, headers FROM outbox"
                 " WHERE published_at IS NULL AND created_at < now() - $1::interval"

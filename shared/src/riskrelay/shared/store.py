@@ -6,9 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A connection, or what ``pool.acquire()`` hands out (asyncpg types the two apart)."""
 
 
-async def claim_new_event_ids(connection: asyncpg.Connection, event_ids: Iterable[str]) -> set[str]:
+async def claim_new_event_ids(connection: Connection, event_ids: Iterable[str]) -> set[str]:
     """Record ``event_ids`` as processed and return the ones not seen before.
 
     Call inside the transaction that applies the events' effects: if the transaction rolls back,

@@ -4,10 +4,12 @@ human override endpoint. Decisions are made by :mod:`riskrelay.classifier.domain
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, status
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from riskrelay.classifier import store
@@ -61,6 +63,33 @@ def _outgoing(
     return OutgoingEvent(context.topic(RISK_CLASSIFIED), risk_id, event)
 
 
+@dataclass(frozen=True)
+class ClassifierMetrics:
+    classified: Counter
+    overrides: Counter
+
+    @classmethod
+    def register(cls, context: ServiceContext) -> ClassifierMetrics:
+        return cls(
+            classified=Counter(
+                "riskrelay_classifier_classified",
+                "risk-classified events emitted (new risks, upgrades, overrides).",
+                ["level", "category"],
+                registry=context.registry,
+            ),
+            overrides=Counter(
+                "riskrelay_classifier_overrides",
+                "Human level overrides applied.",
+                registry=context.registry,
+            ),
+        )
+
+    def count(self, outgoing: list[OutgoingEvent]) -> None:
+        for item in outgoing:
+            data = item.event.data
+            self.classified.labels(str(int(data.level)), str(data.category)).inc()
+
+
 async def classify_batch(
     context: ServiceContext, policy: RiskPolicy, batch: list[Received[TicketFlaggedEvent]]
 ) -> list[OutgoingEvent]:
@@ -82,17 +111,18 @@ async def classify_batch(
             outcome = classify(event.data, states.get(risk_id), policy, event.time)
             states[risk_id] = changed[risk_id] = outcome.state
             if outcome.event_step is not None:
-                item = _outgoing(
+                published = _outgoing(
                     context,
                     outcome,
                     derive_event_id(event.id, outcome.event_step),
                     event.id,
                     event.time,
                 )
-                if item is not None:
-                    outgoing.append(item)
+                if published is not None:
+                    outgoing.append(published)
         await store.save_states(connection, changed.values())
         await Outbox.write(connection, outgoing)
+    context.state["metrics"].count(outgoing)
     return outgoing
 
 
@@ -163,6 +193,8 @@ def build_router(context: ServiceContext) -> APIRouter:
             await Outbox.write(connection, [item])
         await context.producer.publish([item])
         await Outbox.mark_published(context.db, [event_id])
+        context.state["metrics"].count([item])
+        context.state["metrics"].overrides.inc()
         assert outcome.classified is not None
         return OverrideResponse(
             risk_id=risk_id,
@@ -179,6 +211,7 @@ def configure(context: ServiceContext) -> None:
     path = getattr(settings, "policy_path", None)
     policy = load_policy(path) if path is not None else default_policy()
     context.state["policy"] = policy
+    context.state["metrics"] = ClassifierMetrics.register(context)
 
     async def process(batch: list[Received[TicketFlaggedEvent]]) -> list[OutgoingEvent]:
         return await classify_batch(context, policy, batch)

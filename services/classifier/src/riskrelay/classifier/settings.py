@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
 
 
 class ClassifierSettings(ServiceSettings):
-    model_config: SettingsConfigDict = service_settings_config("RISKRELAY_CLASSIFIER_")
+    model_config = service_settings_config("RISKRELAY_CLASSIFIER_")
 
     service_name: str = "classifier"
     http: HttpSettings = HttpSettings(port=8002)

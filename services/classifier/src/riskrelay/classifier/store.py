@@ -11,19 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import asyncpg
-
 from riskrelay.classifier.domain import RiskState
+from riskrelay.shared.store import Connection
 
 
-async def lock_risks(connection: asyncpg.Connection, risk_ids: Iterable[str]) -> None:
+async def lock_risks(connection: Connection, risk_ids: Iterable[str]) -> None:
     for risk_id in sorted(set(risk_ids)):
         await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", risk_id)
 
 
-async def load_states(
-    connection: asyncpg.Connection, risk_ids: Iterable[str]
-) -> dict[str, RiskState]:
+async def load_states(connection: Connection, risk_ids: Iterable[str]) -> dict[str, RiskState]:
     rows = await connection.fetch(
         "SELECT risk_id, state::text AS state FROM risks WHERE risk_id = ANY($1::text[])",
         list(set(risk_ids)),
@@ -31,7 +28,7 @@ async def load_states(
     return {row["risk_id"]: RiskState.model_validate_json(row["state"]) for row in rows}
 
 
-async def save_states(connection: asyncpg.Connection, states: Iterable[RiskState]) -> None:
+async def save_states(connection: Connection, states: Iterable[RiskState]) -> None:
     rows = [(s.risk_id, s.model_dump_json(), int(s.level)) for s in states]
     if rows:
         await connection.executemany(

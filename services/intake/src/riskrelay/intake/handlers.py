@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-import asyncpg
 from prometheus_client import Counter as MetricCounter
 
 from riskrelay.intake.clustering import product_key
@@ -51,7 +50,7 @@ from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.events import Indicator, TicketEvent
 from riskrelay.shared.kafka import OutgoingEvent, Received
 from riskrelay.shared.outbox import Outbox
-from riskrelay.shared.store import claim_new_event_ids
+from riskrelay.shared.store import Connection, claim_new_event_ids
 from riskrelay.shared.topics import TICKET_EVENTS, TICKET_FLAGGED
 
 
@@ -187,7 +186,7 @@ async def process_batch(
 async def _decide(
     context: ServiceContext,
     intake: Intake,
-    connection: asyncpg.Connection,
+    connection: Connection,
     state: _BatchState,
     ticket: AssessedTicket,
 ) -> list[OutgoingEvent]:
@@ -271,7 +270,7 @@ async def _decide(
 
 
 async def _save(
-    connection: asyncpg.Connection,
+    connection: Connection,
     intake: Intake,
     state: _BatchState,
     tickets: list[AssessedTicket],

@@ -3,7 +3,7 @@
 Rules are data, not code, so risk and support staff can read, review and extend them. The pack
 is a list of YAML files applied in order: the shipped ``rules/default.yaml`` first, then any
 operator extensions. Every file has a top-level ``version``; the pack's version joins them with
-``+`` (``2025.11.1+acme-3``) and is stamped on every flagged ticket, so each decision can be
+``+`` (``2025.11.2+acme-3``) and is stamped on every flagged ticket, so each decision can be
 traced to the exact rules that made it.
 
 A file may:

@@ -6,7 +6,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from riskrelay.intake.clustering import ClusterConfig
 from riskrelay.intake.webhooks import MappingOptions
@@ -14,7 +13,7 @@ from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_set
 
 
 class IntakeSettings(ServiceSettings):
-    model_config: SettingsConfigDict = service_settings_config("RISKRELAY_INTAKE_")
+    model_config = service_settings_config("RISKRELAY_INTAKE_")
 
     service_name: str = "intake"
     http: HttpSettings = HttpSettings(port=8001)

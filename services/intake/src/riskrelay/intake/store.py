@@ -25,6 +25,7 @@ from riskrelay.intake.clustering import Cluster, ClusterConfig, ClusterIndex, pr
 from riskrelay.intake.domain import TicketAssessment
 from riskrelay.intake.patterns import RateState
 from riskrelay.shared.events import Indicator
+from riskrelay.shared.store import Connection
 
 _LOCK_NAMESPACE = "riskrelay.intake.product:"
 
@@ -62,7 +63,7 @@ class TicketMemory:
     last_event_at: datetime
 
 
-async def lock_products(connection: asyncpg.Connection, product_keys: Iterable[str]) -> None:
+async def lock_products(connection: Connection, product_keys: Iterable[str]) -> None:
     for key in sorted(set(product_keys)):
         await connection.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", _LOCK_NAMESPACE + key
@@ -70,7 +71,7 @@ async def lock_products(connection: asyncpg.Connection, product_keys: Iterable[s
 
 
 async def load_indexes(
-    connection: asyncpg.Connection, cache: ClusterCache, product_keys: Iterable[str]
+    connection: Connection, cache: ClusterCache, product_keys: Iterable[str]
 ) -> dict[str, CachedProduct]:
     """The current cluster index of each product (call with the products locked)."""
     keys = sorted(set(product_keys))
@@ -90,7 +91,7 @@ async def load_indexes(
     return result
 
 
-async def _read_index(connection: asyncpg.Connection, product_key: str) -> ClusterIndex:
+async def _read_index(connection: Connection, product_key: str) -> ClusterIndex:
     rows = await connection.fetch(
         "SELECT state::text AS state FROM clusters WHERE product_key = $1", product_key
     )
@@ -105,7 +106,7 @@ async def _read_index(connection: asyncpg.Connection, product_key: str) -> Clust
 
 
 async def save_clusters(
-    connection: asyncpg.Connection,
+    connection: Connection,
     cached: Mapping[str, CachedProduct],
     changed: Mapping[str, set[str]],
     removed: Mapping[str, list[str]],
@@ -163,9 +164,7 @@ def prune_expired(
     return prune(cached.index, older_than=horizon, config=config)
 
 
-async def load_rates(
-    connection: asyncpg.Connection, rate_keys: Iterable[str]
-) -> dict[str, RateState]:
+async def load_rates(connection: Connection, rate_keys: Iterable[str]) -> dict[str, RateState]:
     rows = await connection.fetch(
         "SELECT rate_key, state::text AS state FROM rate_baselines"
         " WHERE rate_key = ANY($1::text[])",
@@ -175,7 +174,7 @@ async def load_rates(
 
 
 async def save_rates(
-    connection: asyncpg.Connection, states: Mapping[str, RateState], product_of: Mapping[str, str]
+    connection: Connection, states: Mapping[str, RateState], product_of: Mapping[str, str]
 ) -> None:
     rows = [(key, product_of[key], state.model_dump_json()) for key, state in states.items()]
     if rows:
@@ -187,7 +186,7 @@ async def save_rates(
 
 
 async def load_tickets(
-    connection: asyncpg.Connection, ticket_ids: Iterable[str]
+    connection: Connection, ticket_ids: Iterable[str]
 ) -> dict[str, TicketMemory]:
     rows = await connection.fetch(
         "SELECT ticket_id, product_key, cluster_id, assessment::text AS assessment,"
@@ -210,7 +209,7 @@ async def load_tickets(
     }
 
 
-async def save_tickets(connection: asyncpg.Connection, tickets: Iterable[TicketMemory]) -> None:
+async def save_tickets(connection: Connection, tickets: Iterable[TicketMemory]) -> None:
     rows = [
         (
             t.ticket_id,
@@ -238,7 +237,7 @@ async def save_tickets(connection: asyncpg.Connection, tickets: Iterable[TicketM
 
 
 async def add_ticket_counts(
-    connection: asyncpg.Connection, counts: Mapping[tuple[datetime, str, str, bool], int]
+    connection: Connection, counts: Mapping[tuple[datetime, str, str, bool], int]
 ) -> None:
     rows = [
         (hour, channel, product, flagged, n)
@@ -254,7 +253,7 @@ async def add_ticket_counts(
 
 
 async def flag_rates(
-    connection: asyncpg.Connection, since: datetime, until: datetime
+    connection: Connection, since: datetime, until: datetime
 ) -> Sequence[asyncpg.Record]:
     return await connection.fetch(
         "SELECT channel, product,"

@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -374,6 +375,31 @@ def status_after_acknowledgement(
     if confirmed or ack.role is Role.RISK_MANAGEMENT:
         return _automatic_target(current, RiskStatus.ESCALATED)
     return None
+
+
+def apply_escalation_signal(
+    entry: RiskRegisterEntry, signal: EscalationDue | EscalationAcknowledged, at: datetime
+) -> RiskRegisterEntry:
+    """The entry after an escalation notice or acknowledgement (the same object if unchanged)."""
+    if isinstance(signal, EscalationDue):
+        target = status_after_escalation_due(entry.status, signal)
+    else:
+        target = status_after_acknowledgement(entry.status, signal)
+    if target is None:
+        return entry
+    return apply_transition(entry, target, role=None, at=at)
+
+
+def signal_matters_once_registered(signal: EscalationDue | EscalationAcknowledged) -> bool:
+    """Whether a signal for a risk the register does not know yet must be kept for later.
+
+    The escalator and the register read different topics, so Risk Management's notice can
+    arrive before the classification that registers the risk; a new entry starts
+    ``identified``, so a signal that would move an ``identified`` entry is worth keeping.
+    """
+    if isinstance(signal, EscalationDue):
+        return status_after_escalation_due(RiskStatus.IDENTIFIED, signal) is not None
+    return status_after_acknowledgement(RiskStatus.IDENTIFIED, signal) is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -971,4 +997,74 @@ def diff_entries(
         role=role,
         cause_event_id=cause_event_id,
         reason=reason,
+    )
+
+
+class ChangeKind(StrEnum):
+    """What caused a new version; the history's ``kind`` and the changes metric's label."""
+
+    REGISTERED = "registered"
+    CLASSIFICATION = "classification"
+    ESCALATION = "escalation"
+    ACKNOWLEDGEMENT = "acknowledgement"
+    ASSESSMENT = "assessment"
+    TRANSITION = "transition"
+
+
+# ---------------------------------------------------------------------------------------------
+# Information sharing (protocol, "Information Sharing")
+# ---------------------------------------------------------------------------------------------
+
+
+class CustomerImpact(BaseModel):
+    """Customer Support's view of the impact: level, impact score and who/what is hit."""
+
+    model_config = _POLICY_CONFIG
+
+    level: RiskLevel
+    level_label: str
+    impact: int | None
+    customer_segments: list[str]
+    products: list[str]
+    indicators: list[str]
+
+
+class SupportBrief(BaseModel):
+    """What Customer Support sends Risk Management (protocol, "From Customer Support to Risk
+    Management"), derived from the entry so it is current whenever the entry is."""
+
+    model_config = _POLICY_CONFIG
+
+    description: str = Field(description="Title and redacted description of the risk.")
+    affected_customers: int = Field(description="Distinct customers who reported it.")
+    ticket_count: int = Field(description="Reports linked to the risk.")
+    first_reported_at: AwareDatetime
+    last_reported_at: AwareDatetime
+    reports_per_day: float = Field(
+        description="Reports per day between first and last report (span at least one hour)."
+    )
+    customer_impact: CustomerImpact
+    ticket_ids: list[str]
+
+
+def support_brief(entry: RiskRegisterEntry) -> SupportBrief:
+    span = max(entry.last_reported_at - entry.first_reported_at, timedelta(hours=1))
+    return SupportBrief(
+        description=f"{entry.title}: {entry.redacted_summary}"
+        if entry.redacted_summary
+        else entry.title,
+        affected_customers=entry.distinct_customers,
+        ticket_count=entry.ticket_count,
+        first_reported_at=entry.first_reported_at,
+        last_reported_at=entry.last_reported_at,
+        reports_per_day=round(entry.ticket_count / (span / timedelta(days=1)), 3),
+        customer_impact=CustomerImpact(
+            level=entry.level,
+            level_label=entry.level.label,
+            impact=entry.impact,
+            customer_segments=list(entry.customer_segments),
+            products=list(entry.products),
+            indicators=[indicator.value for indicator in entry.indicators],
+        ),
+        ticket_ids=list(entry.ticket_ids),
     )

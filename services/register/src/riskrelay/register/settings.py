@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
+
+from pydantic import Field
 
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
 
 
 class RegisterSettings(ServiceSettings):
-    model_config: SettingsConfigDict = service_settings_config("RISKRELAY_REGISTER_")
+    model_config = service_settings_config("RISKRELAY_REGISTER_")
 
     service_name: str = "register"
     http: HttpSettings = HttpSettings(port=8004)
+    policy_path: Path | None = Field(
+        default=None,
+        description="Register policy YAML (review cadence, scoring); built-in defaults when unset.",
+    )
+    gauge_refresh_seconds: float = Field(
+        default=30.0, gt=0, description="How often the register and overdue-review gauges refresh."
+    )
