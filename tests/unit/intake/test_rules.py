@@ -39,7 +39,7 @@ def test_default_pack_loads_with_version_and_covers_every_text_indicator(
     rule_pack: RulePack,
 ) -> None:
     assert default_rule_pack_path().name == "default.yaml"
-    assert rule_pack.version == "2025.11.1"
+    assert rule_pack.version == "2025.11.2"
     covered = {r.indicator for r in rule_pack.rules}
     assert covered == {
         Indicator.DATA_CONCERN,
@@ -70,7 +70,7 @@ rules:
         encoding="utf-8",
     )
     combined = load_rule_pack([extension])
-    assert combined.version == "2025.11.1+acme-3"
+    assert combined.version == "2025.11.2+acme-3"
     ids = {r.id for r in combined.rules}
     assert "acme.recall" in ids
     assert "reputation.executive" not in ids
