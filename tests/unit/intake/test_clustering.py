@@ -108,7 +108,18 @@ def test_near_duplicates_without_support_vocabulary_match_by_minhash() -> None:
 
 def test_generic_failure_alone_is_not_a_shared_concept() -> None:
     assert concept_similarity(["fail"], ["fail"]) == 0.0
-    assert concept_similarity(["fail", "login"], ["login"]) == 0.5
+    assert concept_similarity(["fail", "login"], ["fail", "login"]) == 1.0
+
+
+def test_one_everyday_topic_in_common_is_not_one_incident() -> None:
+    assert concept_similarity(["payment"], ["fail", "payment"]) == 0.0
+    assert concept_similarity(["fail", "login"], ["login"]) == 0.0
+    assert concept_similarity(["fail", "payment"], ["fail", "payment", "refund"]) == 2 / 3
+
+
+def test_an_incident_concept_in_common_is_enough() -> None:
+    assert concept_similarity(["outage"], ["fail", "outage"]) == 0.5
+    assert concept_similarity(["hacked"], ["hacked"]) == 1.0
 
 
 # --- assignment --------------------------------------------------------------------------------

@@ -147,6 +147,14 @@ _CONCEPT_PHRASES: dict[str, tuple[str, ...]] = {
         "timing out",
         "timeout",
         "service interruption",
+        "no signal",
+        "no service",
+        "sos only",
+        "zero bars",
+        "no bars",
+        "no network",
+        "no reception",
+        "no connection",
         "blank page",
         "502",
         "503",
@@ -273,9 +281,25 @@ _CONCEPT_PHRASES: dict[str, tuple[str, ...]] = {
         "fraud",
         "fraudulent",
         "phishing",
+        "scam text",
+        "scam texts",
+        "scam sms",
+        "fake text",
+        "fake texts",
+        "fake sms",
+    ),
+    "checkin": ("check-in", "check in", "checkin", "checking in", "boarding pass"),
+    "video": (
+        "video call",
+        "video visit",
+        "video consultation",
+        "video appointment",
+        "telehealth",
+        "video",
     ),
 }
 GENERIC_CONCEPTS = frozenset({"fail"})
+INCIDENT_CONCEPTS = frozenset({"outage", "crash", "hacked", "data_loss"})
 CONCEPTS = frozenset(_CONCEPT_PHRASES)
 _CONCEPT_BY_PHRASE = {
     phrase: concept for concept, phrases in _CONCEPT_PHRASES.items() for phrase in phrases
@@ -377,6 +401,7 @@ class Fingerprint(BaseModel):
 
 
 _CONCEPT_WEIGHT = 3
+_MIN_SHARED_CONCEPTS = 2
 
 
 @lru_cache(maxsize=8)
@@ -422,11 +447,16 @@ def signature_similarity(left: list[int], right: list[int]) -> float:
 
 
 def concept_similarity(left: Iterable[str], right: Iterable[str]) -> float:
-    """Jaccard similarity of two concept sets; 0 unless both say something specific."""
+    """Jaccard similarity of two concept sets; 0 unless they share something specific: an
+    incident concept (outage, crash, hacked, data loss) or at least two concepts, so that one
+    everyday topic in common ("payment") never makes two tickets one incident."""
     a, b = set(left), set(right)
-    if not (a - GENERIC_CONCEPTS) or not (b - GENERIC_CONCEPTS):
+    shared = a & b
+    if not (shared - GENERIC_CONCEPTS):
         return 0.0
-    return len(a & b) / len(a | b)
+    if len(shared) < _MIN_SHARED_CONCEPTS and not (shared & INCIDENT_CONCEPTS):
+        return 0.0
+    return len(shared) / len(a | b)
 
 
 def similarity(left: Fingerprint, right: Fingerprint) -> float:
