@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -231,6 +232,51 @@ def service_process(
             process.kill()
 
 
+def measure_instances(
+    name: str,
+    instances: int,
+    bootstrap: str,
+    database: str,
+    prefix: str,
+    input_topic: str,
+    records: list[tuple[bytes, bytes]],
+    settle: float = 15.0,
+) -> Rung:
+    """``instances`` processes of one service in one consumer group (scale-out by partitions).
+
+    The input is published only after the group has settled, so every instance takes part."""
+    expected = len(records)
+    with contextlib.ExitStack() as stack:
+        ports = [
+            stack.enter_context(
+                service_process(name, bootstrap, database, prefix, RESULTS / "logs")
+            )[1]
+            for _ in range(instances)
+        ]
+        time.sleep(settle)
+        filler = threading.Thread(target=lambda: asyncio.run(fill(bootstrap, input_topic, records)))
+        filler.start()
+        deadline = time.monotonic() + 180 + expected / 200
+        started = None
+        first = count = 0.0
+        while count < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} x{instances}: consumed {count:.0f} of {expected}")
+            count = sum(consumed(port, input_topic) for port in ports)
+            if started is None and count > 0:
+                started, first = time.perf_counter(), count
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+        filler.join()
+        return Rung(
+            name=f"{name} x{instances} instances (one group)",
+            events=int(expected - first),
+            seconds=elapsed,
+            per_second=(expected - first) / elapsed,
+            note=f"first batch of {first:.0f} not timed",
+        )
+
+
 def consumed(port: int, topic: str) -> float:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     return sum(float(value) for name, value in CONSUMED.findall(text) if name == topic)
@@ -314,6 +360,171 @@ def replicate_flagged(records: list[bytes], copies: int) -> list[tuple[bytes, by
 
 
 # ---------------------------------------------------------------------------------------------
+# The whole pipeline
+# ---------------------------------------------------------------------------------------------
+
+PIPELINE = ("intake", "classifier", "escalator", "register", "reporting")
+CRITICAL_TEXT = (
+    "URGENT: our customer database was breached. Another customer's passport scans, home "
+    "addresses and card numbers are visible to anyone who opens the shared folder link."
+)
+
+
+@contextlib.contextmanager
+def pipeline(bootstrap: str, database: str, prefix: str) -> Iterator[dict[str, int]]:
+    """All five services as processes; yields service -> HTTP port."""
+    with contextlib.ExitStack() as stack:
+        ports: dict[str, int] = {}
+        for name in PIPELINE:
+            _, port = stack.enter_context(
+                service_process(name, bootstrap, database, prefix, RESULTS / "logs")
+            )
+            ports[name] = port
+        yield ports
+
+
+def all_consumed(ports: dict[str, int]) -> float:
+    total = 0.0
+    for port in ports.values():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        total += sum(float(value) for _, value in CONSUMED.findall(text))
+    return total
+
+
+def measure_pipeline(
+    bootstrap: str, database: str, prefix: str, expected: int, quiet: float = 3.0
+) -> Rung:
+    """Pre-filled ticket-events through all five services; done when intake consumed every
+    ticket and no service consumed anything for ``quiet`` seconds."""
+    with pipeline(bootstrap, database, prefix) as ports:
+        started = None
+        last_change = time.perf_counter()
+        previous = -1.0
+        deadline = time.monotonic() + 180 + expected / 100
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the pipeline did not drain before the deadline")
+            intake = consumed(ports["intake"], f"{prefix}ticket-events")
+            total = all_consumed(ports)
+            now = time.perf_counter()
+            if started is None and intake > 0:
+                started, first = now, intake
+            if total != previous:
+                previous, last_change = total, now
+            if intake >= expected and now - last_change >= quiet:
+                break
+            time.sleep(0.05)
+        assert started is not None
+        elapsed = last_change - started
+        measured = expected - first
+        return Rung(
+            name="pipeline: five services, ticket-events to every output",
+            events=int(measured),
+            seconds=elapsed,
+            per_second=measured / elapsed,
+            note=f"{total:.0f} records consumed over all services",
+        )
+
+
+async def measure_latency(
+    bootstrap: str,
+    database: str,
+    prefix: str,
+    rate: float,
+    seconds: float,
+    traffic: list[TicketEvent],
+) -> dict[str, float]:
+    """Open loop at ``rate`` tickets/s: every 20th ticket is Critical (unique product, so it is
+    its own risk); latency = its publish to the first escalation-due of its risk."""
+    topic_in = f"{prefix}ticket-events"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks="all")
+    consumer = AIOKafkaConsumer(
+        f"{prefix}risk-classified",
+        f"{prefix}escalation-due",
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-latency-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await producer.start()
+    await consumer.start()
+    published: dict[str, float] = {}
+    risk_of_ticket: dict[str, str] = {}
+    first_due: dict[str, float] = {}
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=50)
+            now = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    event = json.loads(record.value or b"{}")
+                    data = event.get("data", {})
+                    if record.topic.endswith("risk-classified"):
+                        for ticket in data.get("ticket_ids", [data.get("ticket_id")]):
+                            risk_of_ticket.setdefault(ticket, data["risk_id"])
+                    else:
+                        first_due.setdefault(data["risk_id"], now)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(2.0)  # the watcher's group is assigned before the first publish
+    try:
+        interval = 1.0 / rate
+        count = int(rate * seconds)
+        begin = time.perf_counter()
+        for n in range(count):
+            target = begin + n * interval
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            event = traffic[n % len(traffic)]
+            ticket = f"L{n}-{event.data.ticket_id}"
+            payload = json.loads(event.to_json_bytes())
+            payload["id"] = f"latency-{prefix}{n}"
+            payload["time"] = datetime.now(UTC).isoformat()
+            payload["subject"] = ticket
+            payload["data"]["ticket_id"] = ticket
+            if n % 20 == 0:
+                payload["data"].update(
+                    {"description": CRITICAL_TEXT, "product": f"Vault {n}", "priority": "urgent"}
+                )
+                published[ticket] = time.perf_counter()
+            await producer.send(topic_in, value=json.dumps(payload).encode(), key=ticket.encode())
+        await producer.flush()
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline:
+            done = [t for t in published if risk_of_ticket.get(t) in first_due]
+            if len(done) == len(published):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await watcher
+        await consumer.stop()
+        await producer.stop()
+    latencies = sorted(
+        (first_due[risk_of_ticket[t]] - sent) * 1000
+        for t, sent in published.items()
+        if risk_of_ticket.get(t) in first_due
+    )
+    if not latencies:
+        return {"rate": rate, "critical": len(published), "measured": 0}
+
+    def percentile(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+    return {
+        "rate": rate,
+        "critical": len(published),
+        "measured": len(latencies),
+        "p50_ms": percentile(0.5),
+        "p99_ms": percentile(0.99),
+        "max_ms": latencies[-1],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
 
@@ -358,6 +569,15 @@ async def run(events: int, rungs: set[str]) -> list[Rung]:
             flagged = [r.value for r in out if r.value]
             rung.note += f"; flagged {len(flagged)} ({len(flagged) / events:.1%})"
             results.append(rung)
+        if "intake2" in rungs:
+            prefix = f"bench{run_id}-intake2."
+            await create_topics(bootstrap, prefix)
+            console.print(f"[bold]intake[/] two instances over {events} ticket events…")
+            results.append(
+                measure_instances(
+                    "intake", 2, bootstrap, database, prefix, f"{prefix}ticket-events", records
+                )
+            )
         if "classifier" in rungs and flagged:
             prefix = f"bench{run_id}-classifier."
             await create_topics(bootstrap, prefix)
@@ -375,7 +595,29 @@ async def run(events: int, rungs: set[str]) -> list[Rung]:
                     len(inputs),
                 )
             )
+        if "pipeline" in rungs:
+            prefix = f"bench{run_id}-pipeline."
+            await create_topics(bootstrap, prefix)
+            await fill(bootstrap, f"{prefix}ticket-events", records)
+            console.print(f"[bold]pipeline[/] of five services over {events} ticket events…")
+            pipeline_rung = measure_pipeline(bootstrap, database, prefix, events)
+            results.append(pipeline_rung)
+            if "latency" in rungs:
+                prefix = f"bench{run_id}-latency."
+                await create_topics(bootstrap, prefix)
+                with pipeline(bootstrap, database, prefix):
+                    await asyncio.sleep(8)  # every consumer group joined
+                    for share in (0.25, 0.5, 0.8):
+                        rate = max(5.0, pipeline_rung.per_second * share)
+                        console.print(f"[bold]latency[/] open loop at {rate:.0f} tickets/s…")
+                        figures = await measure_latency(
+                            bootstrap, database, prefix, rate, 20.0, traffic
+                        )
+                        LATENCY.append({"load_share": share, **figures})
     return results
+
+
+LATENCY: list[dict[str, float]] = []
 
 
 def report(results: list[Rung], path: Path) -> None:
@@ -404,6 +646,19 @@ def report(results: list[Rung], path: Path) -> None:
             r.note,
         )
     Console(width=200).print(table)
+    if LATENCY:
+        latency = Table(title="Critical ticket publish -> escalation-due (open loop)")
+        for column in ("load", "tickets/s", "critical", "measured", "p50 ms", "p99 ms", "max ms"):
+            latency.add_column(column, justify="right")
+        for row in LATENCY:
+            latency.add_row(
+                f"{row['load_share']:.0%}",
+                f"{row['rate']:.0f}",
+                f"{row['critical']:.0f}",
+                f"{row['measured']:.0f}",
+                *(f"{row.get(k, float('nan')):.0f}" for k in ("p50_ms", "p99_ms", "max_ms")),
+            )
+        Console(width=200).print(latency)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps(
@@ -414,6 +669,7 @@ def report(results: list[Rung], path: Path) -> None:
                     {**asdict(r), "ratio_to_raw_hop": (r.per_second / hop if hop else None)}
                     for r in results
                 ],
+                "critical_ticket_to_escalation_due": LATENCY,
             },
             indent=2,
         )
@@ -426,7 +682,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rungs", default="raw,intake,classifier")
+    parser.add_argument("--rungs", default="raw,intake,intake2,classifier,pipeline,latency")
     parser.add_argument("--output", type=Path, default=RESULTS / "services.json")
     args = parser.parse_args()
     results = asyncio.run(run(args.events, set(args.rungs.split(","))))
