@@ -204,6 +204,7 @@ async def test_mixed_stream_yields_exactly_the_expected_flags_and_dead_letters(
     assert any("data.customer" in reason for reason in reasons)
     assert any("data.product" in reason and "required" in reason.lower() for reason in reasons)
     assert any("data.description" in reason and "200000" in reason for reason in reasons)
+    assert not any("xxxxxxxx" in reason for reason in reasons), "ticket text leaked into a reason"
     assert await clusters_in(database_settings) == EXPECTED_CLUSTERS
 
 

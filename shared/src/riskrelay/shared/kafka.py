@@ -212,9 +212,11 @@ def describe_error(error: BaseException) -> str:
         for item in error.errors(include_url=False)[:10]:
             location = ".".join(str(p) for p in item["loc"]) or "(message)"
             received = item.get("input")
+            # Never echo text: an input string may be a customer's words or personal data, and
+            # this reason goes to logs and dead-letter headers.
             shown = (
-                f" (got {received!r:.120})"
-                if isinstance(received, str | int | float | bool) and item["type"] != "json_invalid"
+                f" (got {received!r})"
+                if isinstance(received, int | float | bool) and item["type"] != "json_invalid"
                 else ""
             )
             parts.append(f"{location}: {item['msg']}{shown}")
