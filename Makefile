@@ -25,6 +25,7 @@ setup:  ## Install uv (through pip) if missing, then the workspace from the lock
 		|| $(PYTHON) -m pip install --quiet --disable-pip-version-check --user uv; }
 	@$(UV) sync --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
 	@bash scripts/ensure-promtool.sh || echo "promtool missing: the Prometheus config test will skip (fails under CI=true)"
+	@bash scripts/ensure-chromium.sh || { if [ -n "$$CI" ]; then exit 1; fi; echo "chromium unavailable: the dashboard browser test will be skipped"; }
 
 demo: setup  ## Start broker, database and all five services, then publish sample traffic.
 	$(RUN) riskrelay dev up --sample 500

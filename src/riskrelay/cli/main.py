@@ -19,6 +19,7 @@ from rich.table import Table
 
 from riskrelay.cli import kafka_tools
 from riskrelay.cli.classify import classify_command
+from riskrelay.cli.report import report_app
 from riskrelay.cli.stack import SERVICES, Stack, StackConfig, stop_from_state
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(sample_app, name="sample")
 app.add_typer(escalation_app, name="escalation")
 app.command("classify")(classify_command)
+app.add_typer(report_app, name="report")
 
 console = Console()
 errors = Console(stderr=True)

@@ -83,6 +83,11 @@ def service_environment(config: StackConfig, name: str, database_url: str) -> di
         f"{prefix}HTTP__PORT": str(config.service_ports[name]),
         f"{prefix}AUTH__TOKENS_FILE": str(config.tokens_file.resolve()),
         f"{prefix}LOG_FORMAT": "json",
+        **(
+            {f"{prefix}SCHEDULE__DIRECTORY": str((config.data_dir / "reports").resolve())}
+            if name == "reporting"
+            else {}
+        ),
     }
 
 

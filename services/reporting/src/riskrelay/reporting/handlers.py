@@ -1,62 +1,415 @@
-"""Kafka subscribers of the reporting service: decode, apply, emit.
+"""Reporting edges: every topic into the read model, reports over HTTP, the live dashboard and
+the background tasks (dashboard refresh, consumer lag, scheduled reports).
 
-Foundation slice: every input topic is consumed in batches, invalid events are dead-lettered
-with the reason, and each valid event id is recorded once in `processed_events`. The
-service's domain behaviour is added on top of this in its own issue.
+Report endpoints are role-checked bearer-token APIs (deny by default). The dashboard is for
+on-call operators: it accepts the same tokens (header, or once as ``?token=`` which is turned
+into an HttpOnly SameSite=Strict cookie and removed from the address) unless the operator sets
+``RISKRELAY_REPORTING_DASHBOARD__PUBLIC=true`` to serve it read-only without one.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
+import asyncio
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
+import asyncpg
+from aiokafka import ConsumerRecord
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from prometheus_client import Counter, Gauge
+
+from riskrelay.reporting import store
+from riskrelay.reporting.dashboard import LagMonitor, ack_window, dashboard_view
+from riskrelay.reporting.generate import RenderMetrics, ReportKind, file_name, produce
+from riskrelay.reporting.ingest import apply_events, checked_decoder
+from riskrelay.reporting.periods import (
+    PeriodError,
+    month_of,
+    parse_month,
+    parse_week,
+    previous_month,
+    previous_week,
+    week_of,
+)
+from riskrelay.reporting.render import ReportFormat, environment
+from riskrelay.reporting.scheduler import Clock, Scheduler, SystemClock
+from riskrelay.reporting.settings import ReportingSettings
 from riskrelay.shared.app import ServiceContext
+from riskrelay.shared.auth import Principal, require_roles
+from riskrelay.shared.envelope import CloudEvent
 from riskrelay.shared.events import (
     EscalationAcknowledgedEvent,
     EscalationDueEvent,
     RiskClassifiedEvent,
     RiskRegisteredEvent,
+    Role,
     TicketEvent,
     TicketFlaggedEvent,
 )
 from riskrelay.shared.kafka import OutgoingEvent, Received
-from riskrelay.shared.store import claim_new_event_ids
+from riskrelay.shared.logging import get_logger
 from riskrelay.shared.topics import (
+    DLQ_SUFFIX,
     ESCALATION_ACKS,
     ESCALATION_DUE,
+    MAIN_TOPICS,
     RISK_CLASSIFIED,
     RISK_REGISTERED,
     TICKET_EVENTS,
     TICKET_FLAGGED,
 )
 
+log = get_logger(__name__)
 
-async def record_processed(
-    context: ServiceContext, batch: list[Received[Any]]
-) -> list[OutgoingEvent]:
-    async with context.db.acquire() as connection, connection.transaction():
-        await claim_new_event_ids(connection, (item.event.id for item in batch))
-    return []
+REPORT_ROLES = (
+    Role.RISK_MANAGEMENT,
+    Role.SUPPORT_MANAGER,
+    Role.TEAM_LEAD,
+    Role.SUPPORT_DIRECTOR,
+    Role.ANALYST,
+)
+DASHBOARD_COOKIE = "riskrelay_dashboard"
+DATABASE_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+)
+
+DECODERS: list[tuple[Any, Callable[[bytes], CloudEvent[Any]]]] = [
+    (TICKET_EVENTS, checked_decoder(TicketEvent)),
+    (TICKET_FLAGGED, checked_decoder(TicketFlaggedEvent)),
+    (RISK_CLASSIFIED, checked_decoder(RiskClassifiedEvent)),
+    (ESCALATION_DUE, checked_decoder(EscalationDueEvent)),
+    (ESCALATION_ACKS, checked_decoder(EscalationAcknowledgedEvent)),
+    (RISK_REGISTERED, checked_decoder(RiskRegisteredEvent)),
+]
+
+
+def _settings(context: ServiceContext) -> ReportingSettings:
+    settings = context.settings
+    return settings if isinstance(settings, ReportingSettings) else ReportingSettings()
+
+
+def clock_of(context: ServiceContext) -> Clock:
+    """The service's time source; tests replace ``context.state["clock"]`` before start-up."""
+    clock: Clock = context.state.setdefault("clock", SystemClock())
+    return clock
+
+
+# ---------------------------------------------------------------------------------------------
+# Consuming
+# ---------------------------------------------------------------------------------------------
+
+
+def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
+def dead_letter_row(record: ConsumerRecord[bytes, bytes], prefix: str) -> store.DeadLetterRow:
+    source = _header(record, "dlq_source_topic") or record.topic.removesuffix(DLQ_SUFFIX)
+    failed_at: datetime | None = None
+    raw_time = _header(record, "dlq_failed_at")
+    if raw_time:
+        try:
+            failed_at = datetime.fromisoformat(raw_time)
+        except ValueError:
+            failed_at = None
+    if failed_at is not None and failed_at.tzinfo is None:
+        failed_at = failed_at.replace(tzinfo=UTC)
+    return store.DeadLetterRow(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        source_topic=source.removeprefix(prefix),
+        failed_at=failed_at,
+    )
+
+
+def accept_anything(raw: bytes) -> bytes:
+    """Dead letters are counted, not read: any bytes are fine."""
+    return raw
+
+
+def configure_consumers(context: ServiceContext, applied: Counter) -> None:
+    prefix = context.settings.kafka.topic_prefix
+
+    def mark_applied() -> None:
+        context.state["read_model_updated_at"] = clock_of(context).now()
+
+    async def apply_batch(batch: list[Received[CloudEvent[Any]]]) -> list[OutgoingEvent]:
+        async with context.db.acquire() as connection, connection.transaction():
+            count = await apply_events(connection, [item.event for item in batch])
+        if count:
+            applied.labels(batch[0].record.topic).inc(count)
+            mark_applied()
+        return []
+
+    async def record_dead_letters(batch: list[Received[bytes]]) -> list[OutgoingEvent]:
+        rows = [dead_letter_row(item.record, prefix) for item in batch]
+        async with context.db.acquire() as connection, connection.transaction():
+            count = await store.apply_dead_letters(connection, rows)
+        if count:
+            applied.labels(batch[0].record.topic).inc(count)
+            mark_applied()
+        return []
+
+    for spec, decoder in DECODERS:
+        context.consume(spec, decoder, apply_batch)
+    for spec in MAIN_TOPICS:
+        context.consume(spec.dlq, accept_anything, record_dead_letters)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports over HTTP
+# ---------------------------------------------------------------------------------------------
+
+ReportReader = Annotated[Principal, Depends(require_roles(*REPORT_ROLES))]
+FormatQuery = Annotated[
+    ReportFormat, Query(alias="format", description="json, html, md (Markdown) or csv.")
+]
+
+
+def build_report_router(context: ServiceContext, metrics: RenderMetrics) -> APIRouter:
+    router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+    async def respond(kind: ReportKind, label: str | None, fmt: ReportFormat) -> Response:
+        now = clock_of(context).now()
+        try:
+            if kind == "weekly":
+                period = parse_week(label) if label else previous_week(week_of(now))
+            else:
+                period = parse_month(label) if label else previous_month(month_of(now))
+        except PeriodError as error:
+            raise HTTPException(422, str(error)) from error
+        try:
+            rendered = await produce(context.db, kind, period, fmt, now, metrics)
+        except DATABASE_ERRORS as error:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "the reporting database is unavailable"
+            ) from error
+        return Response(
+            rendered.body,
+            media_type=fmt.media_type,
+            headers={
+                "Content-Disposition": f'inline; filename="{file_name(kind, period, fmt)}"',
+                "Cache-Control": "no-store",
+                "X-Report-Empty": "true" if rendered.report.empty else "false",
+            },
+        )
+
+    @router.get(
+        "/weekly",
+        summary="Weekly Risk Summary for an ISO week (default: the last full week).",
+        responses={422: {"description": "malformed week or unknown format"}},
+    )
+    async def weekly(
+        principal: ReportReader,
+        fmt: FormatQuery = ReportFormat.JSON,
+        week: Annotated[
+            str | None, Query(description="ISO week, e.g. 2026-W47.", max_length=16)
+        ] = None,
+    ) -> Response:
+        return await respond("weekly", week, fmt)
+
+    @router.get(
+        "/monthly",
+        summary="Monthly Risk Report for a calendar month (default: the last full month).",
+        responses={422: {"description": "malformed month or unknown format"}},
+    )
+    async def monthly(
+        principal: ReportReader,
+        fmt: FormatQuery = ReportFormat.JSON,
+        month: Annotated[
+            str | None, Query(description="Month, e.g. 2026-11.", max_length=16)
+        ] = None,
+    ) -> Response:
+        return await respond("monthly", month, fmt)
+
+    return router
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboard
+# ---------------------------------------------------------------------------------------------
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def dashboard_principal(context: ServiceContext, token: str | None) -> Principal:
+    """Deny by default: a token of a reporting role (or admin), unless the dashboard is public."""
+    if token is None:
+        if _settings(context).dashboard.public:
+            return Principal(subject="anonymous", role=Role.ANALYST)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the dashboard needs a token: open /dashboard?token=<token of a reporting role>",
+        )
+    principal = context.tokens.lookup(token)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown token")
+    if principal.role not in {*REPORT_ROLES, Role.ADMIN}:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"role {principal.role.value} may not view the dashboard"
+        )
+    return principal
+
+
+def build_dashboard_router(context: ServiceContext) -> APIRouter:
+    router = APIRouter(tags=["dashboard"])
+    settings = _settings(context).dashboard
+
+    @router.get(
+        "/dashboard", summary="The live risk dashboard (HTML, updates itself).", response_model=None
+    )
+    async def page(request: Request, token: str | None = None) -> Response:
+        if token is not None:
+            dashboard_principal(context, token)
+            redirect = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
+            redirect.set_cookie(
+                DASHBOARD_COOKIE,
+                token,
+                httponly=True,
+                samesite="strict",
+                secure=settings.secure_cookie,
+                path="/",
+                max_age=12 * 3600,
+            )
+            return redirect
+        try:
+            dashboard_principal(context, _bearer(request) or request.cookies.get(DASHBOARD_COOKIE))
+        except HTTPException as error:
+            return HTMLResponse(
+                f"<!DOCTYPE html><title>Dashboard</title><p>{error.detail}</p>",
+                status_code=error.status_code,
+            )
+        nonce = secrets.token_urlsafe(16)
+        body = (
+            environment()
+            .get_template("dashboard.html.j2")
+            .render(
+                nonce=nonce,
+                data_url="/v1/dashboard.json",
+                refresh_seconds=settings.refresh_seconds,
+                window_hours=settings.window_hours,
+            )
+        )
+        return HTMLResponse(
+            body,
+            headers={
+                "Content-Security-Policy": (
+                    f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline';"
+                    " connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+                ),
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+    @router.get("/v1/dashboard.json", summary="The dashboard's figures (JSON).")
+    async def figures(request: Request) -> JSONResponse:
+        dashboard_principal(context, _bearer(request) or request.cookies.get(DASHBOARD_COOKIE))
+        view = context.state.get("dashboard")
+        if view is None:
+            view = await refresh_dashboard(context)
+        return JSONResponse(view.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+
+    return router
+
+
+async def refresh_dashboard(context: ServiceContext) -> Any:
+    settings = _settings(context).dashboard
+    now = clock_of(context).now()
+    monitor: LagMonitor = context.state["lag_monitor"]
+    async with context.db.acquire() as connection:
+        inputs = await store.dashboard_inputs(
+            connection, now, now - timedelta(hours=settings.window_hours), ack_window(now)
+        )
+    view = dashboard_view(
+        inputs,
+        monitor.latest or monitor.unavailable(),
+        now,
+        settings.window_hours,
+        settings.refresh_seconds,
+        context.state.get("read_model_updated_at"),
+    )
+    gauge: Gauge = context.state["open_risks_gauge"]
+    for figure in view.levels:
+        gauge.labels(str(figure.level)).set(figure.open_risks)
+    context.state["dashboard"] = view
+    return view
+
+
+async def keep_dashboard_fresh(context: ServiceContext) -> None:
+    settings = _settings(context).dashboard
+    clock = clock_of(context)
+    while True:
+        try:
+            await refresh_dashboard(context)
+        except DATABASE_ERRORS as error:
+            log.warning("dashboard refresh failed", error=f"{type(error).__name__}: {error}")
+        await clock.sleep(settings.refresh_seconds)
+
+
+async def keep_lag_fresh(context: ServiceContext) -> None:
+    monitor: LagMonitor = context.state["lag_monitor"]
+    clock = clock_of(context)
+    try:
+        while True:
+            await monitor.refresh(clock.now())
+            await clock.sleep(_settings(context).dashboard.lag_refresh_seconds)
+    finally:
+        await monitor.close()
+
+
+async def run_scheduler(context: ServiceContext) -> None:
+    settings = _settings(context)
+    scheduler = Scheduler(
+        db=context.db,
+        schedule=settings.schedule,
+        clock=clock_of(context),
+        metrics=context.state["render_metrics"],
+    )
+    await scheduler.run_forever()
 
 
 def configure(context: ServiceContext) -> None:
-    context.consume(
-        TICKET_EVENTS, TicketEvent.model_validate_json, partial(record_processed, context)
+    settings = _settings(context)
+    applied = Counter(
+        "riskrelay_reporting_events_applied_total",
+        "Events (and dead letters) newly applied to the reporting read model.",
+        ["topic"],
+        registry=context.registry,
     )
-    context.consume(
-        TICKET_FLAGGED, TicketFlaggedEvent.model_validate_json, partial(record_processed, context)
+    context.state["open_risks_gauge"] = Gauge(
+        "riskrelay_reporting_open_risks",
+        "Open risks by level (levels 1-2: classified within the last 7 days).",
+        ["level"],
+        registry=context.registry,
     )
-    context.consume(
-        RISK_CLASSIFIED, RiskClassifiedEvent.model_validate_json, partial(record_processed, context)
+    metrics = RenderMetrics.register(context.registry)
+    context.state["render_metrics"] = metrics
+    configure_consumers(context, applied)
+    context.state["lag_monitor"] = LagMonitor(
+        kafka=context.settings.kafka,
+        group=context.settings.consumer_group,
+        topics=[route.topic for route in context.routes],
+        prefix=context.settings.kafka.topic_prefix,
     )
-    context.consume(
-        ESCALATION_DUE, EscalationDueEvent.model_validate_json, partial(record_processed, context)
-    )
-    context.consume(
-        ESCALATION_ACKS,
-        EscalationAcknowledgedEvent.model_validate_json,
-        partial(record_processed, context),
-    )
-    context.consume(
-        RISK_REGISTERED, RiskRegisteredEvent.model_validate_json, partial(record_processed, context)
-    )
+    context.routers.append(build_report_router(context, metrics))
+    context.routers.append(build_dashboard_router(context))
+    context.background.append(keep_dashboard_fresh)
+    context.background.append(keep_lag_fresh)
+    if settings.schedule.enabled:
+        context.background.append(run_scheduler)

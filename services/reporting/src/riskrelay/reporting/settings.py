@@ -2,13 +2,69 @@
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
 
+from pydantic import AnyHttpUrl, BaseModel, Field
+
+from riskrelay.reporting.render import ReportFormat
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
 
 
+class ScheduleSettings(BaseModel):
+    """When reports are rendered to files on their own, and who is told."""
+
+    enabled: bool = Field(default=True, description="Render scheduled reports.")
+    directory: Path = Field(
+        default=Path("reports"), description="Where scheduled reports are written."
+    )
+    formats: list[ReportFormat] = Field(
+        default=[ReportFormat.HTML, ReportFormat.JSON], description="Formats written per report."
+    )
+    weekly_weekday: int = Field(
+        default=0, ge=0, le=6, description="Weekday of the weekly run (0 = Monday), UTC."
+    )
+    weekly_hour: int = Field(default=7, ge=0, le=23, description="Hour of the weekly run, UTC.")
+    monthly_day: int = Field(
+        default=1, ge=1, le=28, description="Day of month of the monthly run, UTC."
+    )
+    monthly_hour: int = Field(default=7, ge=0, le=23, description="Hour of the monthly run, UTC.")
+    catch_up_hours: int = Field(
+        default=24,
+        ge=0,
+        description="At start-up, render a run missed this recently (service was down).",
+    )
+    webhook_url: AnyHttpUrl | None = Field(
+        default=None, description="POST a JSON notice here after each scheduled report."
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class DashboardSettings(BaseModel):
+    """The live dashboard at /dashboard."""
+
+    public: bool = Field(
+        default=False,
+        description=(
+            "Serve /dashboard and /v1/dashboard.json read-only without a token. Off by default:"
+            " open /dashboard?token=<token of a reporting role> once and a cookie keeps it."
+        ),
+    )
+    refresh_seconds: float = Field(
+        default=5.0, gt=0, description="How often the figures are recomputed and the page polls."
+    )
+    window_hours: int = Field(
+        default=24, ge=1, description="Window of the flag rate and of 'active' clusters."
+    )
+    lag_refresh_seconds: float = Field(default=15.0, gt=0, description="Consumer lag refresh.")
+    secure_cookie: bool = Field(
+        default=False, description="Mark the dashboard cookie Secure (set behind HTTPS)."
+    )
+
+
 class ReportingSettings(ServiceSettings):
-    model_config: SettingsConfigDict = service_settings_config("RISKRELAY_REPORTING_")
+    model_config = service_settings_config("RISKRELAY_REPORTING_")
 
     service_name: str = "reporting"
     http: HttpSettings = HttpSettings(port=8005)
+    schedule: ScheduleSettings = ScheduleSettings()
+    dashboard: DashboardSettings = DashboardSettings()
