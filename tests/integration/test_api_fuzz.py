@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -102,43 +103,53 @@ def test_no_server_errors_and_no_access_without_a_valid_token(service_url: str) 
     assert operations, "the service documents no operations"
 
     for operation in operations:
-        public = operation.path in PUBLIC_PATHS
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=operation.as_strategy())
-        def exercise(case: schemathesis.Case) -> None:
-            exercised[operation.label] = exercised.get(operation.label, 0) + 1
-            with_token = case.call(
-                base_url=service_url,
-                session=session,
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                timeout=30,
-            )
-            if with_token.status_code >= 500:
-                problems.append(
-                    f"{case.method} {case.formatted_path} -> {with_token.status_code}: "
-                    f"{with_token.text[:300]}"
-                )
-            if public:
-                return
-            for headers in ({}, {"Authorization": "Bearer not-a-real-token-at-all"}):
-                anonymous = case.call(
-                    base_url=service_url, session=session, headers=headers, timeout=30
-                )
-                if anonymous.status_code < 400 or anonymous.status_code >= 500:
-                    problems.append(
-                        f"{case.method} {case.formatted_path} without a valid token -> "
-                        f"{anonymous.status_code}"
-                    )
-
         try:
-            exercise()
+            _fuzz(operation, service_url, session, problems, exercised)
         except Unsatisfiable:
             continue
         assert not problems, "\n".join(sorted(set(problems))[:20])
     assert len(exercised) >= len(operations) - 1, f"operations never exercised: {exercised}"
+
+
+def _fuzz(
+    operation: Any,
+    service_url: str,
+    session: requests.Session,
+    problems: list[str],
+    exercised: dict[str, int],
+) -> None:
+    public = operation.path in PUBLIC_PATHS
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy())
+    def exercise(case: schemathesis.Case) -> None:
+        exercised[operation.label] = exercised.get(operation.label, 0) + 1
+        with_token = case.call(
+            base_url=service_url,
+            session=session,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=30,
+        )
+        if with_token.status_code >= 500:
+            problems.append(
+                f"{case.method} {case.formatted_path} -> {with_token.status_code}: "
+                f"{with_token.text[:300]}"
+            )
+        if public:
+            return
+        for headers in ({}, {"Authorization": "Bearer not-a-real-token-at-all"}):
+            anonymous = case.call(
+                base_url=service_url, session=session, headers=headers, timeout=30
+            )
+            if anonymous.status_code < 400 or anonymous.status_code >= 500:
+                problems.append(
+                    f"{case.method} {case.formatted_path} without a valid token -> "
+                    f"{anonymous.status_code}"
+                )
+
+    exercise()

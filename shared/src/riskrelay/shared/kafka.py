@@ -212,11 +212,14 @@ def describe_error(error: BaseException) -> str:
         for item in error.errors(include_url=False)[:10]:
             location = ".".join(str(p) for p in item["loc"]) or "(message)"
             received = item.get("input")
-            # Never echo text: an input string may be a customer's words or personal data, and
-            # this reason goes to logs and dead-letter headers.
+            # Never echo free text: an input string may be a customer's words or personal data,
+            # and this reason goes to logs and dead-letter headers. Values of closed vocabularies
+            # (event type, version, enums) are safe and are what an operator needs to see.
+            vocabulary = item["type"] in ("literal_error", "enum")
             shown = (
-                f" (got {received!r})"
-                if isinstance(received, int | float | bool) and item["type"] != "json_invalid"
+                f" (got {received!r:.100})"
+                if isinstance(received, int | float | bool)
+                or (vocabulary and isinstance(received, str))
                 else ""
             )
             parts.append(f"{location}: {item['msg']}{shown}")

@@ -252,6 +252,104 @@ def superseded_timer_keys(plan: EscalationPlan) -> tuple[str, ...]:
     return tuple(timer.key for step in plan.steps for timer in _step_timers(plan, step))
 
 
+class PlanChange(Contract):
+    """What a classification does to a risk's escalation: a first plan, or a level change."""
+
+    plan: EscalationPlan = Field(description="The plan to store and run.")
+    superseded: EscalationPlan | None = Field(
+        default=None, description="The previous plan, its open steps closed, when superseded."
+    )
+    cancel_timer_keys: tuple[str, ...] = Field(
+        default=(), description="Timers of the previous plan to cancel (every key it produced)."
+    )
+
+
+def plan_for_classification(
+    active: EscalationPlan | None,
+    *,
+    risk_id: str,
+    level: RiskLevel | int,
+    flagged_at: datetime,
+    policy: EscalationPolicy,
+    calendar: BusinessCalendar,
+) -> PlanChange | None:
+    """The plan a classification of ``risk_id`` calls for, or None when the running one stands.
+
+    A risk classified again at the level its plan was built for keeps that plan: it is frozen,
+    so neither a re-sent classification nor an edited policy restarts its clock. A different
+    level (an upgrade, or a human override either way) supersedes it.
+    """
+    level = RiskLevel(level)
+    if active is None:
+        plan = build_plan(
+            risk_id=risk_id, level=level, flagged_at=flagged_at, policy=policy, calendar=calendar
+        )
+        return PlanChange(plan=plan)
+    if active.risk_id != risk_id:
+        raise ValueError(f"plan of {active.risk_id!r} given for risk {risk_id!r}")
+    if active.level == level:
+        return None
+    change = supersede(active, level=level, flagged_at=flagged_at, policy=policy, calendar=calendar)
+    return PlanChange(
+        plan=change.plan,
+        superseded=close_plan(active, flagged_at),
+        cancel_timer_keys=change.cancel_timer_keys,
+    )
+
+
+def close_plan(plan: EscalationPlan, at: datetime) -> EscalationPlan:
+    """``plan`` with every open step cancelled at ``at`` (a superseded plan takes no more acks)."""
+    at = require_aware(at, "at")
+    steps = tuple(
+        step.model_copy(update={"status": StepStatus.CANCELLED, "closed_at": at})
+        if step.status is StepStatus.OPEN
+        else step
+        for step in plan.steps
+    )
+    return plan.model_copy(update={"steps": steps})
+
+
+def has_open_steps(plan: EscalationPlan) -> bool:
+    return any(step.status is StepStatus.OPEN for step in plan.steps)
+
+
+def due_event_id(timer_key: str, plan_version: int) -> str:
+    """Deterministic id of the ``escalation-due`` event a timer emits.
+
+    The same timer fires the same id on every instance and after every crash, which is what
+    lets consumers drop a re-published duplicate.
+    """
+    return derive_event_id(f"riskrelay.escalation-timer:{timer_key}", f"due/v{plan_version}")
+
+
+def acknowledged_event_id(escalation_id: str) -> str:
+    """Id of the ``escalation-acks`` event the service publishes for an accepted HTTP ack.
+
+    A step is accepted at most once, so the step's id alone makes it deterministic.
+    """
+    return derive_event_id(f"riskrelay.escalation:{escalation_id}", "acknowledged")
+
+
+class StepState(StrEnum):
+    """How the API shows a step: the stored status, with overdue told apart from open."""
+
+    OPEN = "open"
+    OVERDUE = "overdue"
+    ACKNOWLEDGED = "acknowledged"
+    CANCELLED = "cancelled"
+
+
+def step_state(status: StepStatus, ack_due_at: datetime | None, now: datetime) -> StepState:
+    """Open steps past their acknowledgement deadline are overdue; closed steps keep status."""
+    if status is StepStatus.ACKNOWLEDGED:
+        return StepState.ACKNOWLEDGED
+    if status is StepStatus.CANCELLED:
+        return StepState.CANCELLED
+    if ack_due_at is not None and require_aware(now, "now") >= ack_due_at:
+        return StepState.OVERDUE
+    return StepState.OPEN
+
+
 def _timeframe_due(rules: PlanRules, flagged: datetime) -> datetime:
     timeframe = rules.level_policy.timeframe
     if timeframe.rule is TimeframeRule.ELAPSED:

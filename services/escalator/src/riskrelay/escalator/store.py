@@ -1,0 +1,352 @@
+"""Escalator persistence: frozen plans, their step projection, timers and acknowledgements.
+
+Every change of one risk's escalation runs in a transaction that first takes a transaction-scoped
+advisory lock on the risk id (sorted, so two transactions never deadlock): a classification, an
+acknowledgement from the topic and one over HTTP for the same risk are applied one after the
+other, whichever instance receives them. The timer loop takes no such lock: it only claims timer
+rows (``FOR UPDATE SKIP LOCKED``), and a transaction that cancels timers waits for a claim in
+flight and then leaves the fired ones alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import asyncpg
+
+from riskrelay.escalator.domain import (
+    EscalationPlan,
+    PlannedTimer,
+    due_event_id,
+    has_open_steps,
+)
+from riskrelay.shared.events import ReviewDecision, Role
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+# What ``pool.acquire()`` yields is a proxy, not a Connection; both work everywhere here.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+PlanState = Literal["active", "completed", "superseded"]
+AckSource = Literal["http", "topic"]
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    plan: EscalationPlan
+    state: PlanState
+    title: str
+
+
+@dataclass(frozen=True)
+class StepLocation:
+    """Where an escalation id points: its risk and plan version (enough to lock and load)."""
+
+    escalation_id: str
+    risk_id: str
+    plan_version: int
+
+
+async def lock_risks(connection: Connection, risk_ids: Iterable[str]) -> None:
+    for risk_id in sorted(set(risk_ids)):
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", f"escalator:{risk_id}"
+        )
+
+
+def plan_state(plan: EscalationPlan) -> PlanState:
+    return "active" if has_open_steps(plan) else "completed"
+
+
+async def load_current_plan(connection: Connection, risk_id: str) -> StoredPlan | None:
+    row = await connection.fetchrow(
+        "SELECT plan::text AS plan, state, title FROM escalations"
+        " WHERE risk_id = $1 AND state <> 'superseded'",
+        risk_id,
+    )
+    return None if row is None else _stored(row)
+
+
+async def load_plan(connection: Connection, risk_id: str, plan_version: int) -> StoredPlan | None:
+    row = await connection.fetchrow(
+        "SELECT plan::text AS plan, state, title FROM escalations"
+        " WHERE risk_id = $1 AND plan_version = $2",
+        risk_id,
+        plan_version,
+    )
+    return None if row is None else _stored(row)
+
+
+def _stored(row: asyncpg.Record) -> StoredPlan:
+    return StoredPlan(
+        plan=EscalationPlan.model_validate_json(row["plan"]), state=row["state"], title=row["title"]
+    )
+
+
+async def risk_known(connection: Connection, risk_id: str) -> bool:
+    found: bool = await connection.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM escalations WHERE risk_id = $1)", risk_id
+    )
+    return found
+
+
+async def insert_plan(
+    connection: Connection,
+    plan: EscalationPlan,
+    *,
+    title: str,
+    cause_event_id: str | None,
+) -> None:
+    await connection.execute(
+        "INSERT INTO escalations"
+        " (risk_id, plan_version, level, state, plan, title, flagged_at, cause_event_id)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)",
+        plan.risk_id,
+        plan.plan_version,
+        int(plan.level),
+        plan_state(plan),
+        plan.model_dump_json(),
+        title,
+        plan.flagged_at,
+        cause_event_id,
+    )
+    await save_steps(connection, plan)
+
+
+async def update_plan(
+    connection: Connection, plan: EscalationPlan, state: PlanState | None = None
+) -> None:
+    """Store a changed plan (acknowledged, closed) and its steps; bumps the row version."""
+    await connection.execute(
+        "UPDATE escalations SET plan = $3::jsonb, state = $4, version = version + 1,"
+        " updated_at = now() WHERE risk_id = $1 AND plan_version = $2",
+        plan.risk_id,
+        plan.plan_version,
+        plan.model_dump_json(),
+        state or plan_state(plan),
+    )
+    await save_steps(connection, plan)
+
+
+async def save_steps(connection: Connection, plan: EscalationPlan) -> None:
+    await connection.executemany(
+        "INSERT INTO escalation_steps (escalation_id, risk_id, plan_version, step, level, role,"
+        " kind, notify_at, ack_due_at, status, closed_at, acknowledged_role, decision,"
+        " added_because) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        " ON CONFLICT (escalation_id) DO UPDATE SET status = EXCLUDED.status,"
+        " closed_at = EXCLUDED.closed_at, acknowledged_role = EXCLUDED.acknowledged_role,"
+        " decision = EXCLUDED.decision, updated_at = now()"
+        " WHERE escalation_steps.status IS DISTINCT FROM EXCLUDED.status",
+        [
+            (
+                step.escalation_id,
+                plan.risk_id,
+                plan.plan_version,
+                step.index,
+                int(plan.level),
+                step.role.value,
+                step.kind.value,
+                step.notify_at,
+                step.ack_due_at,
+                step.status.value,
+                step.closed_at,
+                step.acknowledged_role.value if step.acknowledged_role else None,
+                step.decision.value if step.decision else None,
+                step.added_because,
+            )
+            for step in plan.steps
+        ],
+    )
+
+
+async def set_acknowledged_by(
+    connection: Connection, escalation_id: str, acknowledged_by: str
+) -> None:
+    await connection.execute(
+        "UPDATE escalation_steps SET acknowledged_by = $2 WHERE escalation_id = $1",
+        escalation_id,
+        acknowledged_by,
+    )
+
+
+async def insert_timers(
+    connection: Connection, plan: EscalationPlan, timers: Sequence[PlannedTimer]
+) -> None:
+    step_roles = {step.index: step.role for step in plan.steps}
+    await connection.executemany(
+        "INSERT INTO timers (timer_key, escalation_id, risk_id, plan_version, level, step, role,"
+        " step_role, reason, attempt, due_at, ack_due_at, timeframe_due_at, event_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        " ON CONFLICT (timer_key) DO NOTHING",
+        [
+            (
+                timer.key,
+                timer.escalation_id,
+                timer.risk_id,
+                timer.plan_version,
+                int(timer.level),
+                timer.step,
+                timer.role.value,
+                step_roles[timer.step].value,
+                timer.reason.value,
+                timer.attempt,
+                timer.fire_at,
+                timer.ack_due_at,
+                timer.timeframe_due_at,
+                due_event_id(timer.key, timer.plan_version),
+            )
+            for timer in timers
+        ],
+    )
+
+
+async def cancel_timers(connection: Connection, timer_keys: Sequence[str], reason: str) -> int:
+    """Cancel the pending ones among ``timer_keys``; fired and cancelled ones stay as they are."""
+    if not timer_keys:
+        return 0
+    result: str = await connection.execute(
+        "UPDATE timers SET state = 'cancelled', cancelled_reason = $2"
+        " WHERE timer_key = ANY($1::text[]) AND state = 'pending'",
+        list(timer_keys),
+        reason,
+    )
+    return int(result.split()[-1])
+
+
+async def locate_step(connection: Connection, escalation_id: str) -> StepLocation | None:
+    row = await connection.fetchrow(
+        "SELECT escalation_id, risk_id, plan_version FROM escalation_steps"
+        " WHERE escalation_id = $1",
+        escalation_id,
+    )
+    if row is None:
+        return None
+    return StepLocation(row["escalation_id"], row["risk_id"], row["plan_version"])
+
+
+async def record_acknowledgement(
+    connection: Connection,
+    *,
+    event_id: str | None,
+    escalation_id: str,
+    risk_id: str,
+    plan_version: int | None,
+    role: Role,
+    acknowledged_by: str,
+    acknowledged_at: datetime,
+    decision: ReviewDecision | None,
+    note: str | None,
+    source: AckSource,
+    outcome: str,
+    late: bool,
+    late_by_seconds: float | None,
+    detail: str | None,
+) -> None:
+    await connection.execute(
+        "INSERT INTO acknowledgements (event_id, escalation_id, risk_id, plan_version, role,"
+        " acknowledged_by, acknowledged_at, decision, note, source, outcome, late,"
+        " late_by_seconds, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        event_id,
+        escalation_id,
+        risk_id,
+        plan_version,
+        role.value,
+        acknowledged_by,
+        acknowledged_at,
+        decision.value if decision else None,
+        note,
+        source,
+        outcome,
+        late,
+        late_by_seconds,
+        detail,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading for the API
+# ---------------------------------------------------------------------------------------------
+
+ListFilter = Literal["open", "overdue", "acknowledged"]
+
+_STEP_COLUMNS = (
+    "s.escalation_id, s.risk_id, s.plan_version, s.step, s.level, s.role, s.kind, s.notify_at,"
+    " s.ack_due_at, s.status, s.closed_at, s.acknowledged_role, s.acknowledged_by, s.decision,"
+    " s.added_because, e.title, e.state AS plan_state"
+)
+
+
+async def list_steps(
+    connection: Connection,
+    *,
+    state: ListFilter | None,
+    now: datetime,
+    risk_id: str | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Steps in (notify_at, escalation_id) order after the keyset ``after``."""
+    conditions = ["TRUE"]
+    args: list[Any] = [now, limit]
+    if state == "open":
+        conditions.append("s.status = 'open'")
+    elif state == "overdue":
+        conditions.append("s.status = 'open' AND s.ack_due_at <= $1")
+    elif state == "acknowledged":
+        conditions.append("s.status = 'acknowledged'")
+    if risk_id is not None:
+        args.append(risk_id)
+        conditions.append(f"s.risk_id = ${len(args)}")
+    if after is not None:
+        args.extend(after)
+        conditions.append(f"(s.notify_at, s.escalation_id) > (${len(args) - 1}, ${len(args)})")
+    rows: list[asyncpg.Record] = await connection.fetch(
+        f"SELECT {_STEP_COLUMNS}, $1::timestamptz AS now FROM escalation_steps s"
+        " JOIN escalations e USING (risk_id, plan_version)"
+        f" WHERE {' AND '.join(conditions)}"
+        " ORDER BY s.notify_at, s.escalation_id LIMIT $2",
+        *args,
+    )
+    return rows
+
+
+async def get_step(connection: Connection, escalation_id: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await connection.fetchrow(
+        f"SELECT {_STEP_COLUMNS} FROM escalation_steps s"
+        " JOIN escalations e USING (risk_id, plan_version) WHERE s.escalation_id = $1",
+        escalation_id,
+    )
+    return row
+
+
+async def step_timers(connection: Connection, escalation_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await connection.fetch(
+        "SELECT timer_key, reason, role, attempt, due_at, state, fired_at, event_id,"
+        " cancelled_reason FROM timers WHERE escalation_id = $1 ORDER BY due_at, timer_key",
+        escalation_id,
+    )
+    return rows
+
+
+async def step_acknowledgements(connection: Connection, escalation_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await connection.fetch(
+        "SELECT role, acknowledged_by, acknowledged_at, decision, note, source, outcome, late,"
+        " late_by_seconds, detail, recorded_at FROM acknowledgements"
+        " WHERE escalation_id = $1 ORDER BY id",
+        escalation_id,
+    )
+    return rows
+
+
+async def step_notifications(connection: Connection, escalation_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await connection.fetch(
+        "SELECT id, event_id, reason, role, channel, target, state, attempts, last_error,"
+        " created_at, finished_at FROM notifications WHERE escalation_id = $1 ORDER BY id",
+        escalation_id,
+    )
+    return rows

@@ -1,0 +1,401 @@
+"""The durable timer loop: claim due timers, fire them through the outbox, publish.
+
+One firing is one PostgreSQL transaction:
+
+1. one statement claims up to ``batch_size`` due timers, oldest first, ``FOR UPDATE SKIP
+   LOCKED`` (several loops and several instances claim disjoint sets), checks each one's fence
+   (its plan version must still be the risk's current plan and its step still open) and marks it
+   fired, or cancelled when stale: a stale timer never fires;
+2. the ``escalation-due`` events (ids fixed when the timers were stored) go to the outbox and
+   their notifications to the delivery queue.
+
+After commit the events are published; their outbox rows are marked published in bulk, off the
+claim path. A crash before commit rolls the claim back (the timers are simply due again); a crash
+after commit leaves outbox rows unmarked, and the outbox relay publishes them. Either way every
+timer's event is emitted, with the same id, at least once; consumers drop duplicates by id. A
+claim never stays stuck behind a hung process: the claim transaction sets
+``idle_in_transaction_session_timeout``, so the server aborts it and the rows come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from riskrelay.escalator.metrics import EscalatorMetrics
+from riskrelay.escalator.roster import Roster, build_notifications
+from riskrelay.escalator.store import Connection
+from riskrelay.shared.events import (
+    EscalationDue,
+    EscalationDueEvent,
+    EscalationReason,
+    RiskLevel,
+    Role,
+)
+from riskrelay.shared.kafka import EventProducer, OutgoingEvent
+from riskrelay.shared.logging import get_logger
+from riskrelay.shared.outbox import Outbox
+
+log = get_logger(__name__)
+
+SOURCE = "riskrelay/escalator"
+Clock = Callable[[], datetime]
+
+# One statement claims, fences and marks: due rows are locked (skipping rows another loop holds),
+# each is checked against its plan and step, and set fired (or cancelled as stale) at once.
+_CLAIM = """
+WITH due AS (
+    SELECT id FROM timers
+    WHERE state = 'pending' AND due_at <= $1
+    ORDER BY due_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), fenced AS (
+    SELECT t.id, e.title, e.cause_event_id,
+           COALESCE(e.state <> 'superseded' AND s.status = 'open', false) AS live
+    FROM due
+    JOIN timers t ON t.id = due.id
+    LEFT JOIN escalations e ON e.risk_id = t.risk_id AND e.plan_version = t.plan_version
+    LEFT JOIN escalation_steps s ON s.escalation_id = t.escalation_id
+)
+UPDATE timers t
+SET state = CASE WHEN f.live THEN 'fired' ELSE 'cancelled' END,
+    fired_at = CASE WHEN f.live THEN $1::timestamptz END,
+    cancelled_reason = CASE WHEN f.live THEN NULL ELSE 'stale' END
+FROM fenced f
+WHERE t.id = f.id
+RETURNING t.id, t.event_id, t.escalation_id, t.risk_id, t.plan_version, t.level, t.step, t.role,
+          t.step_role, t.reason, t.attempt, t.due_at, t.ack_due_at, t.timeframe_due_at,
+          f.title, f.cause_event_id, f.live
+"""
+
+_QUEUE_NOTIFICATIONS = """
+INSERT INTO notifications (delivery_key, event_id, escalation_id, risk_id, level, role, reason,
+                           channel, target, payload, next_attempt_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
+ON CONFLICT (delivery_key) DO NOTHING
+"""
+
+
+@dataclass(frozen=True)
+class FiredTimer:
+    """A timer whose event the broker acknowledged (what benchmarks and tests observe)."""
+
+    event_id: str
+    reason: EscalationReason
+    due_at: datetime
+    fired_at: datetime
+    published_at: datetime
+
+
+def due_event(row: asyncpg.Record) -> EscalationDueEvent:
+    """The ``escalation-due`` event of a claimed timer row (the stored PlannedTimer).
+
+    Built with ``model_construct``: every value was validated as a PlannedTimer before it was
+    stored and comes back typed from PostgreSQL, and validating again would be the largest
+    Python cost of a burst. ``tests/unit/escalator`` checks the result against the validated
+    contract.
+    """
+    risk_id: str = row["risk_id"]
+    data = EscalationDue.model_construct(
+        escalation_id=row["escalation_id"],
+        risk_id=risk_id,
+        level=RiskLevel(row["level"]),
+        step=row["step"],
+        target_role=Role(row["role"]),
+        reason=EscalationReason(row["reason"]),
+        due_at=row["due_at"],
+        ack_due_at=row["ack_due_at"],
+        timeframe_due_at=row["timeframe_due_at"],
+        attempt=row["attempt"],
+        title=(row["title"] or "")[:500],
+        plan_version=row["plan_version"],
+    )
+    return EscalationDueEvent.model_construct(
+        id=row["event_id"],
+        source=SOURCE,
+        # The occurrence is the deadline itself, so a re-fired event is byte-identical.
+        time=row["due_at"],
+        subject=risk_id,
+        correlationid=risk_id,
+        causationid=row["cause_event_id"],
+        data=data,
+    )
+
+
+class TimerLoop:
+    """Claims and fires due timers; ``run`` keeps ``workers`` claim loops going."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: EventProducer,
+        *,
+        topic: str,
+        roster: Roster,
+        metrics: EscalatorMetrics,
+        clock: Clock,
+        batch_size: int = 500,
+        workers: int = 2,
+        idle_interval: float = 0.05,
+        claim_timeout: timedelta = timedelta(seconds=30),
+        on_published: Callable[[Sequence[FiredTimer]], None] | None = None,
+        on_notifications: Callable[[], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._topic = topic
+        self._roster = roster
+        self._metrics = metrics
+        self._clock = clock
+        self._batch_size = batch_size
+        self._workers = workers
+        self._idle_interval = idle_interval
+        self._claim_timeout_ms = int(claim_timeout.total_seconds() * 1000)
+        self._on_published = on_published
+        self._on_notifications = on_notifications
+        self._wake = asyncio.Event()
+        self._backlog = asyncio.Event()
+        self._unmarked: list[str] = []
+        self._published_waiting = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for due timers now (new timers were stored that may already be due)."""
+        self._wake.set()
+        self._backlog.set()
+
+    async def run(self) -> None:
+        """One leading claim loop polls; the others join while a full batch keeps coming back,
+        so an idle service polls once per interval, not once per loop."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._mark_published(), name="timer-loop-marker")
+            group.create_task(self._work(leader=True), name="timer-loop-0")
+            for n in range(1, self._workers):
+                group.create_task(self._work(leader=False), name=f"timer-loop-{n}")
+
+    async def _mark_published(self) -> None:
+        """Mark published outbox rows in bulk, off the claim loops' path.
+
+        A row left unmarked by a crash is only published again by the relay (same id), so
+        marking late costs nothing but that; marking inline would cost every batch a round trip.
+        """
+        try:
+            while True:
+                await self._published_waiting.wait()
+                self._published_waiting.clear()
+                ids, self._unmarked = self._unmarked, []
+                try:
+                    await Outbox.mark_published(self._pool, ids)
+                except Exception as error:
+                    log.warning("marking failed; the relay will re-publish", error=repr(error))
+        finally:
+            # On shutdown, mark what was published so a restart does not publish it again.
+            if self._unmarked:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(Outbox.mark_published(self._pool, self._unmarked))
+
+    async def _work(self, *, leader: bool) -> None:
+        failures = 0
+        while True:
+            try:
+                claimed = await self.fire_due()
+                if claimed >= self._batch_size:
+                    self._backlog.set()  # more is probably due: let the other loops help
+                elif leader:
+                    await self._idle()
+                else:
+                    self._backlog.clear()
+                    await self._backlog.wait()
+                failures = 0
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as error:
+                # The database or broker is away: nothing was committed, so just try again.
+                failures += 1
+                log.warning("timer loop failed; retrying", error=repr(error), failures=failures)
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+
+    async def _idle(self) -> None:
+        """Sleep until the next timer is due, the poll interval passes, or someone wakes us."""
+        wait = self._idle_interval
+        next_due: datetime | None = await self._pool.fetchval(
+            "SELECT min(due_at) FROM timers WHERE state = 'pending'"
+        )
+        if next_due is not None:
+            wait = min(wait, max(0.0, (next_due - self._clock()).total_seconds()))
+        if wait <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait)
+        self._wake.clear()
+
+    async def fire_due(self) -> int:
+        """Claim and fire one batch; returns how many timers were claimed (fired or stale)."""
+        now = self._clock()
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                f"SET LOCAL idle_in_transaction_session_timeout = {self._claim_timeout_ms}"
+            )
+            rows = await connection.fetch(_CLAIM, now, self._batch_size)
+            if not rows:
+                return 0
+            live = sorted((row for row in rows if row["live"]), key=lambda row: row["due_at"])
+            outgoing = [OutgoingEvent(self._topic, row["risk_id"], due_event(row)) for row in live]
+            await Outbox.write(connection, outgoing)
+            queued = await self._queue_notifications(connection, outgoing, now)
+        self._observe(live, now)
+        if len(live) < len(rows):
+            log.info("stale timers cancelled instead of fired", count=len(rows) - len(live))
+        if queued and self._on_notifications is not None:
+            self._on_notifications()
+        if outgoing:
+            await self._publish(outgoing, live, now)
+        return len(rows)
+
+    async def _queue_notifications(
+        self,
+        connection: Connection,
+        outgoing: Sequence[OutgoingEvent],
+        now: datetime,
+    ) -> int:
+        if not self._roster.roles:
+            return 0
+        rows = []
+        for item in outgoing:
+            event = item.event
+            assert isinstance(event, EscalationDueEvent)
+            due = event.data
+            for index, notification in enumerate(build_notifications(self._roster, event)):
+                rows.append(
+                    (
+                        f"{event.id}:{index}",
+                        event.id,
+                        due.escalation_id,
+                        due.risk_id,
+                        int(due.level),
+                        due.target_role.value,
+                        due.reason.value,
+                        notification.channel,
+                        notification.url,
+                        json.dumps(notification.payload),
+                        now,
+                    )
+                )
+        if rows:
+            await connection.executemany(_QUEUE_NOTIFICATIONS, rows)
+        return len(rows)
+
+    def _observe(self, live: Sequence[asyncpg.Record], now: datetime) -> None:
+        reasons: Counter[str] = Counter()
+        breaches: Counter[str] = Counter()
+        for row in live:
+            self._metrics.timer_lag.observe(max(0.0, (now - row["due_at"]).total_seconds()))
+            reasons[row["reason"]] += 1
+            # The next role's copy of a breach is the same breach: count each step's once.
+            if row["reason"] == EscalationReason.BREACH and row["role"] == row["step_role"]:
+                breaches[str(row["level"])] += 1
+        for reason, count in reasons.items():
+            self._metrics.fired.labels(reason).inc(count)
+        for level, count in breaches.items():
+            self._metrics.breaches.labels(level).inc(count)
+
+    async def _publish(
+        self, outgoing: Sequence[OutgoingEvent], live: Sequence[asyncpg.Record], now: datetime
+    ) -> None:
+        try:
+            await self._producer.publish(outgoing)
+        except Exception as error:
+            # Committed: the relay publishes these rows once the broker answers again.
+            log.warning("publish failed; the outbox relay will retry", error=repr(error))
+            return
+        published = self._clock()
+        self._unmarked.extend(item.event.id for item in outgoing)
+        self._published_waiting.set()
+        if self._on_published is not None:
+            self._on_published(
+                [
+                    FiredTimer(
+                        event_id=item.event.id,
+                        reason=EscalationReason(row["reason"]),
+                        due_at=row["due_at"],
+                        fired_at=now,
+                        published_at=published,
+                    )
+                    for item, row in zip(outgoing, live, strict=True)
+                ]
+            )
+
+
+class Sweeper:
+    """Periodic housekeeping: re-arm abandoned deliveries, refresh gauges, flag late timers."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        metrics: EscalatorMetrics,
+        clock: Clock,
+        overdue_warning: timedelta,
+        on_rearmed: Callable[[], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._clock = clock
+        self._overdue_warning = overdue_warning
+        self._on_rearmed = on_rearmed
+
+    async def sweep_once(self) -> int:
+        """One pass; returns how many deliveries were re-armed."""
+        now = self._clock()
+        async with self._pool.acquire() as connection:
+            result: str = await connection.execute(
+                "UPDATE notifications SET state = 'pending', next_attempt_at = $1,"
+                " lease_until = NULL WHERE state = 'sending' AND lease_until < $1",
+                now,
+            )
+            rearmed = int(result.split()[-1])
+            overdue = await connection.fetch(
+                "SELECT s.level, count(*) AS n FROM escalation_steps s"
+                " WHERE s.status = 'open' AND s.ack_due_at <= $1 GROUP BY s.level",
+                now,
+            )
+            pending: int = await connection.fetchval(
+                "SELECT count(*) FROM timers WHERE state = 'pending'"
+            )
+            late = await connection.fetchrow(
+                "SELECT count(*) AS n, min(due_at) AS oldest FROM timers"
+                " WHERE state = 'pending' AND due_at < $1",
+                now - self._overdue_warning,
+            )
+        counts = {row["level"]: row["n"] for row in overdue}
+        for level in RiskLevel:
+            self._metrics.overdue.labels(str(int(level))).set(counts.get(int(level), 0))
+        self._metrics.pending_timers.set(pending)
+        if rearmed:
+            log.warning("re-armed deliveries abandoned by a stopped worker", count=rearmed)
+            if self._on_rearmed is not None:
+                self._on_rearmed()
+        if late is not None and late["n"]:
+            log.warning(
+                "timers overdue and not fired: is every timer loop stuck?",
+                count=late["n"],
+                oldest=late["oldest"].isoformat(),
+            )
+        return rearmed
+
+    async def run(self, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as error:
+                log.warning("sweep failed; retrying", error=repr(error))
+            await asyncio.sleep(interval)
