@@ -43,6 +43,7 @@ lint: setup  ## ruff (lint and format check) and mypy (--strict on the shared pa
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy shared/src
+	$(RUN) mypy services/intake/src services/classifier/src services/escalator/src services/register/src services/reporting/src
 
 format: setup  ## Apply ruff's fixes and formatting.
 	$(RUN) ruff check --fix .
