@@ -255,6 +255,15 @@ def create_service_app(
         ]
         return JSONResponse({"detail": "invalid request", "errors": problems}, status_code=422)
 
+    @app.exception_handler(asyncpg.exceptions.DataError)
+    async def data_error(request: Request, error: asyncpg.exceptions.DataError) -> JSONResponse:
+        # Input PostgreSQL cannot store or compare (a NUL character, an out-of-range number,
+        # text that is not a valid value of the column's type) is the caller's error, not ours.
+        return JSONResponse(
+            {"detail": f"invalid input: {error.args[0] if error.args else type(error).__name__}"},
+            status_code=422,
+        )
+
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up.")
     async def healthz() -> dict[str, str]:
         dead = [t.get_name() for t in tasks if t.done()]
