@@ -11,7 +11,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-unit test-integration lint format schemas contracts bench eval clean
+.PHONY: help setup demo test test-unit test-integration lint format schemas contracts bench faults eval clean
 
 help:  ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench: setup  ## Benchmarks: throughput ladder (raw aiokafka vs each service), t
 	@for script in bench/escalator_timers.py bench/reporting_monthly.py; do \
 		if [ -f "$$script" ]; then echo "== $$script"; $(RUN) python "$$script" || exit 1; fi; \
 	done
+
+faults: setup  ## Fault injection: kills, broker pause, PostgreSQL restart, scaling, malformed records; checks no loss, no duplicate effects, lag recovery (bench/results/faults.json).
+	$(RUN) python bench/faults.py
 
 eval: setup  ## Measure intake's rules and the risk policy against the labelled set (eval/).
 	$(RUN) python -m riskrelay.evaluation

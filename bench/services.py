@@ -392,11 +392,22 @@ def all_consumed(ports: dict[str, int]) -> float:
 
 
 def measure_pipeline(
-    bootstrap: str, database: str, prefix: str, expected: int, quiet: float = 3.0
+    bootstrap: str,
+    database: str,
+    prefix: str,
+    records: list[tuple[bytes, bytes]],
+    quiet: float = 3.0,
+    settle: float = 10.0,
 ) -> Rung:
-    """Pre-filled ticket-events through all five services; done when intake consumed every
-    ticket and no service consumed anything for ``quiet`` seconds."""
+    """ticket-events through all five services (published once every group has settled);
+    done when intake consumed every ticket and no service consumed anything for ``quiet`` s."""
+    expected = len(records)
     with pipeline(bootstrap, database, prefix) as ports:
+        time.sleep(settle)
+        filler = threading.Thread(
+            target=lambda: asyncio.run(fill(bootstrap, f"{prefix}ticket-events", records))
+        )
+        filler.start()
         started = None
         last_change = time.perf_counter()
         previous = -1.0
@@ -414,6 +425,7 @@ def measure_pipeline(
             if intake >= expected and now - last_change >= quiet:
                 break
             time.sleep(0.05)
+        filler.join()
         assert started is not None
         elapsed = last_change - started
         measured = expected - first
@@ -479,15 +491,19 @@ async def measure_latency(
             if delay > 0:
                 await asyncio.sleep(delay)
             event = traffic[n % len(traffic)]
-            ticket = f"L{n}-{event.data.ticket_id}"
+            ticket = f"L{rate:.0f}-{n}-{event.data.ticket_id}"
             payload = json.loads(event.to_json_bytes())
-            payload["id"] = f"latency-{prefix}{n}"
+            payload["id"] = f"latency-{prefix}{rate:.0f}-{n}"
             payload["time"] = datetime.now(UTC).isoformat()
             payload["subject"] = ticket
             payload["data"]["ticket_id"] = ticket
             if n % 20 == 0:
                 payload["data"].update(
-                    {"description": CRITICAL_TEXT, "product": f"Vault {n}", "priority": "urgent"}
+                    {
+                        "description": CRITICAL_TEXT,
+                        "product": f"Vault {rate:.0f}-{n}",
+                        "priority": "urgent",
+                    }
                 )
                 published[ticket] = time.perf_counter()
             await producer.send(topic_in, value=json.dumps(payload).encode(), key=ticket.encode())
@@ -598,9 +614,8 @@ async def run(events: int, rungs: set[str]) -> list[Rung]:
         if "pipeline" in rungs:
             prefix = f"bench{run_id}-pipeline."
             await create_topics(bootstrap, prefix)
-            await fill(bootstrap, f"{prefix}ticket-events", records)
             console.print(f"[bold]pipeline[/] of five services over {events} ticket events…")
-            pipeline_rung = measure_pipeline(bootstrap, database, prefix, events)
+            pipeline_rung = measure_pipeline(bootstrap, database, prefix, records)
             results.append(pipeline_rung)
             if "latency" in rungs:
                 prefix = f"bench{run_id}-latency."

@@ -47,3 +47,24 @@ async def test_replay_dry_run_then_once(kafka_settings: KafkaSettings) -> None:
         kafka_settings.bootstrap, source, dry_run=False, group_id=group
     )
     assert again == (0, 0)
+
+
+async def test_replay_reaches_every_letter_of_one_record_batch(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Regression: the embedded broker reports a partition's end as the last *batch's* base
+    offset + 1, so letters sent together (as the consumer sends them) were partly skipped."""
+    source = f"{kafka_settings.topic_prefix}ticket-events"
+    letters = [(b"same-key", f'{{"letter": {n}}}'.encode()) for n in range(4)]
+    await produce(
+        kafka_settings.bootstrap, source + ".dlq", letters, [("dlq_source_topic", source.encode())]
+    )
+    seen, sent = await replay_dead_letters(
+        kafka_settings.bootstrap,
+        source,
+        dry_run=False,
+        group_id=f"{kafka_settings.topic_prefix}replay-batch",
+    )
+    assert (seen, sent) == (4, 4)
+    replayed = await read_topic(kafka_settings.bootstrap, source, expected=4, timeout=10)
+    assert sorted(r.value for r in replayed) == sorted(value for _, value in letters)

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from pydantic import ValidationError
 
 from riskrelay.shared.events import TicketEvent
-from riskrelay.shared.kafka import describe_error
+from riskrelay.shared.kafka import describe_error, true_end_offsets
 from riskrelay.shared.topics import DLQ_SUFFIX
 
 
@@ -157,7 +157,12 @@ async def replay_dead_letters(
                 )
             await consumer.getmany(timeout_ms=100)  # drives the group join
         partitions = list(consumer.assignment())
-        end_offsets = await consumer.end_offsets(partitions)
+        probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await probe.start()
+        try:
+            end_offsets = await true_end_offsets(probe, partitions)
+        finally:
+            await probe.stop()
         while True:
             positions = {tp: await consumer.position(tp) for tp in partitions}
             if all(positions[tp] >= end_offsets[tp] for tp in partitions):

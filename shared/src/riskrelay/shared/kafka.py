@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -198,6 +198,38 @@ class EventProducer:
         ]
         if futures:
             await asyncio.gather(*futures)
+
+
+async def true_end_offsets(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], timeout: float = 15.0
+) -> dict[TopicPartition, int]:
+    """The offset after each partition's last record.
+
+    The embedded broker (tansu 0.6) answers ListOffsets(latest) with the *base* offset of the
+    partition's last record batch plus one, so ``end_offsets`` falls short whenever that batch
+    holds several records. Fetching from the reported offset minus one returns that last batch
+    with the broker's (correct) high watermark, so the true end is known. This assigns
+    ``consumer`` to ``partitions`` and moves its positions.
+    """
+    reported: dict[TopicPartition, int] = await consumer.end_offsets(list(partitions))
+    ends = dict(reported)
+    pending = {tp for tp in partitions if reported[tp] > 0}
+    if not pending:
+        return ends
+    consumer.assign(list(partitions))
+    for tp in pending:
+        consumer.seek(tp, reported[tp] - 1)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        batch = await consumer.getmany(*pending, timeout_ms=300, max_records=10_000)
+        for tp, records in batch.items():
+            if records:
+                highwater = consumer.highwater(tp) or 0
+                ends[tp] = max(ends[tp], records[-1].offset + 1, highwater)
+                pending.discard(tp)
+    if pending:
+        raise TimeoutError(f"no end offset for {sorted(map(str, pending))}")
+    return ends
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,6 +546,7 @@ class BatchConsumer:
             auto_offset_reset="earliest",
             max_records=kafka.batch_max_records,
             batch_timeout_ms=kafka.batch_timeout_ms,
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,

@@ -51,6 +51,15 @@ class KafkaSettings(BaseModel):
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     linger_ms: int = Field(default=5, ge=0, description="Producer linger before a send.")
+    fetch_max_wait_ms: int = Field(
+        default=25,
+        ge=1,
+        description=(
+            "Longest a fetch waits for data. Kafka answers as soon as data arrives, so this only"
+            " sets how often an idle consumer asks; the embedded broker holds every fetch this"
+            " long, which adds it to every hop's latency there."
+        ),
+    )
     max_attempts: int = Field(
         default=5, ge=1, description="Attempts at a failing batch before its records are isolated."
     )

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from riskrelay.shared.events import RiskRegisteredEvent, RiskRegisterEntry
-from riskrelay.shared.kafka import aiokafka_client_options
+from riskrelay.shared.kafka import aiokafka_client_options, true_end_offsets
 from riskrelay.shared.settings import KafkaSettings
 
 
@@ -55,9 +55,9 @@ async def read_registered(
             if not partitions:
                 await asyncio.sleep(0.1)
         assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
+        end = await true_end_offsets(consumer, assignment)
         consumer.assign(assignment)
         await consumer.seek_to_beginning(*assignment)
-        end = await consumer.end_offsets(assignment)
         entries: list[RiskRegisterEntry] = []
         unfinished = {tp for tp in assignment if await consumer.position(tp) < end[tp]}
         while unfinished:

@@ -17,7 +17,7 @@ from riskrelay.reporting.model import Output
 from riskrelay.reporting.periods import Period
 from riskrelay.reporting.reports import LEVELS_DESCENDING, escalation_item, level_label
 from riskrelay.reporting.store import DashboardInputs
-from riskrelay.shared.kafka import aiokafka_client_options
+from riskrelay.shared.kafka import aiokafka_client_options, true_end_offsets
 from riskrelay.shared.logging import get_logger
 from riskrelay.shared.settings import KafkaSettings
 
@@ -193,7 +193,7 @@ class LagMonitor:
                 await consumer._client.force_metadata_update()
                 found = consumer.partitions_for_topic(topic) or set()
             partitions.extend(TopicPartition(topic, p) for p in sorted(found))
-        ends = await consumer.end_offsets(partitions) if partitions else {}
+        ends = await true_end_offsets(consumer, partitions) if partitions else {}
         per_topic: dict[str, int] = {}
         for partition, end in ends.items():
             position = await consumer.committed(partition) or 0

@@ -1,0 +1,47 @@
+"""The short fault-injection run (`bench/faults.py --short`): the five services as processes
+under SIGKILLs, a frozen broker, a PostgreSQL restart, a scaled consumer group and malformed
+records on every topic, then the loss, duplication, lag and dead-letter checks."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+HARNESS = Path(__file__).resolve().parents[2] / "bench" / "faults.py"
+
+
+def load_harness() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("riskrelay_bench_faults", HARNESS)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(420)
+def test_short_fault_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+    faults = load_harness()
+    options = faults.short_options(output=tmp_path / "faults.json", log_dir=tmp_path / "logs")
+
+    summary = faults.run(options)
+
+    failed = [f"{c.name}: {c.detail} {c.examples[:3]}" for c in summary.checks if not c.passed]
+    assert not failed, "\n".join(failed) + f"\nservice logs: {options.log_dir}"
+    assert summary.passed
+    every_kind = {"kill", "scale_up", "scale_down", "malformed", "broker_pause", "postgres_restart"}
+    # An external broker or database (RISKRELAY_TEST_*) cannot be paused or restarted.
+    assert set(summary.fault_counts) == every_kind - set(summary.skipped_faults)
+    killed = {fault.target for fault in summary.faults if fault.kind == "kill"}
+    assert killed == set(faults.SERVICES)
+    assert summary.lost == 0
+    assert summary.duplicated == 0
+    assert summary.events_in == summary.accounted > 0
+    assert (tmp_path / "faults.json").exists()
