@@ -23,12 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -105,6 +109,12 @@ class ServiceContext:
     async def _mark_published(self, events: list[OutgoingEvent]) -> None:
         await Outbox.mark_published(self.db, [item.event.id for item in events])
 
+    @property
+    def stalled(self) -> str | None:
+        """Why the consumer is considered stuck (see :func:`_watch_consumer`), if it is."""
+        reason: str | None = self.state.get("consumer_stalled")
+        return reason
+
     def subscribe_consumer(self) -> BatchConsumer | None:
         if not self.routes:
             return None
@@ -136,6 +146,82 @@ async def _relay_outbox(context: ServiceContext) -> None:
         await context.outbox.run_relay(context.db, pending=pending)
     finally:
         context.registry.unregister(pending)
+
+
+def _terminate() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _group_lag(
+    probe: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> tuple[int, dict[TopicPartition, int]]:
+    ends = await probe.end_offsets(partitions)
+    committed = {tp: (await probe.committed(tp)) or 0 for tp in partitions}
+    return sum(max(0, ends[tp] - committed[tp]) for tp in partitions), committed
+
+
+async def _watch_consumer(context: ServiceContext) -> None:
+    """Liveness of the consumer: records wait for the group, yet it commits nothing.
+
+    Health checks that ask the broker and the database cannot see a consumer that stopped
+    consuming (seen after a rebalance followed by a database restart). A probe that carries the
+    group id but never joins the group reads the group's committed offsets and the partitions'
+    ends; when records wait and nothing was committed for ``stall_timeout_s``, ``/healthz``
+    fails and the process terminates itself, so whatever supervises it (Kubernetes, compose,
+    systemd) starts a fresh one that rejoins the group. Work is never lost: the offsets were
+    not committed, so the new process re-reads the records.
+    """
+    settings = context.settings
+    timeout = settings.kafka.stall_timeout_s
+    topics = [route.topic for route in context.routes]
+    if timeout <= 0 or not topics:
+        return
+    interval = max(1.0, min(10.0, timeout / 6))
+    probe = AIOKafkaConsumer(
+        **aiokafka_client_options(settings.kafka),
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+    )
+    await probe.start()
+    loop = asyncio.get_running_loop()
+    last_committed: dict[TopicPartition, int] | None = None
+    stuck_since: float | None = None
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with asyncio.timeout(interval):
+                    partitions = [
+                        TopicPartition(topic, p)
+                        for topic in topics
+                        for p in sorted(probe.partitions_for_topic(topic) or ())
+                    ]
+                    if not partitions:
+                        await probe._client.force_metadata_update()
+                        continue
+                    lag, committed = await _group_lag(probe, partitions)
+            except (TimeoutError, KafkaError, OSError):
+                continue  # the broker is unavailable: readiness reports that, not liveness
+            now = loop.time()
+            if lag > 0 and committed == last_committed:
+                stuck_since = stuck_since if stuck_since is not None else now
+            else:
+                stuck_since = None
+                context.state.pop("consumer_stalled", None)
+            last_committed = committed
+            if stuck_since is not None and now - stuck_since >= timeout:
+                reason = (
+                    f"consumer group {settings.consumer_group} has {lag} records waiting and"
+                    f" committed nothing for {now - stuck_since:.0f} s"
+                )
+                context.state["consumer_stalled"] = reason
+                log.error("consumer stalled; terminating so a fresh process rejoins", reason=reason)
+                await asyncio.sleep(interval)  # a probe can see the failing /healthz first
+                on_stall: Callable[[], None] = context.state.get("on_stall", _terminate)
+                on_stall()
+                return
+    finally:
+        await probe.stop()
 
 
 async def _run_background(context: ServiceContext, task: BackgroundTask) -> None:
@@ -183,7 +269,8 @@ def create_service_app(
         "riskrelay_ready", "1 when the service's dependencies answer.", registry=registry
     )
     configure(context)
-    context.subscribe_consumer()
+    if context.subscribe_consumer() is not None:
+        context.background.append(_watch_consumer)
     tasks: list[asyncio.Task[None]] = []
 
     @contextlib.asynccontextmanager
@@ -266,6 +353,10 @@ def create_service_app(
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up.")
     async def healthz() -> dict[str, str]:
+        if context.stalled:
+            return JSONResponse(  # type: ignore[return-value]
+                {"status": "failing", "consumer": context.stalled}, status_code=503
+            )
         dead = [t.get_name() for t in tasks if t.done()]
         if dead:
             return JSONResponse(  # type: ignore[return-value]

@@ -63,6 +63,15 @@ class KafkaSettings(BaseModel):
     max_attempts: int = Field(
         default=5, ge=1, description="Attempts at a failing batch before its records are isolated."
     )
+    stall_timeout_s: float = Field(
+        default=120.0,
+        ge=0,
+        description=(
+            "Liveness: when records wait for this service's group and it has committed nothing"
+            " for this long, /healthz fails and the process exits so its supervisor restarts"
+            " it (0 disables the watchdog)."
+        ),
+    )
 
 
 class DatabaseSettings(BaseModel):
