@@ -186,7 +186,7 @@ def build_router(context: ServiceContext) -> APIRouter:
             except OverrideNotAllowedError as error:
                 raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from error
             except OverrideError as error:
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
             await store.save_states(connection, [outcome.state])
             item = _outgoing(context, outcome, event_id, None, now)
             assert item is not None  # an override always publishes

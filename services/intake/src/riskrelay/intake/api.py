@@ -77,7 +77,7 @@ class _Rejected(Exception):
     def response(self) -> JSONResponse:
         return JSONResponse(
             {"detail": "invalid ticket event(s); nothing was accepted", "errors": self.errors},
-            status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
 
@@ -99,13 +99,13 @@ async def _json_body(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status.HTTP_413_CONTENT_TOO_LARGE,
             f"request body of {declared} bytes exceeds the limit of {limit} bytes",
         )
     body = await request.body()
     if len(body) > limit:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status.HTTP_413_CONTENT_TOO_LARGE,
             f"request body of {len(body)} bytes exceeds the limit of {limit} bytes",
         )
     try:
@@ -193,7 +193,7 @@ def build_router(context: ServiceContext, intake: Intake, settings: IntakeSettin
             raise _Rejected([{"field": "body", "message": "the batch is empty"}])
         if len(events) > settings.max_batch_events:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                status.HTTP_413_CONTENT_TOO_LARGE,
                 f"{len(events)} events in one request; the limit is {settings.max_batch_events}",
             )
         check(events, "body.")
