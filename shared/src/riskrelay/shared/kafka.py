@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -136,6 +137,15 @@ class OutgoingEvent:
     key: str
     event: CloudEvent[Any]
 
+    @cached_property
+    def payload(self) -> bytes:
+        """The serialized envelope, computed once (the outbox and the producer both need it)."""
+        return self.event.to_json_bytes()
+
+    @cached_property
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self.event.kafka_headers()
+
 
 class EventProducer:
     """One aiokafka producer per process: non-blocking sends, awaited once per batch.
@@ -191,8 +201,8 @@ class EventProducer:
             await self.send_raw(
                 item.topic,
                 item.key.encode(),
-                item.event.to_json_bytes(),
-                item.event.kafka_headers(),
+                item.payload,
+                item.headers,
             )
             for item in events
         ]
@@ -521,8 +531,8 @@ class BatchConsumer:
                 await self._producer.send_raw(
                     item.topic,
                     item.key.encode(),
-                    item.event.to_json_bytes(),
-                    item.event.kafka_headers(),
+                    item.payload,
+                    item.headers,
                 )
             )
         if futures:

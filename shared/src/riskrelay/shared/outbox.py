@@ -20,12 +20,10 @@ import asyncio
 import json
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 import asyncpg
 from prometheus_client import Gauge
 
-from riskrelay.shared.envelope import CloudEvent
 from riskrelay.shared.kafka import EventProducer, OutgoingEvent
 from riskrelay.shared.logging import get_logger
 from riskrelay.shared.store import Connection
@@ -33,8 +31,8 @@ from riskrelay.shared.store import Connection
 log = get_logger(__name__)
 
 
-def _headers_json(event: CloudEvent[Any]) -> str:
-    return json.dumps([[k, v.decode()] for k, v in event.kafka_headers()])
+def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
+    return json.dumps([[k, v.decode()] for k, v in headers])
 
 
 class Outbox:
@@ -49,13 +47,16 @@ class Outbox:
         """Stage events in the caller's transaction (an id already staged is kept as is)."""
         if not events:
             return
-        await connection.executemany(
+        # One statement for the whole batch: far cheaper than a round of binds per row.
+        await connection.execute(
             "INSERT INTO outbox (event_id, topic, key, payload, headers)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (event_id) DO NOTHING",
-            [
-                (e.event.id, e.topic, e.key, e.event.to_json_bytes(), _headers_json(e.event))
-                for e in events
-            ],
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[])"
+            " ON CONFLICT (event_id) DO NOTHING",
+            [e.event.id for e in events],
+            [e.topic for e in events],
+            [e.key for e in events],
+            [e.payload for e in events],
+            [_headers_json(e.headers) for e in events],
         )
 
     @staticmethod
