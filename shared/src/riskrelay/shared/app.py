@@ -25,9 +25,10 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -58,7 +59,7 @@ from riskrelay.shared.kafka import (
 from riskrelay.shared.logging import configure_logging, get_logger
 from riskrelay.shared.migrations import migrate
 from riskrelay.shared.outbox import Outbox
-from riskrelay.shared.settings import ServiceSettings
+from riskrelay.shared.settings import ServiceSettings, load_settings
 from riskrelay.shared.topics import ALL_TOPICS, TopicSpec, ensure_topics, topic_name
 
 log = get_logger(__name__)
@@ -434,6 +435,27 @@ def asyncapi_document(app: FastAPI) -> dict[str, Any]:
     spec = _asyncapi(context, app.title, app.version, app.description).to_specification()
     document: dict[str, Any] = json.loads(spec.to_json())
     return document
+
+
+ServiceSettingsT = TypeVar("ServiceSettingsT", bound=ServiceSettings)
+
+
+def run_service(
+    create_app: Callable[[ServiceSettingsT], FastAPI], settings_class: type[ServiceSettingsT]
+) -> None:
+    """A service's ``main``: settings from the environment, the app, then serve.
+
+    Creating the app loads and validates the service's files (rule pack, policies, calendar,
+    roster) and connects to nothing, so a ``ValueError`` or ``OSError`` there is a configuration
+    error: it stops start-up with exit code 2 and the message (file, field or rule, reason).
+    """
+    settings = load_settings(settings_class)
+    try:
+        app = create_app(settings)
+    except (ValueError, OSError) as error:
+        sys.stderr.write(f"invalid {settings.service_name} configuration: {error}\n")
+        raise SystemExit(2) from error
+    serve(app, settings)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from riskrelay.classifier.app import create_app
 from riskrelay.classifier.settings import ClassifierSettings
-from riskrelay.shared.app import serve
-from riskrelay.shared.settings import load_settings
+from riskrelay.shared.app import run_service
 
 
 def main() -> None:
-    settings = load_settings(ClassifierSettings)
-    serve(create_app(settings), settings)
+    run_service(create_app, ClassifierSettings)
 
 
 if __name__ == "__main__":

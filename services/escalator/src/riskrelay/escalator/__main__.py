@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 from riskrelay.escalator.app import create_app
-from riskrelay.escalator.calendar import ConfigFileError
 from riskrelay.escalator.settings import EscalatorSettings
-from riskrelay.shared.app import serve
-from riskrelay.shared.settings import load_settings
+from riskrelay.shared.app import run_service
 
 
 def main() -> None:
-    settings = load_settings(EscalatorSettings)
-    try:
-        app = create_app(settings)
-    except ConfigFileError as error:
-        # The message names the file and the field (e.g. `levels.5.timeframe.within: ...`).
-        sys.stderr.write(f"invalid escalator configuration: {error}\n")
-        raise SystemExit(2) from error
-    serve(app, settings)
+    run_service(create_app, EscalatorSettings)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from riskrelay.intake.app import create_app
 from riskrelay.intake.settings import IntakeSettings
-from riskrelay.shared.app import serve
-from riskrelay.shared.settings import load_settings
+from riskrelay.shared.app import run_service
 
 
 def main() -> None:
-    settings = load_settings(IntakeSettings)
-    serve(create_app(settings), settings)
+    run_service(create_app, IntakeSettings)
 
 
 if __name__ == "__main__":

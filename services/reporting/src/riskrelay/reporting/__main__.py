@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from riskrelay.reporting.app import create_app
 from riskrelay.reporting.settings import ReportingSettings
-from riskrelay.shared.app import serve
-from riskrelay.shared.settings import load_settings
+from riskrelay.shared.app import run_service
 
 
 def main() -> None:
-    settings = load_settings(ReportingSettings)
-    serve(create_app(settings), settings)
+    run_service(create_app, ReportingSettings)
 
 
 if __name__ == "__main__":
