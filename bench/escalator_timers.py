@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -44,7 +43,7 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.table import Table
 
-from riskrelay.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from riskrelay.devstack import broker_and_database
 from riskrelay.escalator.domain import due_event_id
 from riskrelay.escalator.metrics import EscalatorMetrics
 from riskrelay.escalator.roster import Roster
@@ -64,20 +63,8 @@ GOAL_BURST_S = 10.0
 
 @contextlib.contextmanager
 def infrastructure() -> Iterator[tuple[str, str, str]]:
-    kafka = os.environ.get("RISKRELAY_TEST_KAFKA")
-    database = os.environ.get("RISKRELAY_TEST_DATABASE_URL")
-    with contextlib.ExitStack() as stack:
-        if not kafka:
-            broker = EmbeddedBroker(free_port(), Path(tempfile.mkdtemp()) / "broker.log")
-            broker.start()
-            stack.callback(broker.stop)
-            kafka = broker.bootstrap
-        if not database:
-            server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="bench-pg-")), free_port())
-            server.start()
-            stack.callback(server.destroy)
-            database = server.url
-        backend = "environment" if os.environ.get("RISKRELAY_TEST_KAFKA") else "embedded"
+    backend = "environment" if os.environ.get("RISKRELAY_TEST_KAFKA") else "embedded"
+    with broker_and_database() as (kafka, database):
         yield kafka, database, backend
 
 

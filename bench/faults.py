@@ -75,6 +75,7 @@ from riskrelay.shared.events import (
     TicketEvent,
     TicketFlaggedEvent,
 )
+from riskrelay.shared.kafka import true_end_offsets
 from riskrelay.shared.topics import (
     ALL_TOPICS,
     ESCALATION_ACKS,
@@ -750,38 +751,6 @@ async def publish_malformed(
 
 def partitions_of(prefix: str, specs: Iterable[TopicSpec]) -> list[TopicPartition]:
     return [TopicPartition(prefix + s.name, p) for s in specs for p in range(s.partitions)]
-
-
-async def true_end_offsets(
-    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """The offset after each partition's last record.
-
-    The embedded broker (tansu 0.6) answers ListOffsets(latest) with the *base* offset of the
-    partition's last record batch plus one, so ``end_offsets`` falls short whenever that batch
-    holds several records. Fetching from the reported offset minus one returns that last batch
-    with the broker's (correct) high watermark, so the true end is known. This assigns
-    ``consumer`` to ``partitions`` and moves its positions.
-    """
-    reported: dict[TopicPartition, int] = await consumer.end_offsets(list(partitions))
-    ends = dict(reported)
-    pending = {tp for tp in partitions if reported[tp] > 0}
-    if not pending:
-        return ends
-    consumer.assign(list(partitions))
-    for tp in pending:
-        consumer.seek(tp, reported[tp] - 1)
-    deadline = time.monotonic() + 15
-    while pending and time.monotonic() < deadline:
-        batch = await consumer.getmany(*pending, timeout_ms=300, max_records=10_000)
-        for tp, records in batch.items():
-            if records:
-                highwater = consumer.highwater(tp) or 0
-                ends[tp] = max(ends[tp], records[-1].offset + 1, highwater)
-                pending.discard(tp)
-    if pending:
-        raise TimeoutError(f"no end offset for {sorted(map(str, pending))}")
-    return ends
 
 
 class KafkaProbe:

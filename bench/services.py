@@ -29,7 +29,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -44,7 +43,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskrelay.cli.sample_traffic import generate
-from riskrelay.devstack import EmbeddedBroker, EmbeddedPostgres, free_port, wait_for_port
+from riskrelay.devstack import broker_and_database, free_port, wait_for_port
 from riskrelay.shared.events import TicketEvent
 from riskrelay.shared.topics import ALL_TOPICS, ensure_topics
 from riskrelay.testing import read_topic
@@ -70,24 +69,8 @@ class Rung:
 # ---------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def infrastructure() -> Iterator[tuple[str, str]]:
-    kafka = os.environ.get("RISKRELAY_TEST_KAFKA")
-    database = os.environ.get("RISKRELAY_TEST_DATABASE_URL")
-    with contextlib.ExitStack() as stack:
-        if not kafka:
-            broker = EmbeddedBroker(free_port(), Path(tempfile.mkdtemp()) / "broker.log")
-            broker.start()
-            stack.callback(broker.stop)
-            kafka = broker.bootstrap
-        if not database:
-            server = EmbeddedPostgres(
-                Path(tempfile.mkdtemp(prefix="riskrelay-bench-pg-")), free_port()
-            )
-            server.start()
-            stack.callback(server.destroy)
-            database = server.url
-        yield kafka, database
+def infrastructure() -> contextlib.AbstractContextManager[tuple[str, str]]:
+    return broker_and_database()
 
 
 async def create_topics(bootstrap: str, prefix: str) -> None:

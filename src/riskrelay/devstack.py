@@ -19,8 +19,9 @@ import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -275,3 +276,24 @@ def choose_backend(env_var: str, environ: Mapping[str, str], docker_available: b
     if docker_available:
         return "testcontainers"
     return "embedded"
+
+
+@contextlib.contextmanager
+def broker_and_database(environ: Mapping[str, str] = os.environ) -> Iterator[tuple[str, str]]:
+    """A broker bootstrap and a database URL for benchmarks and tools: the addresses in
+    ``RISKRELAY_TEST_KAFKA`` / ``RISKRELAY_TEST_DATABASE_URL`` when set, else an embedded broker
+    and an embedded PostgreSQL in temporary folders, stopped and removed on exit."""
+    kafka = environ.get(KAFKA_ENV)
+    database = environ.get(DATABASE_ENV)
+    with contextlib.ExitStack() as stack:
+        if not kafka:
+            broker = EmbeddedBroker(free_port(), Path(tempfile.mkdtemp()) / "broker.log")
+            broker.start()
+            stack.callback(broker.stop)
+            kafka = broker.bootstrap
+        if not database:
+            server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="riskrelay-pg-")), free_port())
+            server.start()
+            stack.callback(server.destroy)
+            database = server.url
+        yield kafka, database
