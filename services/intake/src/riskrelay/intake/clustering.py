@@ -406,9 +406,13 @@ _MIN_SHARED_CONCEPTS = 2
 
 
 @lru_cache(maxsize=8)
-def _minhash_permutations(num_perm: int, seed: int) -> MinHash:
-    # Generating permutations costs ~0.1 ms; every fingerprint reuses the template's.
-    return MinHash(num_perm=num_perm, seed=seed)
+def _minhash_worker(num_perm: int, seed: int) -> MinHash:
+    # Generating and checking permutations costs more than hashing a ticket: one MinHash per
+    # configuration is cleared and reused (fingerprints are computed one at a time).
+    template = MinHash(num_perm=num_perm, seed=seed)
+    return MinHash(
+        num_perm=num_perm, seed=seed, permutations=template.permutations, scheme="affine32"
+    )
 
 
 def fingerprint(
@@ -422,13 +426,8 @@ def fingerprint(
         for concept in features.concepts
         for copy in range(_CONCEPT_WEIGHT)
     ]
-    template = _minhash_permutations(config.num_perm, config.seed)
-    minhash = MinHash(
-        num_perm=config.num_perm,
-        seed=config.seed,
-        permutations=template.permutations,
-        scheme="affine32",
-    )
+    minhash = _minhash_worker(config.num_perm, config.seed)
+    minhash.clear()
     if shingles:
         minhash.update_batch(shingles)
     return Fingerprint(
