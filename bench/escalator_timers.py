@@ -50,6 +50,7 @@ from riskrelay.escalator.roster import Roster
 from riskrelay.escalator.timers import FiredTimer, TimerLoop
 from riskrelay.shared.kafka import EventProducer
 from riskrelay.shared.migrations import migrate
+from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.settings import KafkaSettings
 from riskrelay.shared.topics import ESCALATION_DUE, ensure_topics, topic_name
 
@@ -232,9 +233,11 @@ async def run(args: argparse.Namespace, bootstrap: str, dsn: str, backend: str) 
     producer = EventProducer(KafkaSettings(bootstrap=bootstrap), client_id="bench-escalator")
     await producer.start()
     collector = Collector()
+    outbox = Outbox(producer)
     loop = TimerLoop(
         pool,
         producer,
+        outbox,
         topic=topic,
         roster=Roster(),
         metrics=EscalatorMetrics(CollectorRegistry()),
@@ -247,6 +250,7 @@ async def run(args: argparse.Namespace, bootstrap: str, dsn: str, backend: str) 
     far = datetime.now(UTC) + timedelta(days=30)
     result: dict[str, Any] = {}
     task: asyncio.Task[None] | None = None
+    marker: asyncio.Task[None] | None = None
     try:
         console.print(f"loading {args.pending:,} pending timers with COPY…")
         load_seconds = await load(pool, schema, args.pending, far)
@@ -254,6 +258,7 @@ async def run(args: argparse.Namespace, bootstrap: str, dsn: str, backend: str) 
         result["claim_plan"] = await claim_plan(pool)
         first_id: int = await pool.fetchval("SELECT min(id) FROM timers")
         task = asyncio.create_task(loop.run())
+        marker = asyncio.create_task(outbox.run_marker(pool))
         if rate_count:
             result["rate"] = await rate_scenario(args, pool, collector, first_id, rate_count)
         if args.burst:
@@ -264,10 +269,11 @@ async def run(args: argparse.Namespace, bootstrap: str, dsn: str, backend: str) 
             "SELECT count(*) FROM timers WHERE state = 'pending'"
         )
     finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for running in (task, marker):
+            if running is not None:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
         await producer.stop()
         await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await pool.close()

@@ -37,7 +37,7 @@ from riskrelay.shared.events import (
     Role,
 )
 from riskrelay.shared.settings import AuthSettings, DatabaseSettings, KafkaSettings
-from riskrelay.testing import header, produce, read_topic, running
+from riskrelay.testing import eventually, header, produce, read_topic, running
 
 pytestmark = pytest.mark.integration
 R = EscalationReason
@@ -197,7 +197,12 @@ async def test_classified_risk_fires_its_plan_with_every_reason_once(
         db = app.state.context.db
         assert await db.fetchval("SELECT count(*) FROM timers WHERE state = 'pending'") == 0
         assert await db.fetchval("SELECT count(*) FROM escalations") == 1
-        assert await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+        async def all_marked_published() -> bool:
+            unmarked = await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            return bool(unmarked == 0)
+
+        await eventually(all_marked_published, timeout=10)
 
 
 TOKENS = {

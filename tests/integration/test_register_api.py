@@ -8,7 +8,7 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +32,7 @@ from riskrelay.shared.events import (
     RiskRegisteredEvent,
 )
 from riskrelay.shared.settings import AuthSettings, DatabaseSettings, KafkaSettings
-from riskrelay.testing import produce, read_topic, running
+from riskrelay.testing import eventually, produce, read_topic, running
 
 pytestmark = pytest.mark.integration
 
@@ -84,14 +84,6 @@ def classified(risk_id: str, level: int, category: RiskCategory, title: str, day
         subject=risk_id,
         data=data,
     )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ from risk-registered."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,7 +35,7 @@ from riskrelay.shared.events import (
     Role,
 )
 from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
-from riskrelay.testing import header, produce, read_topic, running
+from riskrelay.testing import eventually, header, produce, read_topic, running
 
 pytestmark = pytest.mark.integration
 
@@ -122,14 +121,6 @@ async def send(kafka: KafkaSettings, name: str, events: list[Any]) -> None:
         topic(kafka, name),
         [(e.subject.encode(), e.to_json_bytes()) for e in events],
     )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
 
 
 def consumed(app: FastAPI, topic_name: str) -> float:

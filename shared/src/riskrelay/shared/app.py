@@ -107,8 +107,9 @@ class ServiceContext:
         All topics a service consumes share one consumer (see :class:`BatchConsumer`)."""
         self.routes.append(TopicRoute(self.topic(spec), decode, process))
 
-    async def _mark_published(self, events: list[OutgoingEvent]) -> None:
-        await Outbox.mark_published(self.db, [item.event.id for item in events])
+    def _mark_published(self, events: list[OutgoingEvent]) -> None:
+        assert self.outbox is not None
+        self.outbox.published(item.event.id for item in events)
 
     @property
     def stalled(self) -> str | None:
@@ -147,6 +148,13 @@ async def _relay_outbox(context: ServiceContext) -> None:
         await context.outbox.run_relay(context.db, pending=pending)
     finally:
         context.registry.unregister(pending)
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's default reset query (``RESET ALL``, ``UNLISTEN *``,
+    unlock advisory locks...): services use only transaction-scoped settings and locks, so that
+    query is one more round trip per batch for nothing. An open transaction is still rolled back
+    by asyncpg before this runs."""
 
 
 def _terminate() -> None:
@@ -302,6 +310,7 @@ def create_service_app(
                 min_size=settings.database.pool_min,
                 max_size=settings.database.pool_max,
                 server_settings={"search_path": f'"{settings.db_schema}",public'},
+                reset=_keep_session,
             )
         await context.producer.start()
         for hook in context.on_startup:

@@ -401,7 +401,7 @@ class BatchConsumer:
         max_attempts: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         backoff_seconds: Callable[[int], float] = lambda attempt: min(0.2 * 2**attempt, 10.0),
-        on_published: Callable[[list[OutgoingEvent]], Awaitable[None]] | None = None,
+        on_published: Callable[[list[OutgoingEvent]], None] | None = None,
     ) -> None:
         self.routes = {route.topic: route for route in routes}
         self._on_published = on_published
@@ -538,7 +538,7 @@ class BatchConsumer:
         if futures:
             await asyncio.gather(*futures)
         if outgoing and self._on_published is not None:
-            await self._on_published(outgoing)
+            self._on_published(outgoing)
 
     def subscribe(self, broker: KafkaBroker, kafka: KafkaSettings) -> None:
         """Register this consumer as a FastStream batch subscriber on ``broker``."""

@@ -5,7 +5,10 @@ Two paths publish outbox rows, and duplicates between them are harmless because 
 deterministic and every consumer drops ids it has seen:
 
 * the fast path: the batch handler returns the events it wrote; the consumer publishes them and
-  then calls :meth:`Outbox.mark_published` for the batch;
+  hands their ids to :meth:`Outbox.published`, and a background marker records them in bulk,
+  off the consumer's path (marking inline would cost every batch a database round trip while
+  the next batch waits; a mark that is late or lost only means the relay publishes that row
+  again, under the same id);
 * the relay: a background loop claims rows still unpublished after ``grace`` (the process died
   between commit and publish, or the broker was down) with ``FOR UPDATE SKIP LOCKED``, publishes
   them and marks them, so several instances can relay side by side.
@@ -17,8 +20,9 @@ The ``outbox`` table is one of the platform migrations (``riskrelay/shared/migra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import asyncpg
@@ -38,9 +42,66 @@ def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
 class Outbox:
     """Writes, relays and marks outbox rows of one service."""
 
-    def __init__(self, producer: EventProducer, grace: timedelta = timedelta(seconds=5)) -> None:
+    def __init__(
+        self,
+        producer: EventProducer,
+        grace: timedelta = timedelta(seconds=5),
+        mark_window: float = 0.1,
+    ) -> None:
         self._producer = producer
         self._grace = grace
+        self._mark_window = mark_window
+        self._unmarked: list[str] = []
+        self._marks_waiting = asyncio.Event()
+
+    def published(self, event_ids: Iterable[str]) -> None:
+        """Note rows the broker acknowledged; :meth:`run_marker` marks them in bulk."""
+        before = len(self._unmarked)
+        self._unmarked.extend(event_ids)
+        if len(self._unmarked) > before:
+            self._marks_waiting.set()
+
+    @property
+    def awaiting_mark(self) -> list[str]:
+        """Ids the broker acknowledged that are not marked published yet (they are published)."""
+        return list(self._unmarked)
+
+    async def publish_after_commit(self, events: Sequence[OutgoingEvent]) -> None:
+        """Publish rows just committed; if the broker fails, the relay publishes them later."""
+        if not events:
+            return
+        try:
+            await self._producer.publish(events)
+        except Exception as error:
+            log.warning(
+                "publish after commit failed; the outbox relay will publish",
+                error=f"{type(error).__name__}: {error}"[:500],
+                events=len(events),
+            )
+            return
+        self.published(item.event.id for item in events)
+
+    async def run_marker(self, pool: asyncpg.Pool) -> None:
+        """Background loop: mark noted rows published, one statement per ``mark_window``."""
+        try:
+            while True:
+                await self._marks_waiting.wait()
+                await asyncio.sleep(self._mark_window)
+                self._marks_waiting.clear()
+                ids, self._unmarked = self._unmarked, []
+                try:
+                    await self.mark_published(pool, ids)
+                except Exception as error:
+                    log.warning(
+                        "marking published rows failed; the relay will publish them again",
+                        error=f"{type(error).__name__}: {error}"[:500],
+                        events=len(ids),
+                    )
+        finally:
+            # On shutdown, mark what was published so a restart does not publish it again.
+            if self._unmarked:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.mark_published(pool, self._unmarked))
 
     @staticmethod
     async def write(connection: Connection, events: Sequence[OutgoingEvent]) -> None:
@@ -115,7 +176,21 @@ class Outbox:
         keep_published: timedelta = timedelta(hours=1),
     ) -> None:
         """Background loop: relay stragglers forever, report the backlog, and delete published
-        rows after ``keep_published`` (the topic is the record then) so the table stays small."""
+        rows after ``keep_published`` (the topic is the record then) so the table stays small.
+        The marker (:meth:`run_marker`) runs beside it."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.run_marker(pool), name="outbox-marker")
+            group.create_task(
+                self._relay_forever(pool, interval, pending, keep_published), name="outbox-relay"
+            )
+
+    async def _relay_forever(
+        self,
+        pool: asyncpg.Pool,
+        interval: float,
+        pending: Gauge | None,
+        keep_published: timedelta,
+    ) -> None:
         loop = asyncio.get_running_loop()
         next_purge = loop.time()
         while True:

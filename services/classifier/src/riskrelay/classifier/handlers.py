@@ -191,8 +191,8 @@ def build_router(context: ServiceContext) -> APIRouter:
             item = _outgoing(context, outcome, event_id, None, now)
             assert item is not None  # an override always publishes
             await Outbox.write(connection, [item])
-        await context.producer.publish([item])
-        await Outbox.mark_published(context.db, [event_id])
+        assert context.outbox is not None
+        await context.outbox.publish_after_commit([item])
         context.state["metrics"].count([item])
         context.state["metrics"].overrides.inc()
         assert outcome.classified is not None

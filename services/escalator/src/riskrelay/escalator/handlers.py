@@ -40,7 +40,6 @@ from riskrelay.shared.events import (
     Role,
 )
 from riskrelay.shared.kafka import OutgoingEvent, Received
-from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.store import claim_new_event_ids
 from riskrelay.shared.topics import ESCALATION_ACKS, ESCALATION_DUE, RISK_CLASSIFIED
 
@@ -122,9 +121,11 @@ class Escalator:
             idle_interval=self.delivery_settings.idle_interval_ms / 1000,
             lease=timedelta(seconds=self.delivery_settings.lease_s),
         )
+        assert context.outbox is not None
         self.timer_loop = TimerLoop(
             context.db,
             context.producer,
+            context.outbox,
             topic=context.topic(ESCALATION_DUE),
             roster=self.roster,
             metrics=self.metrics,
@@ -326,8 +327,8 @@ class Escalator:
         return OutgoingEvent(self.context.topic(ESCALATION_ACKS), result.risk_id, event)
 
     async def publish_after_commit(self, items: list[OutgoingEvent]) -> None:
-        await self.context.producer.publish(items)
-        await Outbox.mark_published(self.context.db, [item.event.id for item in items])
+        assert self.context.outbox is not None
+        await self.context.outbox.publish_after_commit(items)
 
 
 # ---------------------------------------------------------------------------------------------

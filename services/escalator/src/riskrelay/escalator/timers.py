@@ -137,6 +137,7 @@ class TimerLoop:
         self,
         pool: asyncpg.Pool,
         producer: EventProducer,
+        outbox: Outbox,
         *,
         topic: str,
         roster: Roster,
@@ -151,6 +152,7 @@ class TimerLoop:
     ) -> None:
         self._pool = pool
         self._producer = producer
+        self._outbox = outbox
         self._topic = topic
         self._roster = roster
         self._metrics = metrics
@@ -163,8 +165,6 @@ class TimerLoop:
         self._on_notifications = on_notifications
         self._wake = asyncio.Event()
         self._backlog = asyncio.Event()
-        self._unmarked: list[str] = []
-        self._published_waiting = asyncio.Event()
 
     def wake(self) -> None:
         """Look for due timers now (new timers were stored that may already be due)."""
@@ -175,31 +175,9 @@ class TimerLoop:
         """One leading claim loop polls; the others join while a full batch keeps coming back,
         so an idle service polls once per interval, not once per loop."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._mark_published(), name="timer-loop-marker")
             group.create_task(self._work(leader=True), name="timer-loop-0")
             for n in range(1, self._workers):
                 group.create_task(self._work(leader=False), name=f"timer-loop-{n}")
-
-    async def _mark_published(self) -> None:
-        """Mark published outbox rows in bulk, off the claim loops' path.
-
-        A row left unmarked by a crash is only published again by the relay (same id), so
-        marking late costs nothing but that; marking inline would cost every batch a round trip.
-        """
-        try:
-            while True:
-                await self._published_waiting.wait()
-                self._published_waiting.clear()
-                ids, self._unmarked = self._unmarked, []
-                try:
-                    await Outbox.mark_published(self._pool, ids)
-                except Exception as error:
-                    log.warning("marking failed; the relay will re-publish", error=repr(error))
-        finally:
-            # On shutdown, mark what was published so a restart does not publish it again.
-            if self._unmarked:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(Outbox.mark_published(self._pool, self._unmarked))
 
     async def _work(self, *, leader: bool) -> None:
         failures = 0
@@ -316,8 +294,7 @@ class TimerLoop:
             log.warning("publish failed; the outbox relay will retry", error=repr(error))
             return
         published = self._clock()
-        self._unmarked.extend(item.event.id for item in outgoing)
-        self._published_waiting.set()
+        self._outbox.published(item.event.id for item in outgoing)
         if self._on_published is not None:
             self._on_published(
                 [

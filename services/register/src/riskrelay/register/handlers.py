@@ -163,8 +163,9 @@ class Register:
                 for change in changes
             ],
         )
+        assert self.context.outbox is not None
         held = await store.risks_with_unpublished_events(
-            connection, self._registered_topic, last_after
+            connection, self._registered_topic, last_after, self.context.outbox.awaiting_mark
         )
         outgoing = [self.outgoing(change) for change in changes]
         await Outbox.write(connection, outgoing)
@@ -172,18 +173,8 @@ class Register:
 
     async def publish_now(self, events: Sequence[OutgoingEvent]) -> None:
         """Publish after commit; on failure the relay publishes them later, so log and go on."""
-        if not events:
-            return
-        try:
-            await self.context.producer.publish(events)
-        except Exception as error:
-            log.warning(
-                "publish after commit failed; the outbox relay will publish",
-                error=describe_error(error),
-                events=len(events),
-            )
-            return
-        await Outbox.mark_published(self.context.db, [item.event.id for item in events])
+        assert self.context.outbox is not None
+        await self.context.outbox.publish_after_commit(events)
 
     async def dead_letter(self, refused: Sequence[tuple[Received[Any], str]]) -> None:
         """Send events the domain refused to ``<topic>.dlq`` with the reason, at once: a

@@ -307,18 +307,20 @@ async def take_pending_signals(connection: Connection, risk_id: str) -> list[Pen
 
 
 async def risks_with_unpublished_events(
-    connection: Connection, topic: str, risk_ids: Iterable[str]
+    connection: Connection, topic: str, risk_ids: Iterable[str], published: Sequence[str] = ()
 ) -> set[str]:
     """Risks with an earlier risk-registered event still unpublished (in flight or left behind).
 
     A newer version must not overtake it: on a compacted topic the last record per key wins,
-    so the newer one is left to the relay, which publishes in outbox order.
+    so the newer one is left to the relay, which publishes in outbox order. ``published``
+    names rows this process saw acknowledged whose mark is still on its way.
     """
     rows = await connection.fetch(
         "SELECT DISTINCT key FROM outbox WHERE published_at IS NULL AND topic = $1"
-        " AND key = ANY($2::text[])",
+        " AND key = ANY($2::text[]) AND event_id <> ALL($3::text[])",
         topic,
         list(set(risk_ids)),
+        list(published),
     )
     return {row["key"] for row in rows}
 
