@@ -557,6 +557,7 @@ class BatchConsumer:
             max_records=kafka.batch_max_records,
             batch_timeout_ms=kafka.batch_timeout_ms,
             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+            fetch_min_bytes=kafka.fetch_min_bytes,
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,

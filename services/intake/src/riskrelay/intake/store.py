@@ -80,29 +80,32 @@ async def load_indexes(
         keys,
     )
     versions = {row["product_key"]: row["version"] for row in rows}
-    result: dict[str, CachedProduct] = {}
-    for key in keys:
-        version = versions.get(key, 0)
-        cached = cache.products.get(key)
-        if cached is None or cached.version != version:
-            cached = CachedProduct(version, await _read_index(connection, key))
-            cache.products[key] = cached
-        result[key] = cached
-    return result
+    stale = [
+        key
+        for key in keys
+        if (cached := cache.products.get(key)) is None or cached.version != versions.get(key, 0)
+    ]
+    if stale:
+        indexes = await _read_indexes(connection, stale)
+        for key in stale:
+            cache.products[key] = CachedProduct(versions.get(key, 0), indexes[key])
+    return {key: cache.products[key] for key in keys}
 
 
-async def _read_index(connection: Connection, product_key: str) -> ClusterIndex:
+async def _read_indexes(connection: Connection, product_keys: list[str]) -> dict[str, ClusterIndex]:
+    """The stored clusters of several products, in one query."""
     rows = await connection.fetch(
-        "SELECT state::text AS state FROM clusters WHERE product_key = $1", product_key
+        "SELECT product_key, state::text AS state FROM clusters WHERE product_key = ANY($1::text[])",
+        product_keys,
     )
-    clusters = {}
-    ticket_clusters: dict[str, str] = {}
+    indexes = {key: ClusterIndex(clusters={}, ticket_clusters={}) for key in product_keys}
     for row in rows:
+        index = indexes[row["product_key"]]
         cluster = Cluster.model_validate_json(row["state"])
-        clusters[cluster.cluster_id] = cluster
+        index.clusters[cluster.cluster_id] = cluster
         for member in cluster.members:
-            ticket_clusters[member.ticket_id] = cluster.cluster_id
-    return ClusterIndex(clusters=clusters, ticket_clusters=ticket_clusters)
+            index.ticket_clusters[member.ticket_id] = cluster.cluster_id
+    return indexes
 
 
 async def save_clusters(

@@ -6,7 +6,13 @@ from pathlib import Path
 
 from pydantic import Field
 
-from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
+from riskrelay.shared.settings import (
+    HttpSettings,
+    KafkaSettings,
+    ServiceSettings,
+    off_latency_path_kafka,
+    service_settings_config,
+)
 
 
 class RegisterSettings(ServiceSettings):
@@ -14,6 +20,7 @@ class RegisterSettings(ServiceSettings):
 
     service_name: str = "register"
     http: HttpSettings = HttpSettings(port=8004)
+    kafka: KafkaSettings = off_latency_path_kafka()
     policy_path: Path | None = Field(
         default=None,
         description="Register policy YAML (review cadence, scoring); built-in defaults when unset.",

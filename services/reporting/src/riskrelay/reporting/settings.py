@@ -7,7 +7,13 @@ from pathlib import Path
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from riskrelay.reporting.render import ReportFormat
-from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
+from riskrelay.shared.settings import (
+    HttpSettings,
+    KafkaSettings,
+    ServiceSettings,
+    off_latency_path_kafka,
+    service_settings_config,
+)
 
 
 class ScheduleSettings(BaseModel):
@@ -66,5 +72,6 @@ class ReportingSettings(ServiceSettings):
 
     service_name: str = "reporting"
     http: HttpSettings = HttpSettings(port=8005)
+    kafka: KafkaSettings = off_latency_path_kafka()
     schedule: ScheduleSettings = ScheduleSettings()
     dashboard: DashboardSettings = DashboardSettings()
