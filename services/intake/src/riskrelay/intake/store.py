@@ -64,10 +64,13 @@ class TicketMemory:
 
 
 async def lock_products(connection: Connection, product_keys: Iterable[str]) -> None:
-    for key in sorted(set(product_keys)):
-        await connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", _LOCK_NAMESPACE + key
-        )
+    """Take every product's lock in one statement. ``unnest`` yields the sorted keys in array
+    order and nothing re-orders them, so every batch locks in the same order (no deadlocks)."""
+    await connection.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+        " FROM unnest($1::text[]) WITH ORDINALITY AS keys (k, n)",
+        [_LOCK_NAMESPACE + key for key in sorted(set(product_keys))],
+    )
 
 
 async def load_indexes(
@@ -133,13 +136,15 @@ async def save_clusters(
                     )
                 )
     if rows:
-        await connection.executemany(
+        await connection.execute(
             "INSERT INTO clusters (cluster_id, product_key, last_seen_at, surging, size,"
-            " distinct_customers, state) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"
+            " distinct_customers, state) SELECT c, p, l, s, n, d, st::jsonb FROM unnest("
+            "$1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::int[], $6::int[],"
+            " $7::text[]) AS r (c, p, l, s, n, d, st)"
             " ON CONFLICT (cluster_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at,"
             " surging = EXCLUDED.surging, size = EXCLUDED.size,"
             " distinct_customers = EXCLUDED.distinct_customers, state = EXCLUDED.state",
-            rows,
+            *_columns(rows, 7),
         )
     gone = [cluster_id for ids in removed.values() for cluster_id in ids]
     if gone:
@@ -181,10 +186,11 @@ async def save_rates(
 ) -> None:
     rows = [(key, product_of[key], state.model_dump_json()) for key, state in states.items()]
     if rows:
-        await connection.executemany(
-            "INSERT INTO rate_baselines (rate_key, product_key, state) VALUES ($1, $2, $3::jsonb)"
+        await connection.execute(
+            "INSERT INTO rate_baselines (rate_key, product_key, state)"
+            " SELECT k, p, st::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS r (k, p, st)"
             " ON CONFLICT (rate_key) DO UPDATE SET state = EXCLUDED.state",
-            rows,
+            *_columns(rows, 3),
         )
 
 
@@ -219,7 +225,7 @@ async def save_tickets(connection: Connection, tickets: Iterable[TicketMemory]) 
             t.product_key,
             t.cluster_id,
             t.assessment.model_dump_json(),
-            [str(indicator) for indicator in t.known_indicators],
+            ",".join(str(indicator) for indicator in t.known_indicators),
             t.risk_flag_level,
             t.first_seen_at,
             t.last_event_at,
@@ -227,15 +233,19 @@ async def save_tickets(connection: Connection, tickets: Iterable[TicketMemory]) 
         for t in tickets
     ]
     if rows:
-        await connection.executemany(
+        # Indicator values are snake_case words, so a comma-joined string carries each list
+        # through unnest (which would flatten a two-dimensional array).
+        await connection.execute(
             "INSERT INTO tickets (ticket_id, product_key, cluster_id, assessment,"
             " known_indicators, risk_flag_level, first_seen_at, last_event_at)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)"
+            " SELECT t, p, c, a::jsonb, string_to_array(k, ','), f, fs, le FROM unnest("
+            "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],"
+            " $7::timestamptz[], $8::timestamptz[]) AS r (t, p, c, a, k, f, fs, le)"
             " ON CONFLICT (ticket_id) DO UPDATE SET cluster_id = EXCLUDED.cluster_id,"
             " assessment = EXCLUDED.assessment, known_indicators = EXCLUDED.known_indicators,"
             " risk_flag_level = EXCLUDED.risk_flag_level,"
             " last_event_at = GREATEST(tickets.last_event_at, EXCLUDED.last_event_at)",
-            rows,
+            *_columns(rows, 8),
         )
 
 
@@ -247,12 +257,19 @@ async def add_ticket_counts(
         for (hour, channel, product, flagged), n in counts.items()
     ]
     if rows:
-        await connection.executemany(
+        await connection.execute(
             "INSERT INTO ticket_counts (hour, channel, product, flagged, events)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hour, channel, product, flagged)"
+            " SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::bool[],"
+            " $5::int[]) ON CONFLICT (hour, channel, product, flagged)"
             " DO UPDATE SET events = ticket_counts.events + EXCLUDED.events",
-            sorted(rows),
+            *_columns(sorted(rows), 5),
         )
+
+
+def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Rows as column lists, for one ``INSERT ... SELECT FROM unnest(...)`` per batch (far
+    cheaper than ``executemany``, which binds and executes every row on its own)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 async def flag_rates(
