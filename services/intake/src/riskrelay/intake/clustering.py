@@ -49,6 +49,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from datasketch import MinHash
+from datasketch.hashfunc import sha1_hash32
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from riskrelay.intake.redaction import PLACEHOLDER_TOKENS
@@ -405,13 +406,23 @@ _CONCEPT_WEIGHT = 3
 _MIN_SHARED_CONCEPTS = 2
 
 
+@lru_cache(maxsize=262_144)
+def _shingle_hash(shingle: bytes) -> int:
+    # Ticket words come from a small vocabulary, so most shingles were hashed before.
+    return int(sha1_hash32(shingle))
+
+
 @lru_cache(maxsize=8)
 def _minhash_worker(num_perm: int, seed: int) -> MinHash:
     # Generating and checking permutations costs more than hashing a ticket: one MinHash per
     # configuration is cleared and reused (fingerprints are computed one at a time).
     template = MinHash(num_perm=num_perm, seed=seed)
     return MinHash(
-        num_perm=num_perm, seed=seed, permutations=template.permutations, scheme="affine32"
+        num_perm=num_perm,
+        seed=seed,
+        permutations=template.permutations,
+        scheme="affine32",
+        hashfunc=_shingle_hash,
     )
 
 
