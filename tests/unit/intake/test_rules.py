@@ -197,3 +197,22 @@ def test_needle_prefilter_never_hides_a_match(text: str, rule_pack: RulePack) ->
     for compiled in rule_pack.rules:
         if compiled.regex is not None and compiled.regex.search(text):
             assert compiled.may_match(present), compiled.id
+
+
+def test_needle_automaton_finds_exactly_the_needles_a_substring_search_finds(
+    rule_pack: RulePack,
+) -> None:
+    """Overlapping and nested needles included, over realistic traffic and the corpus."""
+    from datetime import UTC, datetime
+
+    from riskrelay.cli.sample_traffic import generate
+
+    traffic = generate(300, seed=11, start=datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
+    texts = [*CORPUS, *(f"{e.data.subject}\n{e.data.description}" for e in traffic)]
+    found_any = 0
+    for text in texts:
+        lowered = text.lower()
+        expected = {needle for needle in rule_pack.needles if needle in lowered}
+        assert rule_pack.present_needles(lowered) == expected
+        found_any += bool(expected)
+    assert found_any > len(CORPUS)

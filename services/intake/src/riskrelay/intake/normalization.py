@@ -95,7 +95,10 @@ def html_to_text(text: str) -> str:
 
 def normalize_whitespace(text: str) -> str:
     """NFKC-fold, drop zero-width characters, collapse runs of spaces and blank lines."""
-    folded = unicodedata.normalize("NFKC", text).translate(_CHARACTER_FOLDS)
+    # ASCII is already NFKC and holds none of the folded characters.
+    folded = (
+        text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_CHARACTER_FOLDS)
+    )
     folded = folded.replace("\r\n", "\n").replace("\r", "\n")
     folded = _SPACE_AROUND_NEWLINE.sub("\n", _HORIZONTAL_SPACE.sub(" ", folded))
     return _MANY_BLANK_LINES.sub("\n\n", folded).strip()
@@ -132,7 +135,10 @@ def strip_quoted_reply(text: str) -> str:
 
 def normalize_text(text: str) -> str:
     """Everything a free-text field goes through before redaction: HTML, Unicode, quotes."""
-    return normalize_whitespace(strip_quoted_reply(normalize_whitespace(html_to_text(text))))
+    cleaned = normalize_whitespace(html_to_text(text))
+    unquoted = strip_quoted_reply(cleaned)
+    # Whitespace normalization is idempotent: only text the quote stripping changed needs it again.
+    return cleaned if unquoted is cleaned else normalize_whitespace(unquoted)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,11 +24,12 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import ahocorasick
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -162,10 +163,23 @@ class RulePack:
     negation_window_words: int
     evidence_context_chars: int
     needles: tuple[str, ...] = ()
+    _needle_automaton: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # One Aho-Corasick pass finds every needle (overlaps included) instead of one substring
+        # search per needle: the same set, in a fraction of the time.
+        if self.needles:
+            automaton = ahocorasick.Automaton()
+            for needle in self.needles:
+                automaton.add_word(needle, needle)
+            automaton.make_automaton()
+            object.__setattr__(self, "_needle_automaton", automaton)
 
     def present_needles(self, lowered_text: str) -> set[str]:
-        """The rule needles that occur in ``lowered_text`` (each distinct needle checked once)."""
-        return {needle for needle in self.needles if needle in lowered_text}
+        """The rule needles that occur in ``lowered_text``."""
+        if self._needle_automaton is None:
+            return set()
+        return {needle for _, needle in self._needle_automaton.iter(lowered_text)}
 
     def rule(self, rule_id: str) -> CompiledRule:
         for rule in self.rules:
