@@ -166,11 +166,14 @@ async def clusters_in(database: DatabaseSettings) -> set[frozenset[str]]:
     connection = await asyncpg.connect(database.url.get_secret_value())
     try:
         rows = await connection.fetch(
-            f"SELECT state->'members' AS members FROM \"{database.schema_name}\".clusters"
+            "SELECT array_agg(m.ticket_id) AS members"
+            f' FROM "{database.schema_name}".clusters c'
+            f' JOIN "{database.schema_name}".cluster_members m USING (cluster_id)'
+            " GROUP BY c.cluster_id"
         )
     finally:
         await connection.close()
-    return {frozenset(m["ticket_id"] for m in json.loads(row["members"])) for row in rows}
+    return {frozenset(row["members"]) for row in rows}
 
 
 EXPECTED_CLUSTERS = {

@@ -621,6 +621,8 @@ class ClusterAssignment:
     surge_started: bool
     tickets_to_flag: tuple[str, ...]
     changed_cluster_ids: tuple[str, ...]
+    added_member: ClusterMember | None = None
+    """The member this ticket added (``None`` when already a member or the cluster is full)."""
 
     @property
     def surging(self) -> bool:
@@ -676,12 +678,12 @@ def assign_to_cluster(
     cluster.last_seen_at = max(cluster.last_seen_at, occurred_at)
     if customer_id not in cluster.customer_ids:
         cluster.customer_ids = sorted([*cluster.customer_ids, customer_id])
+    added_member: ClusterMember | None = None
     if len(cluster.members) < config.max_members:
-        bisect.insort(
-            cluster.members,
-            ClusterMember(ticket_id=ticket_id, customer_id=customer_id, occurred_at=occurred_at),
-            key=_member_order,
+        added_member = ClusterMember(
+            ticket_id=ticket_id, customer_id=customer_id, occurred_at=occurred_at
         )
+        bisect.insort(cluster.members, added_member, key=_member_order)
     index.ticket_clusters[ticket_id] = cluster.cluster_id
     _add_exemplar(index, cluster, fp, config, buckets)
 
@@ -703,6 +705,7 @@ def assign_to_cluster(
         surge_started=surge_started,
         tickets_to_flag=tickets_to_flag,
         changed_cluster_ids=(cluster.cluster_id,),
+        added_member=added_member,
     )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from prometheus_client import Counter as MetricCounter
 
-from riskrelay.intake.clustering import product_key
+from riskrelay.intake.clustering import ClusterMember, product_key
 from riskrelay.intake.domain import (
     AssessmentConfig,
     TicketAssessment,
@@ -140,6 +140,8 @@ class _BatchState:
     rates: RateBaselines
     memories: dict[str, TicketMemory]
     changed_clusters: dict[str, set[str]] = field(default_factory=dict)
+    started_clusters: set[str] = field(default_factory=set)
+    added_members: list[tuple[str, str, ClusterMember]] = field(default_factory=list)
     changed_rates: set[str] = field(default_factory=set)
     changed_tickets: set[str] = field(default_factory=set)
     counts: Counter[tuple[datetime, str, str, bool]] = field(default_factory=Counter)
@@ -207,7 +209,12 @@ async def _decide(
         config=intake.config,
         assessment=assessment,
     )
-    state.changed_clusters.setdefault(key, set()).update(decision.cluster.changed_cluster_ids)
+    assignment = decision.cluster
+    state.changed_clusters.setdefault(key, set()).update(assignment.changed_cluster_ids)
+    if assignment.is_new_cluster:
+        state.started_clusters.add(assignment.cluster_id)
+    if assignment.added_member is not None:
+        state.added_members.append((assignment.cluster_id, key, assignment.added_member))
     if decision.rate is not None:
         state.changed_rates.add(decision.rate.key)
         state.rate_products[decision.rate.key] = key
@@ -285,7 +292,14 @@ async def _save(
         )
         for key, moment in latest.items()
     }
-    await save_clusters(connection, state.indexes, state.changed_clusters, removed)
+    await save_clusters(
+        connection,
+        state.indexes,
+        state.changed_clusters,
+        removed,
+        state.added_members,
+        state.started_clusters,
+    )
     await save_rates(
         connection,
         {key: state.rates.keys[key] for key in state.changed_rates},

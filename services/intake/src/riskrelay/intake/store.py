@@ -7,6 +7,10 @@ every batch takes a transaction-scoped advisory lock per product it touches, in 
 and then sees the first one's clusters, so the two can never split a cluster or count a ticket
 twice.
 
+A cluster is stored as a small JSON header (``clusters.state``: counts, customer ids,
+exemplars) plus one ``cluster_members`` row per member, so a report joining a large incident
+writes one row instead of rewriting the whole member list.
+
 Reading every cluster of a product for every batch would dominate the cost, so each instance
 keeps the last :class:`ClusterIndex` it saw per product together with the product's version
 (bumped by every writer). Under the lock a version check (one small query) tells whether the
@@ -21,13 +25,20 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from riskrelay.intake.clustering import Cluster, ClusterConfig, ClusterIndex, prune
+from riskrelay.intake.clustering import (
+    Cluster,
+    ClusterConfig,
+    ClusterIndex,
+    ClusterMember,
+    prune,
+)
 from riskrelay.intake.domain import TicketAssessment
 from riskrelay.intake.patterns import RateState
 from riskrelay.shared.events import Indicator
 from riskrelay.shared.store import Connection
 
 _LOCK_NAMESPACE = "riskrelay.intake.product:"
+_MEMBERS = {"members"}  # stored as rows of cluster_members, not in the cluster's JSON
 
 
 @dataclass
@@ -96,18 +107,39 @@ async def load_indexes(
 
 
 async def _read_indexes(connection: Connection, product_keys: list[str]) -> dict[str, ClusterIndex]:
-    """The stored clusters of several products, in one query."""
+    """The stored clusters of several products with their members, in two queries."""
     rows = await connection.fetch(
-        "SELECT product_key, state::text AS state FROM clusters WHERE product_key = ANY($1::text[])",
+        "SELECT product_key, state::text AS state FROM clusters"
+        " WHERE product_key = ANY($1::text[])",
+        product_keys,
+    )
+    members = await connection.fetch(
+        "SELECT cluster_id, ticket_id, customer_id, occurred_at FROM cluster_members"
+        " WHERE product_key = ANY($1::text[])"
+        # Byte order of ticket ids, like Python's, whatever the database collation.
+        ' ORDER BY cluster_id, occurred_at, ticket_id COLLATE "C"',
         product_keys,
     )
     indexes = {key: ClusterIndex(clusters={}, ticket_clusters={}) for key in product_keys}
+    by_id: dict[str, tuple[str, Cluster]] = {}
     for row in rows:
-        index = indexes[row["product_key"]]
         cluster = Cluster.model_validate_json(row["state"])
-        index.clusters[cluster.cluster_id] = cluster
-        for member in cluster.members:
-            index.ticket_clusters[member.ticket_id] = cluster.cluster_id
+        indexes[row["product_key"]].clusters[cluster.cluster_id] = cluster
+        by_id[cluster.cluster_id] = (row["product_key"], cluster)
+    for row in members:
+        found = by_id.get(row["cluster_id"])
+        if found is None:
+            continue  # no such cluster any more: nothing to attach the member to
+        key, cluster = found
+        # Rows come in (occurred_at, ticket_id) order, the order the domain keeps members in.
+        cluster.members.append(
+            ClusterMember(
+                ticket_id=row["ticket_id"],
+                customer_id=row["customer_id"],
+                occurred_at=row["occurred_at"],
+            )
+        )
+        indexes[key].ticket_clusters[row["ticket_id"]] = cluster.cluster_id
     return indexes
 
 
@@ -116,8 +148,21 @@ async def save_clusters(
     cached: Mapping[str, CachedProduct],
     changed: Mapping[str, set[str]],
     removed: Mapping[str, list[str]],
+    added_members: Sequence[tuple[str, str, ClusterMember]] = (),
+    started_cluster_ids: Iterable[str] = (),
 ) -> None:
-    """Write changed clusters, delete pruned ones and bump each touched product's version."""
+    """Write changed cluster headers and the members they gained, delete pruned clusters, and
+    bump each touched product's version.
+
+    ``added_members`` are (cluster id, product key, member); ``started_cluster_ids`` are
+    clusters created in this batch, whose id may be a pruned cluster's (its rows go first).
+    """
+    gone = [cluster_id for ids in removed.values() for cluster_id in ids]
+    cleared = sorted({*gone, *started_cluster_ids})
+    if cleared:
+        await connection.execute(
+            "DELETE FROM cluster_members WHERE cluster_id = ANY($1::text[])", cleared
+        )
     rows = []
     for key, cluster_ids in changed.items():
         index = cached[key].index
@@ -132,7 +177,7 @@ async def save_clusters(
                         cluster.surging,
                         cluster.size,
                         len(cluster.customer_ids),
-                        cluster.model_dump_json(),
+                        cluster.model_dump_json(exclude=_MEMBERS),
                     )
                 )
     if rows:
@@ -146,9 +191,21 @@ async def save_clusters(
             " distinct_customers = EXCLUDED.distinct_customers, state = EXCLUDED.state",
             *_columns(rows, 7),
         )
-    gone = [cluster_id for ids in removed.values() for cluster_id in ids]
     if gone:
         await connection.execute("DELETE FROM clusters WHERE cluster_id = ANY($1::text[])", gone)
+    if added_members:
+        await connection.execute(
+            "INSERT INTO cluster_members (cluster_id, ticket_id, product_key, customer_id,"
+            " occurred_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+            " $5::timestamptz[]) ON CONFLICT DO NOTHING",
+            *_columns(
+                [
+                    (cluster_id, m.ticket_id, product, m.customer_id, m.occurred_at)
+                    for cluster_id, product, m in added_members
+                ],
+                5,
+            ),
+        )
     touched = sorted({*changed, *(key for key, ids in removed.items() if ids)})
     if touched:
         versions = await connection.fetch(

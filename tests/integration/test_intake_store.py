@@ -1,0 +1,154 @@
+"""Intake's cluster storage on the real PostgreSQL: members live in their own rows, a fresh
+instance loads exactly the clusters another one saved, and the migration that moved members out
+of the cluster JSON keeps every member."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from riskrelay.intake.clustering import ClusterIndex, assign_to_cluster, fingerprint
+from riskrelay.intake.store import (
+    CachedProduct,
+    ClusterCache,
+    load_indexes,
+    save_clusters,
+)
+from riskrelay.shared.migrations import apply_migrations, load_migrations
+from riskrelay.shared.settings import DatabaseSettings
+
+pytestmark = pytest.mark.integration
+
+PRODUCT = "mobile app"
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+REPORTS = [
+    "can't log in to the app since this morning",
+    "sign-in fails with error 500 since 9am",
+    "Login not working - keeps spinning and then shows an error",
+    "Unable to sign in on my phone, tried twice",
+]
+
+
+@pytest.fixture
+async def connection(database_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_settings.url.get_secret_value())
+    schema = database_settings.schema_name
+    await connection.execute(f'CREATE SCHEMA "{schema}"')
+    await connection.execute(f'SET search_path TO "{schema}", public')
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def migrate(connection: asyncpg.Connection, schema: str, upto: int | None = None) -> None:
+    migrations = [
+        m for m in load_migrations("riskrelay.intake") if upto is None or m.version <= upto
+    ]
+    await apply_migrations(connection, schema, migrations)
+
+
+async def test_a_fresh_instance_loads_the_clusters_and_members_another_saved(
+    connection: asyncpg.Connection, database_settings: DatabaseSettings
+) -> None:
+    await migrate(connection, database_settings.schema_name)
+    index = ClusterIndex()
+    added = []
+    started = set()
+    # Two tickets at the same instant: their order must survive the round trip.
+    times = [START, START + timedelta(minutes=3), START + timedelta(minutes=3), START]
+    for n, (text, at) in enumerate(zip(REPORTS, times, strict=True)):
+        assignment = assign_to_cluster(
+            index,
+            ticket_id=f"T-{'b' if n == 2 else 'B'}{n}",
+            customer_id=f"C{n}",
+            occurred_at=at,
+            fp=fingerprint(text, PRODUCT),
+        )
+        if assignment.is_new_cluster:
+            started.add(assignment.cluster_id)
+        assert assignment.added_member is not None
+        added.append((assignment.cluster_id, PRODUCT, assignment.added_member))
+    assert len(index.clusters) == 1, "the four reports are one incident"
+    cached = {PRODUCT: CachedProduct(0, index)}
+    async with connection.transaction():
+        await save_clusters(connection, cached, {PRODUCT: set(index.clusters)}, {}, added, started)
+
+    stored = await connection.fetchval("SELECT state::text FROM clusters")
+    assert "members" not in json.loads(stored), "members are rows, not part of the JSON"
+    assert await connection.fetchval("SELECT count(*) FROM cluster_members") == 4
+
+    loaded = await load_indexes(connection, ClusterCache(), [PRODUCT])
+    assert loaded[PRODUCT].version == 1
+    assert loaded[PRODUCT].index.clusters == index.clusters
+    assert loaded[PRODUCT].index.ticket_clusters == index.ticket_clusters
+
+
+async def test_pruning_and_reusing_a_cluster_id_leaves_no_stale_members(
+    connection: asyncpg.Connection, database_settings: DatabaseSettings
+) -> None:
+    await migrate(connection, database_settings.schema_name)
+    first = ClusterIndex()
+    assignment = assign_to_cluster(
+        first,
+        ticket_id="T-1",
+        customer_id="C1",
+        occurred_at=START,
+        fp=fingerprint(REPORTS[0], PRODUCT),
+    )
+    assert assignment.added_member is not None
+    cached = {PRODUCT: CachedProduct(0, first)}
+    member = (assignment.cluster_id, PRODUCT, assignment.added_member)
+    await save_clusters(
+        connection,
+        cached,
+        {PRODUCT: {assignment.cluster_id}},
+        {},
+        [member],
+        {assignment.cluster_id},
+    )
+    # The cluster is pruned, then a cluster with the same id starts again with another member.
+    await save_clusters(connection, cached, {}, {PRODUCT: [assignment.cluster_id]})
+    assert await connection.fetchval("SELECT count(*) FROM cluster_members") == 0
+    again = (
+        assignment.cluster_id,
+        PRODUCT,
+        assignment.added_member.model_copy(update={"ticket_id": "T-2"}),
+    )
+    await save_clusters(connection, cached, {}, {}, [again], {assignment.cluster_id})
+    rows = await connection.fetch("SELECT ticket_id FROM cluster_members")
+    assert [r["ticket_id"] for r in rows] == ["T-2"]
+
+
+async def test_the_migration_moves_every_member_out_of_the_cluster_json(
+    connection: asyncpg.Connection, database_settings: DatabaseSettings
+) -> None:
+    schema = database_settings.schema_name
+    await migrate(connection, schema, upto=1)
+    index = ClusterIndex()
+    for n, text in enumerate(REPORTS):
+        assign_to_cluster(
+            index,
+            ticket_id=f"T-{n}",
+            customer_id=f"C{n}",
+            occurred_at=START + timedelta(minutes=n),
+            fp=fingerprint(text, PRODUCT),
+        )
+    (cluster,) = index.clusters.values()
+    await connection.execute(
+        "INSERT INTO clusters (cluster_id, product_key, last_seen_at, surging, size,"
+        " distinct_customers, state) VALUES ($1, $2, $3, false, $4, $4, $5::jsonb)",
+        cluster.cluster_id,
+        PRODUCT,
+        cluster.last_seen_at,
+        cluster.size,
+        cluster.model_dump_json(),  # the old layout: members inside the JSON
+    )
+    await migrate(connection, schema)
+    assert await connection.fetchval("SELECT state ? 'members' FROM clusters") is False
+    loaded = await load_indexes(connection, ClusterCache(), [PRODUCT])
+    assert loaded[PRODUCT].index.clusters == index.clusters
