@@ -13,10 +13,11 @@ import pytest
 
 from riskrelay.intake.clustering import ClusterIndex, assign_to_cluster, fingerprint
 from riskrelay.intake.store import (
+    BatchChanges,
     CachedProduct,
     ClusterCache,
     load_indexes,
-    save_clusters,
+    save_batch,
 )
 from riskrelay.shared.migrations import apply_migrations, load_migrations
 from riskrelay.shared.settings import DatabaseSettings
@@ -76,7 +77,15 @@ async def test_a_fresh_instance_loads_the_clusters_and_members_another_saved(
     assert len(index.clusters) == 1, "the four reports are one incident"
     cached = {PRODUCT: CachedProduct(0, index)}
     async with connection.transaction():
-        await save_clusters(connection, cached, {PRODUCT: set(index.clusters)}, {}, added, started)
+        await save_batch(
+            connection,
+            BatchChanges(
+                cached,
+                changed_clusters={PRODUCT: set(index.clusters)},
+                added_members=added,
+                started_cluster_ids=started,
+            ),
+        )
 
     stored = await connection.fetchval("SELECT state::text FROM clusters")
     assert "members" not in json.loads(stored), "members are rows, not part of the JSON"
@@ -103,23 +112,31 @@ async def test_pruning_and_reusing_a_cluster_id_leaves_no_stale_members(
     assert assignment.added_member is not None
     cached = {PRODUCT: CachedProduct(0, first)}
     member = (assignment.cluster_id, PRODUCT, assignment.added_member)
-    await save_clusters(
+    await save_batch(
         connection,
-        cached,
-        {PRODUCT: {assignment.cluster_id}},
-        {},
-        [member],
-        {assignment.cluster_id},
+        BatchChanges(
+            cached,
+            changed_clusters={PRODUCT: {assignment.cluster_id}},
+            added_members=[member],
+            started_cluster_ids={assignment.cluster_id},
+        ),
     )
+    assert await connection.fetchval("SELECT count(*) FROM clusters") == 1
     # The cluster is pruned, then a cluster with the same id starts again with another member.
-    await save_clusters(connection, cached, {}, {PRODUCT: [assignment.cluster_id]})
+    await save_batch(
+        connection, BatchChanges(cached, removed_clusters={PRODUCT: [assignment.cluster_id]})
+    )
     assert await connection.fetchval("SELECT count(*) FROM cluster_members") == 0
+    assert await connection.fetchval("SELECT count(*) FROM clusters") == 0
     again = (
         assignment.cluster_id,
         PRODUCT,
         assignment.added_member.model_copy(update={"ticket_id": "T-2"}),
     )
-    await save_clusters(connection, cached, {}, {}, [again], {assignment.cluster_id})
+    await save_batch(
+        connection,
+        BatchChanges(cached, added_members=[again], started_cluster_ids={assignment.cluster_id}),
+    )
     rows = await connection.fetch("SELECT ticket_id FROM cluster_members")
     assert [r["ticket_id"] for r in rows] == ["T-2"]
 

@@ -33,18 +33,16 @@ from riskrelay.intake.patterns import RateBaselines, rate_key
 from riskrelay.intake.rules import RulePack, load_rule_pack
 from riskrelay.intake.settings import IntakeSettings
 from riskrelay.intake.store import (
+    BatchChanges,
     CachedProduct,
     ClusterCache,
     TicketMemory,
-    add_ticket_counts,
     load_indexes,
     load_rates,
     load_tickets,
     lock_products,
     prune_expired,
-    save_clusters,
-    save_rates,
-    save_tickets,
+    save_batch,
 )
 from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.events import Indicator, TicketEvent
@@ -292,21 +290,20 @@ async def _save(
         )
         for key, moment in latest.items()
     }
-    await save_clusters(
+    await save_batch(
         connection,
-        state.indexes,
-        state.changed_clusters,
-        removed,
-        state.added_members,
-        state.started_clusters,
+        BatchChanges(
+            cached=state.indexes,
+            changed_clusters=state.changed_clusters,
+            removed_clusters=removed,
+            added_members=state.added_members,
+            started_cluster_ids=state.started_clusters,
+            rates={key: state.rates.keys[key] for key in state.changed_rates},
+            rate_products=state.rate_products,
+            tickets=[state.memories[t] for t in sorted(state.changed_tickets)],
+            counts=state.counts,
+        ),
     )
-    await save_rates(
-        connection,
-        {key: state.rates.keys[key] for key in state.changed_rates},
-        state.rate_products,
-    )
-    await save_tickets(connection, (state.memories[t] for t in sorted(state.changed_tickets)))
-    await add_ticket_counts(connection, state.counts)
 
 
 def _count(metrics: IntakeMetrics, state: _BatchState, outgoing: list[OutgoingEvent]) -> None:

@@ -143,33 +143,86 @@ async def _read_indexes(connection: Connection, product_keys: list[str]) -> dict
     return indexes
 
 
-async def save_clusters(
-    connection: Connection,
-    cached: Mapping[str, CachedProduct],
-    changed: Mapping[str, set[str]],
-    removed: Mapping[str, list[str]],
-    added_members: Sequence[tuple[str, str, ClusterMember]] = (),
-    started_cluster_ids: Iterable[str] = (),
-) -> None:
-    """Write changed cluster headers and the members they gained, delete pruned clusters, and
-    bump each touched product's version.
+@dataclass
+class BatchChanges:
+    """Everything one intake batch changed, to be written by :func:`save_batch`."""
 
-    ``added_members`` are (cluster id, product key, member); ``started_cluster_ids`` are
-    clusters created in this batch, whose id may be a pruned cluster's (its rows go first).
-    """
-    gone = [cluster_id for ids in removed.values() for cluster_id in ids]
-    cleared = sorted({*gone, *started_cluster_ids})
+    cached: Mapping[str, CachedProduct]
+    changed_clusters: Mapping[str, set[str]] = field(default_factory=dict)
+    removed_clusters: Mapping[str, list[str]] = field(default_factory=dict)
+    added_members: Sequence[tuple[str, str, ClusterMember]] = ()
+    """(cluster id, product key, member)."""
+    started_cluster_ids: Iterable[str] = ()
+    """Clusters created in this batch: the id may be a pruned cluster's, whose rows go first."""
+    rates: Mapping[str, RateState] = field(default_factory=dict)
+    rate_products: Mapping[str, str] = field(default_factory=dict)
+    tickets: Sequence[TicketMemory] = ()
+    counts: Mapping[tuple[datetime, str, str, bool], int] = field(default_factory=dict)
+
+
+# Every upsert of a batch in one statement (data-modifying CTEs all run, read or not): on a busy
+# machine each round trip is a context switch, and a batch used to make six of them here.
+_SAVE_BATCH = """
+WITH saved_clusters AS (
+    INSERT INTO clusters (cluster_id, product_key, last_seen_at, surging, size,
+                          distinct_customers, state)
+    SELECT c, p, l, s, n, d, st::jsonb
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::int[], $6::int[],
+                $7::text[]) AS r (c, p, l, s, n, d, st)
+    ON CONFLICT (cluster_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at,
+        surging = EXCLUDED.surging, size = EXCLUDED.size,
+        distinct_customers = EXCLUDED.distinct_customers, state = EXCLUDED.state
+), saved_members AS (
+    INSERT INTO cluster_members (cluster_id, ticket_id, product_key, customer_id, occurred_at)
+    SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
+    ON CONFLICT DO NOTHING
+), saved_rates AS (
+    INSERT INTO rate_baselines (rate_key, product_key, state)
+    SELECT k, p, st::jsonb FROM unnest($14::text[], $15::text[], $16::text[]) AS r (k, p, st)
+    ON CONFLICT (rate_key) DO UPDATE SET state = EXCLUDED.state
+), saved_tickets AS (
+    -- Indicator values are snake_case words, so a comma-joined string carries each list
+    -- through unnest (which would flatten a two-dimensional array).
+    INSERT INTO tickets (ticket_id, product_key, cluster_id, assessment, known_indicators,
+                         risk_flag_level, first_seen_at, last_event_at)
+    SELECT t, p, c, a::jsonb, string_to_array(k, ','), f, fs, le
+    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[],
+                $23::timestamptz[], $24::timestamptz[]) AS r (t, p, c, a, k, f, fs, le)
+    ON CONFLICT (ticket_id) DO UPDATE SET cluster_id = EXCLUDED.cluster_id,
+        assessment = EXCLUDED.assessment, known_indicators = EXCLUDED.known_indicators,
+        risk_flag_level = EXCLUDED.risk_flag_level,
+        last_event_at = GREATEST(tickets.last_event_at, EXCLUDED.last_event_at)
+), saved_counts AS (
+    INSERT INTO ticket_counts (hour, channel, product, flagged, events)
+    SELECT * FROM unnest($25::timestamptz[], $26::text[], $27::text[], $28::bool[], $29::int[])
+    ON CONFLICT (hour, channel, product, flagged)
+    DO UPDATE SET events = ticket_counts.events + EXCLUDED.events
+)
+INSERT INTO cluster_products (product_key, version) SELECT unnest($13::text[]), 1
+ON CONFLICT (product_key) DO UPDATE SET version = cluster_products.version + 1
+RETURNING product_key, version
+"""
+
+
+async def save_batch(connection: Connection, changes: BatchChanges) -> None:
+    """Write a batch's changes: cluster headers and new members, pruned clusters, rate
+    baselines, ticket memories and counts; bump each touched product's version."""
+    gone = [cluster_id for ids in changes.removed_clusters.values() for cluster_id in ids]
+    cleared = sorted({*gone, *changes.started_cluster_ids})
     if cleared:
         await connection.execute(
-            "DELETE FROM cluster_members WHERE cluster_id = ANY($1::text[])", cleared
+            "WITH members AS (DELETE FROM cluster_members WHERE cluster_id = ANY($1::text[]))"
+            " DELETE FROM clusters WHERE cluster_id = ANY($2::text[])",
+            cleared,
+            gone,
         )
-    rows = []
-    for key, cluster_ids in changed.items():
-        index = cached[key].index
+    cluster_rows = []
+    for key, cluster_ids in changes.changed_clusters.items():
+        index = changes.cached[key].index
         for cluster_id in sorted(cluster_ids):
             cluster = index.clusters.get(cluster_id)
             if cluster is not None:
-                rows.append(
+                cluster_rows.append(
                     (
                         cluster_id,
                         key,
@@ -180,42 +233,45 @@ async def save_clusters(
                         cluster.model_dump_json(exclude=_MEMBERS),
                     )
                 )
-    if rows:
-        await connection.execute(
-            "INSERT INTO clusters (cluster_id, product_key, last_seen_at, surging, size,"
-            " distinct_customers, state) SELECT c, p, l, s, n, d, st::jsonb FROM unnest("
-            "$1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::int[], $6::int[],"
-            " $7::text[]) AS r (c, p, l, s, n, d, st)"
-            " ON CONFLICT (cluster_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at,"
-            " surging = EXCLUDED.surging, size = EXCLUDED.size,"
-            " distinct_customers = EXCLUDED.distinct_customers, state = EXCLUDED.state",
-            *_columns(rows, 7),
+    member_rows = [
+        (cluster_id, m.ticket_id, product, m.customer_id, m.occurred_at)
+        for cluster_id, product, m in changes.added_members
+    ]
+    touched = sorted(
+        {*changes.changed_clusters, *(key for key, ids in changes.removed_clusters.items() if ids)}
+    )
+    rate_rows = [
+        (key, changes.rate_products[key], state.model_dump_json())
+        for key, state in changes.rates.items()
+    ]
+    ticket_rows = [
+        (
+            t.ticket_id,
+            t.product_key,
+            t.cluster_id,
+            t.assessment.model_dump_json(),
+            ",".join(str(indicator) for indicator in t.known_indicators),
+            t.risk_flag_level,
+            t.first_seen_at,
+            t.last_event_at,
         )
-    if gone:
-        await connection.execute("DELETE FROM clusters WHERE cluster_id = ANY($1::text[])", gone)
-    if added_members:
-        await connection.execute(
-            "INSERT INTO cluster_members (cluster_id, ticket_id, product_key, customer_id,"
-            " occurred_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-            " $5::timestamptz[]) ON CONFLICT DO NOTHING",
-            *_columns(
-                [
-                    (cluster_id, m.ticket_id, product, m.customer_id, m.occurred_at)
-                    for cluster_id, product, m in added_members
-                ],
-                5,
-            ),
-        )
-    touched = sorted({*changed, *(key for key, ids in removed.items() if ids)})
-    if touched:
-        versions = await connection.fetch(
-            "INSERT INTO cluster_products (product_key, version) SELECT unnest($1::text[]), 1"
-            " ON CONFLICT (product_key) DO UPDATE SET version = cluster_products.version + 1"
-            " RETURNING product_key, version",
-            touched,
-        )
-        for row in versions:
-            cached[row["product_key"]].version = row["version"]
+        for t in changes.tickets
+    ]
+    count_rows = sorted(
+        (hour, channel, product, flagged, n)
+        for (hour, channel, product, flagged), n in changes.counts.items()
+    )
+    versions = await connection.fetch(
+        _SAVE_BATCH,
+        *_columns(cluster_rows, 7),
+        *_columns(member_rows, 5),
+        touched,
+        *_columns(rate_rows, 3),
+        *_columns(ticket_rows, 8),
+        *_columns(count_rows, 5),
+    )
+    for row in versions:
+        changes.cached[row["product_key"]].version = row["version"]
 
 
 def prune_expired(
@@ -236,19 +292,6 @@ async def load_rates(connection: Connection, rate_keys: Iterable[str]) -> dict[s
         sorted(set(rate_keys)),
     )
     return {row["rate_key"]: RateState.model_validate_json(row["state"]) for row in rows}
-
-
-async def save_rates(
-    connection: Connection, states: Mapping[str, RateState], product_of: Mapping[str, str]
-) -> None:
-    rows = [(key, product_of[key], state.model_dump_json()) for key, state in states.items()]
-    if rows:
-        await connection.execute(
-            "INSERT INTO rate_baselines (rate_key, product_key, state)"
-            " SELECT k, p, st::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS r (k, p, st)"
-            " ON CONFLICT (rate_key) DO UPDATE SET state = EXCLUDED.state",
-            *_columns(rows, 3),
-        )
 
 
 async def load_tickets(
@@ -273,54 +316,6 @@ async def load_tickets(
         )
         for row in rows
     }
-
-
-async def save_tickets(connection: Connection, tickets: Iterable[TicketMemory]) -> None:
-    rows = [
-        (
-            t.ticket_id,
-            t.product_key,
-            t.cluster_id,
-            t.assessment.model_dump_json(),
-            ",".join(str(indicator) for indicator in t.known_indicators),
-            t.risk_flag_level,
-            t.first_seen_at,
-            t.last_event_at,
-        )
-        for t in tickets
-    ]
-    if rows:
-        # Indicator values are snake_case words, so a comma-joined string carries each list
-        # through unnest (which would flatten a two-dimensional array).
-        await connection.execute(
-            "INSERT INTO tickets (ticket_id, product_key, cluster_id, assessment,"
-            " known_indicators, risk_flag_level, first_seen_at, last_event_at)"
-            " SELECT t, p, c, a::jsonb, string_to_array(k, ','), f, fs, le FROM unnest("
-            "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],"
-            " $7::timestamptz[], $8::timestamptz[]) AS r (t, p, c, a, k, f, fs, le)"
-            " ON CONFLICT (ticket_id) DO UPDATE SET cluster_id = EXCLUDED.cluster_id,"
-            " assessment = EXCLUDED.assessment, known_indicators = EXCLUDED.known_indicators,"
-            " risk_flag_level = EXCLUDED.risk_flag_level,"
-            " last_event_at = GREATEST(tickets.last_event_at, EXCLUDED.last_event_at)",
-            *_columns(rows, 8),
-        )
-
-
-async def add_ticket_counts(
-    connection: Connection, counts: Mapping[tuple[datetime, str, str, bool], int]
-) -> None:
-    rows = [
-        (hour, channel, product, flagged, n)
-        for (hour, channel, product, flagged), n in counts.items()
-    ]
-    if rows:
-        await connection.execute(
-            "INSERT INTO ticket_counts (hour, channel, product, flagged, events)"
-            " SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::bool[],"
-            " $5::int[]) ON CONFLICT (hour, channel, product, flagged)"
-            " DO UPDATE SET events = ticket_counts.events + EXCLUDED.events",
-            *_columns(sorted(rows), 5),
-        )
 
 
 def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
