@@ -90,3 +90,30 @@ async def test_nothing_noted_means_no_statement() -> None:
     await asyncio.sleep(0.15)
     assert pool.marked == []
     await stop(marker)
+
+
+class HangingFirstPool(RecordingPool):
+    """The first UPDATE never answers (the process is stopped while it is in flight)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def execute(self, query: str, *args: Any) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.Event().wait()
+        return await super().execute(query, *args)
+
+
+async def test_rows_whose_mark_was_in_flight_at_shutdown_are_marked_and_count_as_published() -> (
+    None
+):
+    box, pool = outbox(), HangingFirstPool()
+    marker = asyncio.create_task(box.run_marker(cast(asyncpg.Pool, pool)))
+    box.published(["in-flight"])
+    await asyncio.sleep(0.15)
+    assert box.awaiting_mark == ["in-flight"], "in flight is still published, not yet marked"
+    box.published(["later"])
+    await stop(marker)
+    assert pool.marked == [["in-flight", "later"]]

@@ -52,6 +52,7 @@ class Outbox:
         self._grace = grace
         self._mark_window = mark_window
         self._unmarked: list[str] = []
+        self._marking: list[str] = []
         self._marks_waiting = asyncio.Event()
 
     def published(self, event_ids: Iterable[str]) -> None:
@@ -64,7 +65,7 @@ class Outbox:
     @property
     def awaiting_mark(self) -> list[str]:
         """Ids the broker acknowledged that are not marked published yet (they are published)."""
-        return list(self._unmarked)
+        return [*self._marking, *self._unmarked]
 
     async def publish_after_commit(self, events: Sequence[OutgoingEvent]) -> None:
         """Publish rows just committed; if the broker fails, the relay publishes them later."""
@@ -88,20 +89,22 @@ class Outbox:
                 await self._marks_waiting.wait()
                 await asyncio.sleep(self._mark_window)
                 self._marks_waiting.clear()
-                ids, self._unmarked = self._unmarked, []
+                self._marking, self._unmarked = self._unmarked, []
                 try:
-                    await self.mark_published(pool, ids)
+                    await self.mark_published(pool, self._marking)
                 except Exception as error:
                     log.warning(
                         "marking published rows failed; the relay will publish them again",
                         error=f"{type(error).__name__}: {error}"[:500],
-                        events=len(ids),
+                        events=len(self._marking),
                     )
+                self._marking = []
         finally:
             # On shutdown, mark what was published so a restart does not publish it again.
-            if self._unmarked:
+            left = [*self._marking, *self._unmarked]
+            if left:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.mark_published(pool, self._unmarked))
+                    await asyncio.shield(self.mark_published(pool, left))
 
     @staticmethod
     async def write(connection: Connection, events: Sequence[OutgoingEvent]) -> None:
