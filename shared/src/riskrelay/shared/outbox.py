@@ -28,7 +28,7 @@ from datetime import timedelta
 import asyncpg
 from prometheus_client import Gauge
 
-from riskrelay.shared.kafka import EventProducer, OutgoingEvent
+from riskrelay.shared.kafka import EventProducer, OutgoingEvent, describe_error
 from riskrelay.shared.logging import get_logger
 from riskrelay.shared.store import Connection
 
@@ -76,7 +76,7 @@ class Outbox:
         except Exception as error:
             log.warning(
                 "publish after commit failed; the outbox relay will publish",
-                error=f"{type(error).__name__}: {error}"[:500],
+                error=describe_error(error),
                 events=len(events),
             )
             return
@@ -95,7 +95,7 @@ class Outbox:
                 except Exception as error:
                     log.warning(
                         "marking published rows failed; the relay will publish them again",
-                        error=f"{type(error).__name__}: {error}"[:500],
+                        error=describe_error(error),
                         events=len(self._marking),
                     )
                 self._marking = []
