@@ -3,7 +3,8 @@ in that service's ``store.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -27,3 +28,22 @@ async def claim_new_event_ids(connection: Connection, event_ids: Iterable[str]) 
         ids,
     )
     return {row["event_id"] for row in rows}
+
+
+ItemT = TypeVar("ItemT")
+
+
+async def claim_new(
+    connection: Connection, items: Iterable[ItemT], event_id: Callable[[ItemT], str]
+) -> list[ItemT]:
+    """:func:`claim_new_event_ids` for whole items: the items seen for the first time, in their
+    order, each id once (a duplicate inside one batch counts once)."""
+    items = list(items)
+    fresh = await claim_new_event_ids(connection, (event_id(item) for item in items))
+    kept: list[ItemT] = []
+    for item in items:
+        key = event_id(item)
+        if key in fresh:
+            kept.append(item)
+            fresh.discard(key)
+    return kept

@@ -35,7 +35,7 @@ from riskrelay.shared.events import (
 )
 from riskrelay.shared.kafka import OutgoingEvent, Received
 from riskrelay.shared.outbox import Outbox
-from riskrelay.shared.store import claim_new_event_ids
+from riskrelay.shared.store import claim_new, claim_new_event_ids
 from riskrelay.shared.topics import RISK_CLASSIFIED, TICKET_FLAGGED
 
 SOURCE = "riskrelay/classifier"
@@ -95,12 +95,9 @@ async def classify_batch(
 ) -> list[OutgoingEvent]:
     outgoing: list[OutgoingEvent] = []
     async with context.db.acquire() as connection, connection.transaction():
-        fresh = await claim_new_event_ids(connection, (item.event.id for item in batch))
-        events: list[TicketFlaggedEvent] = []
-        for item in batch:
-            if item.event.id in fresh:
-                events.append(item.event)
-                fresh.discard(item.event.id)  # a duplicate inside one batch counts once
+        events: list[TicketFlaggedEvent] = await claim_new(
+            connection, (item.event for item in batch), lambda event: event.id
+        )
         if not events:
             return []
         risk_ids = [risk_id_for(event.data) for event in events]

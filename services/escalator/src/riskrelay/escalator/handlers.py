@@ -40,7 +40,7 @@ from riskrelay.shared.events import (
     Role,
 )
 from riskrelay.shared.kafka import OutgoingEvent, Received
-from riskrelay.shared.store import claim_new_event_ids
+from riskrelay.shared.store import claim_new
 from riskrelay.shared.topics import ESCALATION_ACKS, ESCALATION_DUE, RISK_CLASSIFIED
 
 
@@ -159,12 +159,9 @@ class Escalator:
     ) -> list[OutgoingEvent]:
         """Build (or supersede) each risk's frozen plan and store its timers."""
         async with self.context.db.acquire() as connection, connection.transaction():
-            fresh = await claim_new_event_ids(connection, (item.event.id for item in batch))
-            events: list[RiskClassifiedEvent] = []
-            for item in batch:
-                if item.event.id in fresh:
-                    events.append(item.event)
-                    fresh.discard(item.event.id)  # a duplicate inside one batch counts once
+            events: list[RiskClassifiedEvent] = await claim_new(
+                connection, (item.event for item in batch), lambda event: event.id
+            )
             if not events:
                 return []
             await store.lock_risks(connection, (event.data.risk_id for event in events))
@@ -265,12 +262,10 @@ class Escalator:
         (the consumer retries, then dead-letters that record with the reason)."""
         results: list[tuple[AckResult, datetime]] = []
         async with self.context.db.acquire() as connection, connection.transaction():
-            fresh = await claim_new_event_ids(connection, (item.event.id for item in batch))
-            for item in batch:
-                event = item.event
-                if event.id not in fresh:
-                    continue
-                fresh.discard(event.id)
+            fresh: list[EscalationAcknowledgedEvent] = await claim_new(
+                connection, (item.event for item in batch), lambda event: event.id
+            )
+            for event in fresh:
                 data = event.data
                 result = await self.acknowledge(
                     connection,

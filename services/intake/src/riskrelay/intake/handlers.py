@@ -48,7 +48,7 @@ from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.events import Indicator, TicketEvent
 from riskrelay.shared.kafka import OutgoingEvent, Received
 from riskrelay.shared.outbox import Outbox
-from riskrelay.shared.store import Connection, claim_new_event_ids
+from riskrelay.shared.store import Connection, claim_new
 from riskrelay.shared.topics import TICKET_EVENTS, TICKET_FLAGGED
 
 
@@ -152,12 +152,7 @@ async def process_batch(
 ) -> list[OutgoingEvent]:
     ordered = sorted((item.event for item in batch), key=lambda t: (t.event.time, t.event.id))
     async with context.db.acquire() as connection, connection.transaction():
-        fresh = await claim_new_event_ids(connection, (t.id for t in ordered))
-        tickets: list[AssessedTicket] = []
-        for ticket in ordered:
-            if ticket.id in fresh:
-                tickets.append(ticket)
-                fresh.discard(ticket.id)  # a duplicate inside one batch counts once
+        tickets = await claim_new(connection, ordered, lambda ticket: ticket.id)
         if not tickets:
             return []
         products = {product_key(t.assessment.product) for t in tickets}

@@ -43,7 +43,7 @@ from riskrelay.shared.events import (
 from riskrelay.shared.kafka import OutgoingEvent, Received, dead_letter_headers, describe_error
 from riskrelay.shared.logging import get_logger
 from riskrelay.shared.outbox import Outbox
-from riskrelay.shared.store import claim_new_event_ids
+from riskrelay.shared.store import claim_new
 from riskrelay.shared.topics import DLQ_SUFFIX, RISK_REGISTERED
 
 log = get_logger(__name__)
@@ -199,17 +199,6 @@ class Register:
             await future
 
 
-def _fresh(batch: Sequence[Received[Any]], fresh_ids: set[str]) -> list[Received[Any]]:
-    """The batch's events seen for the first time, each once, in order."""
-    unseen = set(fresh_ids)
-    selected = []
-    for item in batch:
-        if item.event.id in unseen:
-            unseen.discard(item.event.id)
-            selected.append(item)
-    return selected
-
-
 async def _release(
     connection: store.Connection, refused: Sequence[tuple[Received[Any], str]]
 ) -> None:
@@ -250,7 +239,7 @@ async def apply_classifications(
     links: list[TicketLinks] = []
     refused: list[tuple[Received[Any], str]] = []
     async with register.context.db.acquire() as connection, connection.transaction():
-        items = _fresh(batch, await claim_new_event_ids(connection, (i.event.id for i in batch)))
+        items = await claim_new(connection, batch, lambda item: item.event.id)
         if not items:
             return []
         risk_ids = [item.event.data.risk_id for item in items]
@@ -325,7 +314,7 @@ async def apply_escalation_signals(
     changes: list[Change] = []
     refused: list[tuple[Received[Any], str]] = []
     async with register.context.db.acquire() as connection, connection.transaction():
-        items = _fresh(batch, await claim_new_event_ids(connection, (i.event.id for i in batch)))
+        items: list[Received[Any]] = await claim_new(connection, batch, lambda item: item.event.id)
         if not items:
             return []
         risk_ids = [item.event.data.risk_id for item in items]

@@ -23,7 +23,7 @@ from riskrelay.shared.events import (
     TicketEvent,
     TicketFlaggedEvent,
 )
-from riskrelay.shared.store import claim_new_event_ids
+from riskrelay.shared.store import claim_new
 
 EventT = TypeVar("EventT", bound=CloudEvent[Any])
 
@@ -100,15 +100,7 @@ def claim_key(event: CloudEvent[Any]) -> str:
 
 async def apply_events(connection: store.Connection, events: Sequence[CloudEvent[Any]]) -> int:
     """Apply the events not applied before (call inside a transaction); returns how many."""
-    fresh = await claim_new_event_ids(
-        cast(asyncpg.Connection, connection), (claim_key(e) for e in events)
-    )
-    chosen: list[CloudEvent[Any]] = []
-    for event in events:
-        key = claim_key(event)
-        if key in fresh:
-            chosen.append(event)
-            fresh.discard(key)  # a duplicate inside one batch counts once
+    chosen = await claim_new(cast(asyncpg.Connection, connection), events, claim_key)
     await store.apply_ticket_events(connection, [e for e in chosen if isinstance(e, TicketEvent)])
     await store.apply_flags(connection, [e for e in chosen if isinstance(e, TicketFlaggedEvent)])
     await store.apply_classifications(
