@@ -50,7 +50,14 @@ class KafkaSettings(BaseModel):
     batch_timeout_ms: int = Field(default=50, ge=1, description="Max wait to fill a batch.")
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
-    linger_ms: int = Field(default=5, ge=0, description="Producer linger before a send.")
+    linger_ms: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Producer linger before a send. A batch's events reach the producer before it next"
+            " runs, so they travel together without one; a linger only delays them."
+        ),
+    )
     fetch_max_wait_ms: int = Field(
         default=25,
         ge=1,
