@@ -11,6 +11,7 @@ from riskrelay.intake.clustering import (
     ClusterAssignment,
     ClusterConfig,
     ClusterIndex,
+    Fingerprint,
     assign_to_cluster,
     cluster_id_for,
     concept_similarity,
@@ -77,9 +78,18 @@ def test_fingerprint_is_serializable_and_deterministic() -> None:
     fp = fingerprint(LOGIN_INCIDENT[0], PRODUCT)
     assert all(isinstance(v, int) for v in fp.signature)
     assert len(fp.signature) == ClusterConfig().num_perm
-    assert json.loads(fp.model_dump_json())["signature"] == fp.signature
+    assert Fingerprint.model_validate_json(fp.model_dump_json()) == fp
     assert fingerprint(LOGIN_INCIDENT[0], PRODUCT) == fp
     assert fp.product == "mobile app"
+
+
+def test_fingerprint_json_is_compact_and_earlier_decimal_lists_still_load() -> None:
+    fp = fingerprint(LOGIN_INCIDENT[0], PRODUCT)
+    compact = fp.model_dump_json()
+    decimal = json.dumps({**json.loads(compact), "signature": fp.signature})
+    assert len(json.loads(compact)["signature"]) * 1.5 < len(json.dumps(fp.signature))
+    assert Fingerprint.model_validate_json(decimal) == fp
+    assert fp.model_dump()["signature"] == fp.signature  # Python mode keeps the ints
 
 
 def test_login_paraphrases_are_similar_billing_is_not() -> None:

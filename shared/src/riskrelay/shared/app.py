@@ -309,7 +309,12 @@ def create_service_app(
                 dsn,
                 min_size=settings.database.pool_min,
                 max_size=settings.database.pool_max,
-                server_settings={"search_path": f'"{settings.db_schema}",public'},
+                server_settings={
+                    "search_path": f'"{settings.db_schema}",public',
+                    "idle_in_transaction_session_timeout": str(
+                        int(settings.database.idle_in_transaction_timeout_s * 1000)
+                    ),
+                },
                 reset=_keep_session,
             )
         await context.producer.start()

@@ -102,6 +102,14 @@ class DatabaseSettings(BaseModel):
     )
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=10, ge=1)
+    idle_in_transaction_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "The server aborts a transaction left idle this long (a hung or stopped process),"
+            " so the rows and locks it held come back to the other instances."
+        ),
+    )
 
 
 class HttpSettings(BaseModel):

@@ -30,6 +30,20 @@ async def claim_new_event_ids(connection: Connection, event_ids: Iterable[str]) 
     return {row["event_id"] for row in rows}
 
 
+async def lock_keys(connection: Connection, keys: Iterable[str], *, seed: int = 0) -> None:
+    """Take a transaction-scoped advisory lock on each key, all in one statement. ``unnest``
+    yields the sorted keys in array order and nothing re-orders them, so every transaction locks
+    in the same order and two that lock overlapping sets never deadlock."""
+    ordered = sorted(set(keys))
+    if ordered:
+        await connection.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, $2)))"
+            " FROM unnest($1::text[]) WITH ORDINALITY AS keys (k, n)",
+            ordered,
+            seed,
+        )
+
+
 ItemT = TypeVar("ItemT")
 
 

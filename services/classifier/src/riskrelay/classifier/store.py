@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from riskrelay.classifier.domain import RiskState
-from riskrelay.shared.store import Connection
+from riskrelay.shared.store import Connection, lock_keys
 
 
 async def lock_risks(connection: Connection, risk_ids: Iterable[str]) -> None:
-    for risk_id in sorted(set(risk_ids)):
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", risk_id)
+    await lock_keys(connection, risk_ids)
 
 
 async def load_states(connection: Connection, risk_ids: Iterable[str]) -> dict[str, RiskState]:

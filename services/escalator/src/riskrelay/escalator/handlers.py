@@ -30,7 +30,7 @@ from riskrelay.escalator.notifications import DeliveryWorker
 from riskrelay.escalator.policy import EscalationPolicy, load_policy
 from riskrelay.escalator.roster import Roster, load_roster
 from riskrelay.escalator.settings import DeliverySettings, TimerSettings
-from riskrelay.escalator.timers import SOURCE, Clock, Sweeper, TimerLoop
+from riskrelay.escalator.timers import SOURCE, Clock, StagedFiring, Sweeper, TimerLoop
 from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.events import (
     EscalationAcknowledged,
@@ -157,18 +157,26 @@ class Escalator:
     async def apply_classifications(
         self, batch: list[Received[RiskClassifiedEvent]]
     ) -> list[OutgoingEvent]:
-        """Build (or supersede) each risk's frozen plan and store its timers."""
+        """Build (or supersede) each risk's frozen plan and store its timers; the timers already
+        due (a new risk's first notification) fire in the same transaction, and their
+        ``escalation-due`` events are published with the batch."""
+        staged: StagedFiring | None = None
         async with self.context.db.acquire() as connection, connection.transaction():
             events: list[RiskClassifiedEvent] = await claim_new(
                 connection, (item.event for item in batch), lambda event: event.id
             )
             if not events:
                 return []
-            await store.lock_risks(connection, (event.data.risk_id for event in events))
+            risk_ids = sorted({event.data.risk_id for event in events})
+            await store.lock_risks(connection, risk_ids)
             for event in events:
                 await self._apply_classification(connection, event)
-        self.wake_timers()
-        return []
+            if self.timer_loop is not None:
+                staged = await self.timer_loop.stage_due(connection, self.now(), risk_ids)
+        if staged is not None and self.timer_loop is not None:
+            self.timer_loop.committed(staged)
+        self.wake_timers()  # later steps of the new plans may fall due before the next poll
+        return staged.outgoing if staged is not None else []
 
     async def _apply_classification(
         self, connection: store.Connection, event: RiskClassifiedEvent

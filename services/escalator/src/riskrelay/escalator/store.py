@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import asyncpg
 
@@ -24,12 +24,8 @@ from riskrelay.escalator.domain import (
     has_open_steps,
 )
 from riskrelay.shared.events import ReviewDecision, Role
-
-if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
-# What ``pool.acquire()`` yields is a proxy, not a Connection; both work everywhere here.
-Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+from riskrelay.shared.store import Connection as Connection
+from riskrelay.shared.store import lock_keys
 
 PlanState = Literal["active", "completed", "superseded"]
 AckSource = Literal["http", "topic"]
@@ -52,10 +48,7 @@ class StepLocation:
 
 
 async def lock_risks(connection: Connection, risk_ids: Iterable[str]) -> None:
-    for risk_id in sorted(set(risk_ids)):
-        await connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", f"escalator:{risk_id}"
-        )
+    await lock_keys(connection, ("escalator:" + risk_id for risk_id in risk_ids), seed=7)
 
 
 def plan_state(plan: EscalationPlan) -> PlanState:

@@ -13,14 +13,18 @@ After commit the events are published; their outbox rows are marked published in
 claim path. A crash before commit rolls the claim back (the timers are simply due again); a crash
 after commit leaves outbox rows unmarked, and the outbox relay publishes them. Either way every
 timer's event is emitted, with the same id, at least once; consumers drop duplicates by id. A
-claim never stays stuck behind a hung process: the claim transaction sets
-``idle_in_transaction_session_timeout``, so the server aborts it and the rows come back.
+claim never stays stuck behind a hung process: the server aborts a transaction left idle
+(``DATABASE__IDLE_IN_TRANSACTION_TIMEOUT_S``), and the rows come back.
+
+Timers already due when a plan is stored (a new risk's first notification) are claimed in the
+transaction that stores the plan (:meth:`TimerLoop.stage_due` with the batch's risks), and
+published with the batch, so the first escalation waits for no poll and no second transaction.
+The loop itself polls with one cheap read and opens a claim transaction only when a timer is due.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -50,10 +54,10 @@ Clock = Callable[[], datetime]
 
 # One statement claims, fences and marks: due rows are locked (skipping rows another loop holds),
 # each is checked against its plan and step, and set fired (or cancelled as stale) at once.
-_CLAIM = """
+_CLAIM_TEMPLATE = """
 WITH due AS (
     SELECT id FROM timers
-    WHERE state = 'pending' AND due_at <= $1
+    WHERE state = 'pending' AND due_at <= $1 {risk_filter}
     ORDER BY due_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -75,6 +79,8 @@ RETURNING t.id, t.event_id, t.escalation_id, t.risk_id, t.plan_version, t.level,
           t.step_role, t.reason, t.attempt, t.due_at, t.ack_due_at, t.timeframe_due_at,
           f.title, f.cause_event_id, f.live
 """
+_CLAIM = _CLAIM_TEMPLATE.format(risk_filter="")
+_CLAIM_FOR_RISKS = _CLAIM_TEMPLATE.format(risk_filter="AND risk_id = ANY($3::text[])")
 
 _QUEUE_NOTIFICATIONS = """
 INSERT INTO notifications (delivery_key, event_id, escalation_id, risk_id, level, role, reason,
@@ -82,6 +88,17 @@ INSERT INTO notifications (delivery_key, event_id, escalation_id, risk_id, level
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
 ON CONFLICT (delivery_key) DO NOTHING
 """
+
+
+@dataclass(frozen=True)
+class StagedFiring:
+    """Timers claimed in an open transaction, their events written to the outbox."""
+
+    claimed: int
+    live: list[asyncpg.Record]
+    outgoing: list[OutgoingEvent]
+    notifications: int
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -146,7 +163,6 @@ class TimerLoop:
         batch_size: int = 500,
         workers: int = 2,
         idle_interval: float = 0.05,
-        claim_timeout: timedelta = timedelta(seconds=30),
         on_published: Callable[[Sequence[FiredTimer]], None] | None = None,
         on_notifications: Callable[[], None] | None = None,
     ) -> None:
@@ -160,7 +176,6 @@ class TimerLoop:
         self._batch_size = batch_size
         self._workers = workers
         self._idle_interval = idle_interval
-        self._claim_timeout_ms = int(claim_timeout.total_seconds() * 1000)
         self._on_published = on_published
         self._on_notifications = on_notifications
         self._wake = asyncio.Event()
@@ -187,7 +202,7 @@ class TimerLoop:
                 if claimed >= self._batch_size:
                     self._backlog.set()  # more is probably due: let the other loops help
                 elif leader:
-                    await self._idle()
+                    await self._idle(claimed_nothing=claimed == 0)
                 else:
                     self._backlog.clear()
                     await self._backlog.wait()
@@ -200,42 +215,65 @@ class TimerLoop:
                 log.warning("timer loop failed; retrying", error=repr(error), failures=failures)
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
 
-    async def _idle(self) -> None:
-        """Sleep until the next timer is due, the poll interval passes, or someone wakes us."""
-        wait = self._idle_interval
-        next_due: datetime | None = await self._pool.fetchval(
-            "SELECT min(due_at) FROM timers WHERE state = 'pending'"
-        )
-        if next_due is not None:
-            wait = min(wait, max(0.0, (next_due - self._clock()).total_seconds()))
-        if wait <= 0:
+    async def _idle(self, *, claimed_nothing: bool) -> None:
+        """Wait until a timer is due or someone wakes us. Each poll is one read outside any
+        transaction; other instances' timers are found by it, this instance's by ``wake``.
+        After a claim that found nothing, timers already due are another claimer's: wait."""
+        while True:
+            next_due: datetime | None = await self._pool.fetchval(
+                "SELECT min(due_at) FROM timers WHERE state = 'pending'"
+            )
+            wait = self._idle_interval
+            if next_due is not None:
+                until_due = (next_due - self._clock()).total_seconds()
+                if until_due > 0:
+                    wait = min(wait, until_due)
+                elif not claimed_nothing:
+                    return
+            claimed_nothing = False
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except TimeoutError:
+                continue
+            self._wake.clear()
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), wait)
-        self._wake.clear()
 
     async def fire_due(self) -> int:
         """Claim and fire one batch; returns how many timers were claimed (fired or stale)."""
-        now = self._clock()
         async with self._pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                f"SET LOCAL idle_in_transaction_session_timeout = {self._claim_timeout_ms}"
-            )
+            staged = await self.stage_due(connection, self._clock())
+        self.committed(staged)
+        if staged.outgoing:
+            await self._publish(staged.outgoing, staged.live, staged.now)
+        return staged.claimed
+
+    async def stage_due(
+        self, connection: Connection, now: datetime, risk_ids: Sequence[str] | None = None
+    ) -> StagedFiring:
+        """In the caller's transaction: claim due timers (only ``risk_ids``' when given), write
+        their events to the outbox and their notifications to the delivery queue. After commit,
+        call :meth:`committed`; the events are then the caller's to publish."""
+        if risk_ids is None:
             rows = await connection.fetch(_CLAIM, now, self._batch_size)
-            if not rows:
-                return 0
-            live = sorted((row for row in rows if row["live"]), key=lambda row: row["due_at"])
-            outgoing = [OutgoingEvent(self._topic, row["risk_id"], due_event(row)) for row in live]
+        else:
+            rows = await connection.fetch(_CLAIM_FOR_RISKS, now, self._batch_size, list(risk_ids))
+        live = sorted((row for row in rows if row["live"]), key=lambda row: row["due_at"])
+        outgoing = [OutgoingEvent(self._topic, row["risk_id"], due_event(row)) for row in live]
+        queued = 0
+        if outgoing:
             await Outbox.write(connection, outgoing)
             queued = await self._queue_notifications(connection, outgoing, now)
-        self._observe(live, now)
-        if len(live) < len(rows):
-            log.info("stale timers cancelled instead of fired", count=len(rows) - len(live))
-        if queued and self._on_notifications is not None:
+        return StagedFiring(len(rows), live, outgoing, queued, now)
+
+    def committed(self, staged: StagedFiring) -> None:
+        """Metrics and the delivery worker's wake-up for a committed :meth:`stage_due`."""
+        self._observe(staged.live, staged.now)
+        if len(staged.live) < staged.claimed:
+            log.info(
+                "stale timers cancelled instead of fired", count=staged.claimed - len(staged.live)
+            )
+        if staged.notifications and self._on_notifications is not None:
             self._on_notifications()
-        if outgoing:
-            await self._publish(outgoing, live, now)
-        return len(rows)
 
     async def _queue_notifications(
         self,

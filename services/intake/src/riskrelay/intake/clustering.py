@@ -38,6 +38,7 @@ Surge
 
 from __future__ import annotations
 
+import base64
 import bisect
 import operator
 import re
@@ -47,10 +48,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Annotated
 
+import numpy as np
 from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    model_validator,
+)
 
 from riskrelay.intake.redaction import PLACEHOLDER_TOKENS
 from riskrelay.shared.events import ClusterInfo, Detection, Indicator
@@ -391,13 +403,34 @@ def product_key(product: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _signature_from_json(value: object) -> object:
+    if isinstance(value, str):
+        return np.frombuffer(base64.b64decode(value, validate=True), dtype="<u4").tolist()
+    return value  # a list of ints, as stored before the compact form
+
+
+def _signature_to_json(signature: list[int]) -> str:
+    return base64.b64encode(np.asarray(signature, dtype="<u4").tobytes()).decode("ascii")
+
+
+Signature = Annotated[
+    list[int],
+    BeforeValidator(_signature_from_json),
+    PlainSerializer(_signature_to_json, return_type=str, when_used="json"),
+]
+"""MinHash values (32-bit, ``affine32``). In JSON: base64 of little-endian uint32s, half the
+decimal list's size, which keeps a stored ticket or cluster under PostgreSQL's TOAST
+threshold (compressing a 2 KB ``jsonb`` value cost more than the rest of the row's write);
+decimal lists written earlier still load."""
+
+
 class Fingerprint(BaseModel):
-    """Near-duplicate fingerprint of one ticket; serializable (ints and strings only)."""
+    """Near-duplicate fingerprint of one ticket; serializable to compact JSON."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     product: str = Field(description="Normalized product key; only equal products are compared.")
-    signature: list[int] = Field(description="MinHash signature of the weighted word set.")
+    signature: Signature = Field(description="MinHash signature of the weighted word set.")
     concepts: list[str] = Field(description="Support concepts found, sorted.")
     word_count: int = Field(ge=0, description="Distinct content words (0: no MinHash path).")
 

@@ -35,7 +35,7 @@ from riskrelay.intake.clustering import (
 from riskrelay.intake.domain import TicketAssessment
 from riskrelay.intake.patterns import RateState
 from riskrelay.shared.events import Indicator
-from riskrelay.shared.store import Connection
+from riskrelay.shared.store import Connection, lock_keys
 
 _LOCK_NAMESPACE = "riskrelay.intake.product:"
 _MEMBERS = {"members"}  # stored as rows of cluster_members, not in the cluster's JSON
@@ -75,13 +75,7 @@ class TicketMemory:
 
 
 async def lock_products(connection: Connection, product_keys: Iterable[str]) -> None:
-    """Take every product's lock in one statement. ``unnest`` yields the sorted keys in array
-    order and nothing re-orders them, so every batch locks in the same order (no deadlocks)."""
-    await connection.execute(
-        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
-        " FROM unnest($1::text[]) WITH ORDINALITY AS keys (k, n)",
-        [_LOCK_NAMESPACE + key for key in sorted(set(product_keys))],
-    )
+    await lock_keys(connection, (_LOCK_NAMESPACE + key for key in product_keys))
 
 
 async def load_indexes(

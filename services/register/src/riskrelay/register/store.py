@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from riskrelay.register.domain import ChangeKind, HistoryRecord
 from riskrelay.shared.events import (
@@ -29,6 +28,8 @@ from riskrelay.shared.events import (
     RiskRegisterEntry,
     RiskStatus,
 )
+from riskrelay.shared.store import Connection as Connection
+from riskrelay.shared.store import lock_keys
 
 _ENTRY_COLUMNS = (
     "risk_id, version, title, redacted_summary, level, category, status, owner,"
@@ -45,7 +46,6 @@ _NOT_ENTRY_FIELDS = frozenset(
 
 
 # What `pool.acquire()` yields, or a plain connection; and anything that can run a query.
-Connection = asyncpg.Connection | PoolConnectionProxy
 Queryable = Connection | asyncpg.Pool
 
 
@@ -54,10 +54,7 @@ class ConcurrentModification(RuntimeError):
 
 
 async def lock_risks(connection: Connection, risk_ids: Iterable[str]) -> None:
-    for risk_id in sorted(set(risk_ids)):
-        await connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('register:' || $1, 0))", risk_id
-        )
+    await lock_keys(connection, ("register:" + risk_id for risk_id in risk_ids))
 
 
 def entry_from_row(row: asyncpg.Record) -> RiskRegisterEntry:

@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, Literal, cast
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from riskrelay.reporting.model import (
     CountRow,
@@ -45,13 +44,13 @@ from riskrelay.shared.events import (
     TicketEventKind,
     TicketFlaggedEvent,
 )
+from riskrelay.shared.store import Connection as Connection
 
 LIST_LIMIT = 100
 # Report queries hash-join and aggregate a month of tickets: enough memory to stay off disk.
 REPORT_WORK_MEM = "64MB"
 
 # A plain connection or one borrowed from a pool: the same API.
-Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 # ---------------------------------------------------------------------------------------------
 # Applying events
