@@ -25,6 +25,7 @@ The loop itself polls with one cheap read and opens a claim transaction only whe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -182,9 +183,9 @@ class TimerLoop:
         self._backlog = asyncio.Event()
 
     def wake(self) -> None:
-        """Look for due timers now (new timers were stored that may already be due)."""
+        """New timers were stored: the leading loop reads again when the next one falls due
+        (the other loops join only when a claim comes back full)."""
         self._wake.set()
-        self._backlog.set()
 
     async def run(self) -> None:
         """One leading claim loop polls; the others join while a full batch keeps coming back,
@@ -231,12 +232,11 @@ class TimerLoop:
                 elif not claimed_nothing:
                     return
             claimed_nothing = False
-            try:
+            # Woken or not, read again: new timers (``wake``) are usually not due yet, and a read
+            # is cheaper than a claim transaction that finds nothing.
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
-                continue
             self._wake.clear()
-            return
 
     async def fire_due(self) -> int:
         """Claim and fire one batch; returns how many timers were claimed (fired or stale)."""
