@@ -39,6 +39,7 @@ from riskrelay.shared.kafka import (
 from riskrelay.shared.migrations import Migration, MigrationError, apply_migrations
 from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
+from riskrelay.shared.store import LockSpace, claim_new, claim_new_event_ids
 from riskrelay.shared.topics import ALL_TOPICS, ensure_topics
 from riskrelay.testing import header, produce, read_topic, running
 
@@ -273,3 +274,40 @@ async def test_outbox_relay_publishes_what_a_crash_left_behind_exactly_once(
         assert header(records[0], "ce_id") == "evt-valid-1"
         left = await context.db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         assert left == 0
+
+
+async def test_a_claim_takes_its_locks_and_records_only_new_event_ids(
+    database_settings: DatabaseSettings,
+) -> None:
+    dsn = database_settings.url.get_secret_value()
+    schema = database_settings.schema_name
+    first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    space = LockSpace("test:", seed=3)
+
+    async def held_elsewhere(key: str) -> bool:
+        async with second.transaction():
+            taken: bool = await second.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 3))", key
+            )
+            return not taken
+
+    try:
+        await first.execute(f'CREATE SCHEMA "{schema}"')
+        await first.execute(f'SET search_path TO "{schema}"')
+        await first.execute("CREATE TABLE processed_events (event_id text PRIMARY KEY)")
+        async with first.transaction():
+            fresh = await claim_new(
+                first, ["e1", "e2", "e1"], lambda item: item, lock=space.of(["b", "a"])
+            )
+            assert fresh == ["e1", "e2"]
+            assert await held_elsewhere("test:a")
+            assert await held_elsewhere("test:b")
+            assert not await held_elsewhere("test:c")
+        assert not await held_elsewhere("test:a"), "the locks end with the transaction"
+        async with first.transaction():
+            assert await claim_new_event_ids(first, ["e2", "e3"], lock=space.of(["a"])) == {"e3"}
+        async with first.transaction():
+            assert await claim_new_event_ids(first, ["e4"]) == {"e4"}, "no locks is fine too"
+    finally:
+        await first.close()
+        await second.close()

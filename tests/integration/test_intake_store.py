@@ -12,13 +12,18 @@ import asyncpg
 import pytest
 
 from riskrelay.intake.clustering import ClusterIndex, assign_to_cluster, fingerprint
+from riskrelay.intake.domain import assess_ticket
+from riskrelay.intake.patterns import RateState
+from riskrelay.intake.rules import load_rule_pack
 from riskrelay.intake.store import (
     BatchChanges,
     CachedProduct,
     ClusterCache,
-    load_indexes,
+    TicketMemory,
+    load_batch,
     save_batch,
 )
+from riskrelay.shared.events import Indicator, TicketEvent
 from riskrelay.shared.migrations import apply_migrations, load_migrations
 from riskrelay.shared.settings import DatabaseSettings
 
@@ -46,10 +51,19 @@ async def connection(database_settings: DatabaseSettings) -> AsyncIterator[async
         await connection.close()
 
 
+async def load_indexes(connection: asyncpg.Connection, product: str) -> dict[str, CachedProduct]:
+    reads = await load_batch(
+        connection, ClusterCache(), product_keys=[product], rate_keys=[], ticket_ids=[]
+    )
+    return reads.indexes
+
+
 async def migrate(connection: asyncpg.Connection, schema: str, upto: int | None = None) -> None:
     migrations = [
         m for m in load_migrations("riskrelay.intake") if upto is None or m.version <= upto
     ]
+    platform = load_migrations("riskrelay.shared")  # the outbox the batch write stages events in
+    await apply_migrations(connection, schema, platform, table="platform_migrations")
     await apply_migrations(connection, schema, migrations)
 
 
@@ -91,7 +105,7 @@ async def test_a_fresh_instance_loads_the_clusters_and_members_another_saved(
     assert "members" not in json.loads(stored), "members are rows, not part of the JSON"
     assert await connection.fetchval("SELECT count(*) FROM cluster_members") == 4
 
-    loaded = await load_indexes(connection, ClusterCache(), [PRODUCT])
+    loaded = await load_indexes(connection, PRODUCT)
     assert loaded[PRODUCT].version == 1
     assert loaded[PRODUCT].index.clusters == index.clusters
     assert loaded[PRODUCT].index.ticket_clusters == index.ticket_clusters
@@ -167,5 +181,64 @@ async def test_the_migration_moves_every_member_out_of_the_cluster_json(
     )
     await migrate(connection, schema)
     assert await connection.fetchval("SELECT state ? 'members' FROM clusters") is False
-    loaded = await load_indexes(connection, ClusterCache(), [PRODUCT])
+    loaded = await load_indexes(connection, PRODUCT)
     assert loaded[PRODUCT].index.clusters == index.clusters
+
+
+async def test_one_read_returns_the_rates_and_ticket_memories_a_batch_saved(
+    connection: asyncpg.Connection, database_settings: DatabaseSettings
+) -> None:
+    await migrate(connection, database_settings.schema_name)
+    event = TicketEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": "evt-1",
+            "source": "zendesk://acme",
+            "type": "riskrelay.ticket.created.v1",
+            "time": START.isoformat(),
+            "data": {
+                "ticket_id": "T-1",
+                "subject": "Charged twice",
+                "description": "I was charged twice for my subscription, refund please",
+                "channel": "email",
+                "customer": {"id": "C-1", "segment": "smb"},
+                "tags": [],
+                "product": PRODUCT,
+                "priority": "high",
+            },
+        }
+    )
+    assessment = assess_ticket(event, load_rule_pack())
+    memory = TicketMemory(
+        ticket_id="T-1",
+        product_key=PRODUCT,
+        cluster_id=None,
+        assessment=assessment,
+        known_indicators=[Indicator.MULTIPLE_SIMILAR_REPORTS],
+        risk_flag_level=3,
+        first_seen_at=START,
+        last_event_at=START + timedelta(minutes=5),
+    )
+    rate = RateState(bucket_start=START, bucket_count=4)
+    cache = ClusterCache()
+    empty = await load_batch(
+        connection, cache, product_keys=[PRODUCT], rate_keys=["r"], ticket_ids=["T-1"]
+    )
+    assert (empty.indexes[PRODUCT].version, empty.rates, empty.tickets) == (0, {}, {})
+    await save_batch(
+        connection,
+        BatchChanges(
+            cached=empty.indexes,
+            changed_clusters={PRODUCT: set()},
+            rates={"r": rate},
+            rate_products={"r": PRODUCT},
+            tickets=[memory],
+        ),
+    )
+
+    reads = await load_batch(
+        connection, cache, product_keys=[PRODUCT], rate_keys=["r", "other"], ticket_ids=["T-1"]
+    )
+    assert reads.indexes[PRODUCT].version == 1
+    assert reads.rates == {"r": rate}
+    assert reads.tickets == {"T-1": memory}

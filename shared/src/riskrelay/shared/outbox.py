@@ -39,6 +39,23 @@ def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
     return json.dumps([[k, v.decode()] for k, v in headers])
 
 
+def outbox_insert(first: int) -> str:
+    """The statement :meth:`Outbox.write` runs, taking the five columns of
+    :meth:`Outbox.columns` from parameters ``$first`` to ``$first + 4``: a service that already
+    writes its batch in one statement stages the batch's events in a CTE of it."""
+    arrays = ", ".join(
+        f"${first + n}::{kind}[]"
+        for n, kind in enumerate(("text", "text", "text", "bytea", "jsonb"))
+    )
+    return (
+        "INSERT INTO outbox (event_id, topic, key, payload, headers)"
+        f" SELECT * FROM unnest({arrays}) ON CONFLICT (event_id) DO NOTHING"
+    )
+
+
+_WRITE = outbox_insert(1)
+
+
 class Outbox:
     """Writes, relays and marks outbox rows of one service."""
 
@@ -112,16 +129,18 @@ class Outbox:
         if not events:
             return
         # One statement for the whole batch: far cheaper than a round of binds per row.
-        await connection.execute(
-            "INSERT INTO outbox (event_id, topic, key, payload, headers)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[])"
-            " ON CONFLICT (event_id) DO NOTHING",
+        await connection.execute(_WRITE, *Outbox.columns(events))
+
+    @staticmethod
+    def columns(events: Sequence[OutgoingEvent]) -> list[list[str] | list[bytes]]:
+        """The parameters of :func:`outbox_insert` for ``events``."""
+        return [
             [e.event.id for e in events],
             [e.topic for e in events],
             [e.key for e in events],
             [e.payload for e in events],
             [_headers_json(e.headers) for e in events],
-        )
+        ]
 
     @staticmethod
     async def mark_published(pool: asyncpg.Pool, event_ids: Sequence[str]) -> None:

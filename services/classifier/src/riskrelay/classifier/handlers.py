@@ -96,12 +96,14 @@ async def classify_batch(
     outgoing: list[OutgoingEvent] = []
     async with context.db.acquire() as connection, connection.transaction():
         events: list[TicketFlaggedEvent] = await claim_new(
-            connection, (item.event for item in batch), lambda event: event.id
+            connection,
+            (item.event for item in batch),
+            lambda event: event.id,
+            lock=store.RISK_LOCKS.of(risk_id_for(item.event.data) for item in batch),
         )
         if not events:
             return []
         risk_ids = [risk_id_for(event.data) for event in events]
-        await store.lock_risks(connection, risk_ids)
         states: dict[str, RiskState] = await store.load_states(connection, risk_ids)
         changed: dict[str, RiskState] = {}
         for event, risk_id in zip(events, risk_ids, strict=True):

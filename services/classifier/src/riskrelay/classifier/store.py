@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from riskrelay.classifier.domain import RiskState
-from riskrelay.shared.store import Connection, lock_keys
+from riskrelay.shared.store import Connection, LockSpace, lock_keys
+
+RISK_LOCKS = LockSpace()
+"""A risk's lock key is its bare id (seed 0), as it has been since the first release."""
 
 
 async def lock_risks(connection: Connection, risk_ids: Iterable[str]) -> None:
-    await lock_keys(connection, risk_ids)
+    await lock_keys(connection, RISK_LOCKS.of(risk_ids))
 
 
 async def load_states(connection: Connection, risk_ids: Iterable[str]) -> dict[str, RiskState]:

@@ -163,14 +163,15 @@ class Escalator:
         staged: StagedFiring | None = None
         async with self.context.db.acquire() as connection, connection.transaction():
             events: list[RiskClassifiedEvent] = await claim_new(
-                connection, (item.event for item in batch), lambda event: event.id
+                connection,
+                (item.event for item in batch),
+                lambda event: event.id,
+                lock=store.RISK_LOCKS.of(item.event.data.risk_id for item in batch),
             )
             if not events:
                 return []
             risk_ids = sorted({event.data.risk_id for event in events})
-            await store.lock_risks(connection, risk_ids)
-            for event in events:
-                await self._apply_classification(connection, event)
+            await self._apply_classification_batch(connection, events, risk_ids)
             if self.timer_loop is not None:
                 staged = await self.timer_loop.stage_due(connection, self.now(), risk_ids)
         if staged is not None and self.timer_loop is not None:
@@ -178,26 +179,42 @@ class Escalator:
         self.wake_timers()  # later steps of the new plans may fall due before the next poll
         return staged.outgoing if staged is not None else []
 
-    async def _apply_classification(
-        self, connection: store.Connection, event: RiskClassifiedEvent
+    async def _apply_classification_batch(
+        self,
+        connection: store.Connection,
+        events: list[RiskClassifiedEvent],
+        risk_ids: list[str],
     ) -> None:
-        data = event.data
-        current = await store.load_current_plan(connection, data.risk_id)
-        change = plan_for_classification(
-            current.plan if current else None,
-            risk_id=data.risk_id,
-            level=data.level,
-            flagged_at=data.flagged_at,
-            policy=self.policy,
-            calendar=self.calendar,
-        )
-        if change is None:
-            return
-        if change.superseded is not None:
-            await store.update_plan(connection, change.superseded, "superseded")
-            await store.cancel_timers(connection, change.cancel_timer_keys, "superseded")
-        await store.insert_plan(connection, change.plan, title=data.title, cause_event_id=event.id)
-        await store.insert_timers(connection, change.plan, plan_timers(change.plan))
+        """Plan each classification in order against the risk's running plan (stored, or made
+        earlier in this batch); new plans are inserted together, after the supersessions."""
+        current = {
+            risk_id: stored.plan
+            for risk_id, stored in (await store.load_current_plans(connection, risk_ids)).items()
+        }
+        pending: dict[str, store.NewPlan] = {}
+        for event in events:
+            data = event.data
+            change = plan_for_classification(
+                current.get(data.risk_id),
+                risk_id=data.risk_id,
+                level=data.level,
+                flagged_at=data.flagged_at,
+                policy=self.policy,
+                calendar=self.calendar,
+            )
+            if change is None:
+                continue
+            if change.superseded is not None:
+                if data.risk_id in pending:  # planned earlier in this batch: store it first
+                    await store.insert_plans(connection, list(pending.values()))
+                    pending.clear()
+                await store.update_plan(connection, change.superseded, "superseded")
+                await store.cancel_timers(connection, change.cancel_timer_keys, "superseded")
+            pending[data.risk_id] = store.NewPlan(
+                change.plan, data.title, event.id, plan_timers(change.plan)
+            )
+            current[data.risk_id] = change.plan
+        await store.insert_plans(connection, list(pending.values()))
 
     # -- acknowledgements --------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from riskrelay.escalator.domain import (
 )
 from riskrelay.shared.events import ReviewDecision, Role
 from riskrelay.shared.store import Connection as Connection
-from riskrelay.shared.store import lock_keys
+from riskrelay.shared.store import LockSpace, lock_keys
 
 PlanState = Literal["active", "completed", "superseded"]
 AckSource = Literal["http", "topic"]
@@ -47,21 +47,27 @@ class StepLocation:
     plan_version: int
 
 
+RISK_LOCKS = LockSpace("escalator:", seed=7)
+
+
 async def lock_risks(connection: Connection, risk_ids: Iterable[str]) -> None:
-    await lock_keys(connection, ("escalator:" + risk_id for risk_id in risk_ids), seed=7)
+    await lock_keys(connection, RISK_LOCKS.of(risk_ids))
 
 
 def plan_state(plan: EscalationPlan) -> PlanState:
     return "active" if has_open_steps(plan) else "completed"
 
 
-async def load_current_plan(connection: Connection, risk_id: str) -> StoredPlan | None:
-    row = await connection.fetchrow(
-        "SELECT plan::text AS plan, state, title FROM escalations"
-        " WHERE risk_id = $1 AND state <> 'superseded'",
-        risk_id,
+async def load_current_plans(
+    connection: Connection, risk_ids: Iterable[str]
+) -> dict[str, StoredPlan]:
+    """Each risk's running (not superseded) plan, where it has one."""
+    rows = await connection.fetch(
+        "SELECT risk_id, plan::text AS plan, state, title FROM escalations"
+        " WHERE risk_id = ANY($1::text[]) AND state <> 'superseded'",
+        sorted(set(risk_ids)),
     )
-    return None if row is None else _stored(row)
+    return {row["risk_id"]: _stored(row) for row in rows}
 
 
 async def load_plan(connection: Connection, risk_id: str, plan_version: int) -> StoredPlan | None:
@@ -87,27 +93,78 @@ async def risk_known(connection: Connection, risk_id: str) -> bool:
     return found
 
 
-async def insert_plan(
-    connection: Connection,
-    plan: EscalationPlan,
-    *,
-    title: str,
-    cause_event_id: str | None,
-) -> None:
+@dataclass(frozen=True)
+class NewPlan:
+    """A plan to insert, with the timers it starts."""
+
+    plan: EscalationPlan
+    title: str
+    cause_event_id: str | None
+    timers: Sequence[PlannedTimer]
+
+
+_STEP_UPSERT = (
+    "ON CONFLICT (escalation_id) DO UPDATE SET status = EXCLUDED.status,"
+    " closed_at = EXCLUDED.closed_at, acknowledged_role = EXCLUDED.acknowledged_role,"
+    " decision = EXCLUDED.decision, updated_at = now()"
+    " WHERE escalation_steps.status IS DISTINCT FROM EXCLUDED.status"
+)
+
+# Plans, their steps and their timers in one statement: a batch of new risks used to cost four
+# round trips per risk. The steps' foreign key is checked at the end of the statement, when the
+# plans are in.
+_INSERT_PLANS = f"""
+WITH saved_plans AS (
+    INSERT INTO escalations
+        (risk_id, plan_version, level, state, plan, title, flagged_at, cause_event_id)
+    SELECT r, v, l, s, p::jsonb, t, f, c
+    FROM unnest($1::text[], $2::int[], $3::smallint[], $4::text[], $5::text[], $6::text[],
+                $7::timestamptz[], $8::text[]) AS rows (r, v, l, s, p, t, f, c)
+), saved_steps AS (
+    INSERT INTO escalation_steps (escalation_id, risk_id, plan_version, step, level, role,
+        kind, notify_at, ack_due_at, status, closed_at, acknowledged_role, decision,
+        added_because)
+    SELECT * FROM unnest($9::text[], $10::text[], $11::int[], $12::int[], $13::smallint[],
+        $14::text[], $15::text[], $16::timestamptz[], $17::timestamptz[], $18::text[],
+        $19::timestamptz[], $20::text[], $21::text[], $22::text[])
+    {_STEP_UPSERT}
+)
+INSERT INTO timers (timer_key, escalation_id, risk_id, plan_version, level, step, role,
+    step_role, reason, attempt, due_at, ack_due_at, timeframe_due_at, event_id)
+SELECT * FROM unnest($23::text[], $24::text[], $25::text[], $26::int[], $27::smallint[],
+    $28::int[], $29::text[], $30::text[], $31::text[], $32::int[], $33::timestamptz[],
+    $34::timestamptz[], $35::timestamptz[], $36::text[])
+ON CONFLICT (timer_key) DO NOTHING
+"""
+
+
+async def insert_plans(connection: Connection, plans: Sequence[NewPlan]) -> None:
+    """Insert new plans (none may be a risk's running plan yet) with steps and timers."""
+    if not plans:
+        return
+    plan_rows = [
+        (
+            new.plan.risk_id,
+            new.plan.plan_version,
+            int(new.plan.level),
+            plan_state(new.plan),
+            new.plan.model_dump_json(),
+            new.title,
+            new.plan.flagged_at,
+            new.cause_event_id,
+        )
+        for new in plans
+    ]
+    step_rows = [row for new in plans for row in _step_rows(new.plan)]
+    timer_rows = [row for new in plans for row in _timer_rows(new.plan, new.timers)]
     await connection.execute(
-        "INSERT INTO escalations"
-        " (risk_id, plan_version, level, state, plan, title, flagged_at, cause_event_id)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)",
-        plan.risk_id,
-        plan.plan_version,
-        int(plan.level),
-        plan_state(plan),
-        plan.model_dump_json(),
-        title,
-        plan.flagged_at,
-        cause_event_id,
+        _INSERT_PLANS, *_columns(plan_rows, 8), *_columns(step_rows, 14), *_columns(timer_rows, 14)
     )
-    await save_steps(connection, plan)
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as column lists for ``unnest``."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 async def update_plan(
@@ -129,31 +186,32 @@ async def save_steps(connection: Connection, plan: EscalationPlan) -> None:
     await connection.executemany(
         "INSERT INTO escalation_steps (escalation_id, risk_id, plan_version, step, level, role,"
         " kind, notify_at, ack_due_at, status, closed_at, acknowledged_role, decision,"
-        " added_because) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        " ON CONFLICT (escalation_id) DO UPDATE SET status = EXCLUDED.status,"
-        " closed_at = EXCLUDED.closed_at, acknowledged_role = EXCLUDED.acknowledged_role,"
-        " decision = EXCLUDED.decision, updated_at = now()"
-        " WHERE escalation_steps.status IS DISTINCT FROM EXCLUDED.status",
-        [
-            (
-                step.escalation_id,
-                plan.risk_id,
-                plan.plan_version,
-                step.index,
-                int(plan.level),
-                step.role.value,
-                step.kind.value,
-                step.notify_at,
-                step.ack_due_at,
-                step.status.value,
-                step.closed_at,
-                step.acknowledged_role.value if step.acknowledged_role else None,
-                step.decision.value if step.decision else None,
-                step.added_because,
-            )
-            for step in plan.steps
-        ],
+        " added_because) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+        + _STEP_UPSERT,
+        _step_rows(plan),
     )
+
+
+def _step_rows(plan: EscalationPlan) -> list[tuple[Any, ...]]:
+    return [
+        (
+            step.escalation_id,
+            plan.risk_id,
+            plan.plan_version,
+            step.index,
+            int(plan.level),
+            step.role.value,
+            step.kind.value,
+            step.notify_at,
+            step.ack_due_at,
+            step.status.value,
+            step.closed_at,
+            step.acknowledged_role.value if step.acknowledged_role else None,
+            step.decision.value if step.decision else None,
+            step.added_because,
+        )
+        for step in plan.steps
+    ]
 
 
 async def set_acknowledged_by(
@@ -169,32 +227,36 @@ async def set_acknowledged_by(
 async def insert_timers(
     connection: Connection, plan: EscalationPlan, timers: Sequence[PlannedTimer]
 ) -> None:
-    step_roles = {step.index: step.role for step in plan.steps}
     await connection.executemany(
         "INSERT INTO timers (timer_key, escalation_id, risk_id, plan_version, level, step, role,"
         " step_role, reason, attempt, due_at, ack_due_at, timeframe_due_at, event_id)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         " ON CONFLICT (timer_key) DO NOTHING",
-        [
-            (
-                timer.key,
-                timer.escalation_id,
-                timer.risk_id,
-                timer.plan_version,
-                int(timer.level),
-                timer.step,
-                timer.role.value,
-                step_roles[timer.step].value,
-                timer.reason.value,
-                timer.attempt,
-                timer.fire_at,
-                timer.ack_due_at,
-                timer.timeframe_due_at,
-                due_event_id(timer.key, timer.plan_version),
-            )
-            for timer in timers
-        ],
+        _timer_rows(plan, timers),
     )
+
+
+def _timer_rows(plan: EscalationPlan, timers: Sequence[PlannedTimer]) -> list[tuple[Any, ...]]:
+    step_roles = {step.index: step.role for step in plan.steps}
+    return [
+        (
+            timer.key,
+            timer.escalation_id,
+            timer.risk_id,
+            timer.plan_version,
+            int(timer.level),
+            timer.step,
+            timer.role.value,
+            step_roles[timer.step].value,
+            timer.reason.value,
+            timer.attempt,
+            timer.fire_at,
+            timer.ack_due_at,
+            timer.timeframe_due_at,
+            due_event_id(timer.key, timer.plan_version),
+        )
+        for timer in timers
+    ]
 
 
 async def cancel_timers(connection: Connection, timer_keys: Sequence[str], reason: str) -> int:

@@ -37,17 +37,15 @@ from riskrelay.intake.store import (
     CachedProduct,
     ClusterCache,
     TicketMemory,
-    load_indexes,
-    load_rates,
+    load_batch,
     load_tickets,
-    lock_products,
+    product_locks,
     prune_expired,
     save_batch,
 )
 from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.events import Indicator, TicketEvent
 from riskrelay.shared.kafka import OutgoingEvent, Received
-from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.store import Connection, claim_new
 from riskrelay.shared.topics import TICKET_EVENTS, TICKET_FLAGGED
 
@@ -152,25 +150,34 @@ async def process_batch(
 ) -> list[OutgoingEvent]:
     ordered = sorted((item.event for item in batch), key=lambda t: (t.event.time, t.event.id))
     async with context.db.acquire() as connection, connection.transaction():
-        tickets = await claim_new(connection, ordered, lambda ticket: ticket.id)
+        tickets = await claim_new(
+            connection,
+            ordered,
+            lambda ticket: ticket.id,
+            lock=product_locks(product_key(t.assessment.product) for t in ordered),
+        )
         if not tickets:
             return []
         products = {product_key(t.assessment.product) for t in tickets}
         try:
-            await lock_products(connection, products)
-            rate_keys = {rate_key(t.assessment.product, t.assessment.channel) for t in tickets}
+            reads = await load_batch(
+                connection,
+                intake.cache,
+                product_keys=products,
+                rate_keys=(rate_key(t.assessment.product, t.assessment.channel) for t in tickets),
+                ticket_ids=(t.assessment.ticket_id for t in tickets),
+            )
             state = _BatchState(
-                indexes=await load_indexes(connection, intake.cache, products),
-                rates=RateBaselines(keys=await load_rates(connection, rate_keys)),
-                memories=await load_tickets(connection, (t.assessment.ticket_id for t in tickets)),
+                indexes=reads.indexes,
+                rates=RateBaselines(keys=reads.rates),
+                memories=reads.tickets,
             )
             outgoing = [
                 item
                 for ticket in tickets
                 for item in await _decide(context, intake, connection, state, ticket)
             ]
-            await _save(connection, intake, state, tickets)
-            await Outbox.write(connection, outgoing)
+            await _save(connection, intake, state, tickets, outgoing)
         except BaseException:
             intake.cache.forget(products)  # the cached indexes may hold uncommitted changes
             raise
@@ -274,6 +281,7 @@ async def _save(
     intake: Intake,
     state: _BatchState,
     tickets: list[AssessedTicket],
+    outgoing: list[OutgoingEvent],
 ) -> None:
     latest: dict[str, datetime] = {}
     for ticket in tickets:
@@ -297,6 +305,7 @@ async def _save(
             rate_products=state.rate_products,
             tickets=[state.memories[t] for t in sorted(state.changed_tickets)],
             counts=state.counts,
+            outgoing=outgoing,
         ),
     )
 

@@ -35,9 +35,11 @@ from riskrelay.intake.clustering import (
 from riskrelay.intake.domain import TicketAssessment
 from riskrelay.intake.patterns import RateState
 from riskrelay.shared.events import Indicator
-from riskrelay.shared.store import Connection, lock_keys
+from riskrelay.shared.kafka import OutgoingEvent
+from riskrelay.shared.outbox import Outbox, outbox_insert
+from riskrelay.shared.store import Connection, Locks, LockSpace
 
-_LOCK_NAMESPACE = "riskrelay.intake.product:"
+_PRODUCT_LOCKS = LockSpace("riskrelay.intake.product:")
 _MEMBERS = {"members"}  # stored as rows of cluster_members, not in the cluster's JSON
 
 
@@ -74,20 +76,68 @@ class TicketMemory:
     last_event_at: datetime
 
 
-async def lock_products(connection: Connection, product_keys: Iterable[str]) -> None:
-    await lock_keys(connection, (_LOCK_NAMESPACE + key for key in product_keys))
+def product_locks(product_keys: Iterable[str]) -> Locks:
+    return _PRODUCT_LOCKS.of(product_keys)
 
 
-async def load_indexes(
-    connection: Connection, cache: ClusterCache, product_keys: Iterable[str]
-) -> dict[str, CachedProduct]:
-    """The current cluster index of each product (call with the products locked)."""
+@dataclass
+class BatchReads:
+    """What a batch reads before deciding: cluster indexes, rate baselines, ticket memories."""
+
+    indexes: dict[str, CachedProduct]
+    rates: dict[str, RateState]
+    tickets: dict[str, TicketMemory]
+
+
+# Product versions, rate baselines and ticket memories in one round trip (a UNION of three
+# row shapes, told apart by ``kind``); a stale cluster index costs a second one.
+_LOAD_BATCH = """
+SELECT 'version' AS kind, product_key AS key, version, NULL::text AS state,
+       NULL::text AS product_key, NULL::text AS cluster_id, NULL::text[] AS known_indicators,
+       NULL::int AS risk_flag_level, NULL::timestamptz AS first_seen_at,
+       NULL::timestamptz AS last_event_at
+FROM cluster_products WHERE product_key = ANY($1::text[])
+UNION ALL
+SELECT 'rate', rate_key, NULL, state::text, NULL, NULL, NULL, NULL, NULL, NULL
+FROM rate_baselines WHERE rate_key = ANY($2::text[])
+UNION ALL
+SELECT 'ticket', ticket_id, NULL, assessment::text, product_key, cluster_id, known_indicators,
+       risk_flag_level, first_seen_at, last_event_at
+FROM tickets WHERE ticket_id = ANY($3::text[])
+"""
+
+
+async def load_batch(
+    connection: Connection,
+    cache: ClusterCache,
+    *,
+    product_keys: Iterable[str],
+    rate_keys: Iterable[str],
+    ticket_ids: Iterable[str],
+) -> BatchReads:
+    """Everything a batch reads (call with its products locked)."""
     keys = sorted(set(product_keys))
     rows = await connection.fetch(
-        "SELECT product_key, version FROM cluster_products WHERE product_key = ANY($1::text[])",
-        keys,
+        _LOAD_BATCH, keys, sorted(set(rate_keys)), sorted(set(ticket_ids))
     )
-    versions = {row["product_key"]: row["version"] for row in rows}
+    versions = {row["key"]: row["version"] for row in rows if row["kind"] == "version"}
+    return BatchReads(
+        indexes=await _current_indexes(connection, cache, keys, versions),
+        rates={
+            row["key"]: RateState.model_validate_json(row["state"])
+            for row in rows
+            if row["kind"] == "rate"
+        },
+        tickets={
+            row["key"]: _ticket_memory(row["key"], row) for row in rows if row["kind"] == "ticket"
+        },
+    )
+
+
+async def _current_indexes(
+    connection: Connection, cache: ClusterCache, keys: list[str], versions: Mapping[str, int]
+) -> dict[str, CachedProduct]:
+    """The cached index of each product, reloaded where another writer moved its version."""
     stale = [
         key
         for key in keys
@@ -152,11 +202,13 @@ class BatchChanges:
     rate_products: Mapping[str, str] = field(default_factory=dict)
     tickets: Sequence[TicketMemory] = ()
     counts: Mapping[tuple[datetime, str, str, bool], int] = field(default_factory=dict)
+    outgoing: Sequence[OutgoingEvent] = ()
+    """Events the batch publishes, staged in the outbox by the same statement."""
 
 
 # Every upsert of a batch in one statement (data-modifying CTEs all run, read or not): on a busy
 # machine each round trip is a context switch, and a batch used to make six of them here.
-_SAVE_BATCH = """
+_SAVE_BATCH = f"""
 WITH saved_clusters AS (
     INSERT INTO clusters (cluster_id, product_key, last_seen_at, surging, size,
                           distinct_customers, state)
@@ -186,6 +238,8 @@ WITH saved_clusters AS (
         assessment = EXCLUDED.assessment, known_indicators = EXCLUDED.known_indicators,
         risk_flag_level = EXCLUDED.risk_flag_level,
         last_event_at = GREATEST(tickets.last_event_at, EXCLUDED.last_event_at)
+), saved_outbox AS (
+    {outbox_insert(30)}
 ), saved_counts AS (
     INSERT INTO ticket_counts (hour, channel, product, flagged, events)
     SELECT * FROM unnest($25::timestamptz[], $26::text[], $27::text[], $28::bool[], $29::int[])
@@ -200,7 +254,7 @@ RETURNING product_key, version
 
 async def save_batch(connection: Connection, changes: BatchChanges) -> None:
     """Write a batch's changes: cluster headers and new members, pruned clusters, rate
-    baselines, ticket memories and counts; bump each touched product's version."""
+    baselines, ticket memories, counts and the outbox; bump each touched product's version."""
     gone = [cluster_id for ids in changes.removed_clusters.values() for cluster_id in ids]
     cleared = sorted({*gone, *changes.started_cluster_ids})
     if cleared:
@@ -263,6 +317,7 @@ async def save_batch(connection: Connection, changes: BatchChanges) -> None:
         *_columns(rate_rows, 3),
         *_columns(ticket_rows, 8),
         *_columns(count_rows, 5),
+        *Outbox.columns(changes.outgoing),
     )
     for row in versions:
         changes.cached[row["product_key"]].version = row["version"]
@@ -279,37 +334,30 @@ def prune_expired(
     return prune(cached.index, older_than=horizon, config=config)
 
 
-async def load_rates(connection: Connection, rate_keys: Iterable[str]) -> dict[str, RateState]:
-    rows = await connection.fetch(
-        "SELECT rate_key, state::text AS state FROM rate_baselines"
-        " WHERE rate_key = ANY($1::text[])",
-        sorted(set(rate_keys)),
-    )
-    return {row["rate_key"]: RateState.model_validate_json(row["state"]) for row in rows}
-
-
 async def load_tickets(
     connection: Connection, ticket_ids: Iterable[str]
 ) -> dict[str, TicketMemory]:
+    """Ticket memories outside a batch's first read (earlier members a surge re-flags)."""
     rows = await connection.fetch(
-        "SELECT ticket_id, product_key, cluster_id, assessment::text AS assessment,"
+        "SELECT ticket_id, product_key, cluster_id, assessment::text AS state,"
         " known_indicators, risk_flag_level, first_seen_at, last_event_at"
         " FROM tickets WHERE ticket_id = ANY($1::text[])",
         sorted(set(ticket_ids)),
     )
-    return {
-        row["ticket_id"]: TicketMemory(
-            ticket_id=row["ticket_id"],
-            product_key=row["product_key"],
-            cluster_id=row["cluster_id"],
-            assessment=TicketAssessment.model_validate_json(row["assessment"]),
-            known_indicators=[Indicator(value) for value in row["known_indicators"]],
-            risk_flag_level=row["risk_flag_level"],
-            first_seen_at=row["first_seen_at"],
-            last_event_at=row["last_event_at"],
-        )
-        for row in rows
-    }
+    return {row["ticket_id"]: _ticket_memory(row["ticket_id"], row) for row in rows}
+
+
+def _ticket_memory(ticket_id: str, row: asyncpg.Record) -> TicketMemory:
+    return TicketMemory(
+        ticket_id=ticket_id,
+        product_key=row["product_key"],
+        cluster_id=row["cluster_id"],
+        assessment=TicketAssessment.model_validate_json(row["state"]),
+        known_indicators=[Indicator(value) for value in row["known_indicators"]],
+        risk_flag_level=row["risk_flag_level"],
+        first_seen_at=row["first_seen_at"],
+        last_event_at=row["last_event_at"],
+    )
 
 
 def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:

@@ -239,11 +239,15 @@ async def apply_classifications(
     links: list[TicketLinks] = []
     refused: list[tuple[Received[Any], str]] = []
     async with register.context.db.acquire() as connection, connection.transaction():
-        items = await claim_new(connection, batch, lambda item: item.event.id)
+        items = await claim_new(
+            connection,
+            batch,
+            lambda item: item.event.id,
+            lock=store.RISK_LOCKS.of(item.event.data.risk_id for item in batch),
+        )
         if not items:
             return []
         risk_ids = [item.event.data.risk_id for item in items]
-        await store.lock_risks(connection, risk_ids)
         entries = await store.load_entries(connection, risk_ids)
         for item in items:
             event: RiskClassifiedEvent = item.event
@@ -314,11 +318,15 @@ async def apply_escalation_signals(
     changes: list[Change] = []
     refused: list[tuple[Received[Any], str]] = []
     async with register.context.db.acquire() as connection, connection.transaction():
-        items: list[Received[Any]] = await claim_new(connection, batch, lambda item: item.event.id)
+        items: list[Received[Any]] = await claim_new(
+            connection,
+            batch,
+            lambda item: item.event.id,
+            lock=store.RISK_LOCKS.of(item.event.data.risk_id for item in batch),
+        )
         if not items:
             return []
         risk_ids = [item.event.data.risk_id for item in items]
-        await store.lock_risks(connection, risk_ids)
         entries = await store.load_entries(connection, risk_ids)
         for item in items:
             event: EscalationDueEvent | EscalationAcknowledgedEvent = item.event

@@ -29,7 +29,7 @@ from riskrelay.shared.events import (
     RiskStatus,
 )
 from riskrelay.shared.store import Connection as Connection
-from riskrelay.shared.store import lock_keys
+from riskrelay.shared.store import LockSpace, lock_keys
 
 _ENTRY_COLUMNS = (
     "risk_id, version, title, redacted_summary, level, category, status, owner,"
@@ -53,8 +53,11 @@ class ConcurrentModification(RuntimeError):
     """The row's version is not the one the change was computed from (a lock was skipped)."""
 
 
+RISK_LOCKS = LockSpace("register:")
+
+
 async def lock_risks(connection: Connection, risk_ids: Iterable[str]) -> None:
-    await lock_keys(connection, ("register:" + risk_id for risk_id in risk_ids))
+    await lock_keys(connection, RISK_LOCKS.of(risk_ids))
 
 
 def entry_from_row(row: asyncpg.Record) -> RiskRegisterEntry:
