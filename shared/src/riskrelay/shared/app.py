@@ -454,6 +454,12 @@ def asyncapi_document(app: FastAPI) -> dict[str, Any]:
 ServiceSettingsT = TypeVar("ServiceSettingsT", bound=ServiceSettings)
 
 
+def lower_cpu_priority(nice: int) -> None:
+    """Add ``nice`` to this process's niceness (see ``ServiceSettings.cpu_nice``)."""
+    if nice > 0:
+        os.nice(nice)
+
+
 def run_service(
     create_app: Callable[[ServiceSettingsT], FastAPI], settings_class: type[ServiceSettingsT]
 ) -> None:
@@ -475,6 +481,8 @@ def run_service(
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run a service app with uvicorn until SIGINT/SIGTERM (graceful: lifespan shutdown runs)."""
     import uvicorn
+
+    lower_cpu_priority(settings.cpu_nice)
 
     uvicorn.run(
         app,

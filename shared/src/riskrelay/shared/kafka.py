@@ -121,6 +121,10 @@ def create_broker(
         security=faststream_security(kafka),
         middlewares=tuple(middlewares),
         logger=None,
+        # Handlers take the raw batch (see BatchConsumer.subscribe), so nothing is injected; with
+        # injection on, FastDepends resolved the message annotation in a worker thread, a thread
+        # hand-off for every batch.
+        apply_types=False,
     )
 
 
@@ -543,6 +547,9 @@ class BatchConsumer:
     def subscribe(self, broker: KafkaBroker, kafka: KafkaSettings) -> None:
         """Register this consumer as a FastStream batch subscriber on ``broker``."""
 
+        async def the_message_itself(message: KafkaMessage) -> KafkaMessage:
+            return message  # records are decoded by the routes, not by the framework
+
         async def on_batch(message: KafkaMessage) -> None:
             raw = message.raw_message
             records = raw if isinstance(raw, tuple) else (raw,)
@@ -561,5 +568,6 @@ class BatchConsumer:
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=the_message_itself,
             title=f"{self._group}:{','.join(self.topics)}",
         )(on_batch)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -117,6 +117,24 @@ class HttpSettings(BaseModel):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
+OFF_LATENCY_PATH_NICE = 10
+"""Default ``cpu_nice`` of register and reporting."""
+
+
+def cpu_nice_field(default: int) -> Any:
+    """The ``cpu_nice`` setting, with a service's default."""
+    return Field(
+        default=default,
+        ge=0,
+        le=19,
+        description=(
+            "Niceness the process adds to itself at start (0: unchanged). Where services share"
+            " cores, the ones off the alert path (register, reporting: 10) then yield the CPU to"
+            " intake, classifier and escalator, and still take every idle cycle."
+        ),
+    )
+
+
 def off_latency_path_kafka() -> KafkaSettings:
     """Kafka defaults for services no alert waits on (register, reporting): fetches wait for
     256 KiB or half a second, so they read a few large batches instead of many small ones and
@@ -144,6 +162,7 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     group_id: str = Field(default="", description="Consumer group; default: riskrelay-<service>.")
+    cpu_nice: int = cpu_nice_field(0)
 
     @property
     def consumer_group(self) -> str:

@@ -7,9 +7,11 @@ from pathlib import Path
 from pydantic import Field
 
 from riskrelay.shared.settings import (
+    OFF_LATENCY_PATH_NICE,
     HttpSettings,
     KafkaSettings,
     ServiceSettings,
+    cpu_nice_field,
     off_latency_path_kafka,
     service_settings_config,
 )
@@ -21,6 +23,7 @@ class RegisterSettings(ServiceSettings):
     service_name: str = "register"
     http: HttpSettings = HttpSettings(port=8004)
     kafka: KafkaSettings = off_latency_path_kafka()
+    cpu_nice: int = cpu_nice_field(OFF_LATENCY_PATH_NICE)
     policy_path: Path | None = Field(
         default=None,
         description="Register policy YAML (review cadence, scoring); built-in defaults when unset.",

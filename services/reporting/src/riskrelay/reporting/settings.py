@@ -8,9 +8,11 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from riskrelay.reporting.render import ReportFormat
 from riskrelay.shared.settings import (
+    OFF_LATENCY_PATH_NICE,
     HttpSettings,
     KafkaSettings,
     ServiceSettings,
+    cpu_nice_field,
     off_latency_path_kafka,
     service_settings_config,
 )
@@ -73,5 +75,6 @@ class ReportingSettings(ServiceSettings):
     service_name: str = "reporting"
     http: HttpSettings = HttpSettings(port=8005)
     kafka: KafkaSettings = off_latency_path_kafka()
+    cpu_nice: int = cpu_nice_field(OFF_LATENCY_PATH_NICE)
     schedule: ScheduleSettings = ScheduleSettings()
     dashboard: DashboardSettings = DashboardSettings()
