@@ -25,7 +25,7 @@ from riskrelay.escalator.domain import (
 )
 from riskrelay.shared.events import ReviewDecision, Role
 from riskrelay.shared.store import Connection as Connection
-from riskrelay.shared.store import LockSpace, lock_keys
+from riskrelay.shared.store import LockSpace, lock_keys, unnest_columns
 
 PlanState = Literal["active", "completed", "superseded"]
 AckSource = Literal["http", "topic"]
@@ -158,13 +158,11 @@ async def insert_plans(connection: Connection, plans: Sequence[NewPlan]) -> None
     step_rows = [row for new in plans for row in _step_rows(new.plan)]
     timer_rows = [row for new in plans for row in _timer_rows(new.plan, new.timers)]
     await connection.execute(
-        _INSERT_PLANS, *_columns(plan_rows, 8), *_columns(step_rows, 14), *_columns(timer_rows, 14)
+        _INSERT_PLANS,
+        *unnest_columns(plan_rows, 8),
+        *unnest_columns(step_rows, 14),
+        *unnest_columns(timer_rows, 14),
     )
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as column lists for ``unnest``."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 async def update_plan(

@@ -37,7 +37,7 @@ from riskrelay.intake.patterns import RateState
 from riskrelay.shared.events import Indicator
 from riskrelay.shared.kafka import OutgoingEvent
 from riskrelay.shared.outbox import Outbox, outbox_insert
-from riskrelay.shared.store import Connection, Locks, LockSpace
+from riskrelay.shared.store import Connection, Locks, LockSpace, unnest_columns
 
 _PRODUCT_LOCKS = LockSpace("riskrelay.intake.product:")
 _MEMBERS = {"members"}  # stored as rows of cluster_members, not in the cluster's JSON
@@ -311,12 +311,12 @@ async def save_batch(connection: Connection, changes: BatchChanges) -> None:
     )
     versions = await connection.fetch(
         _SAVE_BATCH,
-        *_columns(cluster_rows, 7),
-        *_columns(member_rows, 5),
+        *unnest_columns(cluster_rows, 7),
+        *unnest_columns(member_rows, 5),
         touched,
-        *_columns(rate_rows, 3),
-        *_columns(ticket_rows, 8),
-        *_columns(count_rows, 5),
+        *unnest_columns(rate_rows, 3),
+        *unnest_columns(ticket_rows, 8),
+        *unnest_columns(count_rows, 5),
         *Outbox.columns(changes.outgoing),
     )
     for row in versions:
@@ -358,12 +358,6 @@ def _ticket_memory(ticket_id: str, row: asyncpg.Record) -> TicketMemory:
         first_seen_at=row["first_seen_at"],
         last_event_at=row["last_event_at"],
     )
-
-
-def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
-    """Rows as column lists, for one ``INSERT ... SELECT FROM unnest(...)`` per batch (far
-    cheaper than ``executemany``, which binds and executes every row on its own)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 async def flag_rates(
