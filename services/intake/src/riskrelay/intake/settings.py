@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from riskrelay.intake.clustering import ClusterConfig
+from riskrelay.intake.encoder.config import EncoderSettings
 from riskrelay.intake.webhooks import MappingOptions
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
 
@@ -17,6 +18,7 @@ class IntakeSettings(ServiceSettings):
 
     service_name: str = "intake"
     http: HttpSettings = HttpSettings(port=8001)
+    encoder: EncoderSettings = EncoderSettings()
     rule_pack_extensions: list[Path] = Field(
         default_factory=list,
         description=(

@@ -1,0 +1,67 @@
+"""The encoder's settings group (``RISKRELAY_INTAKE_ENCODER__<FIELD>``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class EncoderSettings(BaseModel):
+    """Where the sentence encoder's files are and how it runs."""
+
+    model_dir: Path | None = Field(
+        default=None,
+        description=(
+            "A sentence-transformers model directory (BERT family: config.json, tokenizer.json,"
+            " model.safetensors, 1_Pooling/config.json with mean pooling); default: the bundled"
+            " all-MiniLM-L6-v2."
+        ),
+    )
+    cache_dir: Path = Field(
+        default=Path(".riskrelay/models"),
+        description=(
+            "Where the derived files (ONNX models, static token table) are built and kept, each"
+            " named by a hash of its inputs."
+        ),
+    )
+    runtime: Literal["onnx", "numpy"] = Field(
+        default="onnx",
+        description="onnx: onnxruntime (fast); numpy: the reference implementation (slow).",
+    )
+    quantized: bool = Field(
+        default=False,
+        description="Run the dynamically int8-quantized ONNX model (runtime onnx only).",
+    )
+    threads: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "onnxruntime intra-op threads; the cores are shared with the broker and database."
+        ),
+    )
+    batch_size: int = Field(
+        default=32, ge=1, description="Texts per forward pass (texts are grouped by length)."
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=8,
+        description=(
+            "Word pieces per window, [CLS] and [SEP] included; default: the model's"
+            " max_seq_length (256 for all-MiniLM-L6-v2)."
+        ),
+    )
+    window_overlap_tokens: int = Field(
+        default=32, ge=0, description="Word pieces that consecutive windows of a long text share."
+    )
+    max_windows: int = Field(
+        default=32, ge=1, description="Most windows encode_windows() returns for one text."
+    )
+    allow_build: bool = Field(
+        default=True,
+        description=(
+            "Build a missing or stale derived file at start-up; when false such a file stops"
+            " start-up (for read-only images whose cache was built by `make setup`)."
+        ),
+    )

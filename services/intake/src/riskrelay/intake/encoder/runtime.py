@@ -1,0 +1,144 @@
+"""Sentence embeddings of ticket text: :class:`SentenceEncoder` (the transformer, on onnxruntime
+or the numpy reference) and its first-pass sibling :class:`StaticEncoder`.
+
+Every text gets a defined outcome: it is read up to ``max_chars`` characters, then up to the
+window's word pieces (``encode``) or the first ``max_windows`` windows (``encode_windows``);
+lone surrogates become U+FFFD's stand-in ``?``; control characters are dropped by the BERT
+normalizer, emoji and unknown scripts become ``[UNK]`` word pieces. A text with no word piece
+at all (empty, whitespace, control characters only) gets the zero vector: it is similar to
+nothing. Every other row is unit length, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from tokenizers import Encoding, Tokenizer
+
+from riskrelay.intake.encoder.model import FloatArray
+
+Forward = Callable[[NDArray[np.int64], NDArray[np.int64]], FloatArray]
+"""(input ids, attention mask), both (batch, length) -> unit-length embeddings (batch, dim)."""
+
+CHARS_PER_WORD_PIECE = 64
+"""Characters read per word piece of the window: far more than any text needs (English
+averages about 4.5), so clipping changes nothing but bounds the tokenizer's work on huge
+inputs."""
+
+
+class TextEncoder(Protocol):
+    """What the intake steps need of an encoder (full or static)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> FloatArray: ...
+
+
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """The texts, or a TypeError naming the first one that is not a string."""
+    if isinstance(texts, str):
+        raise TypeError("encode() takes a sequence of texts, not one string: wrap it in a list")
+    checked = list(texts)
+    for index, text in enumerate(checked):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] is {type(text).__name__}, not str")
+    return checked
+
+
+def _without_surrogates(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def tokenize(tokenizer: Tokenizer, texts: list[str], max_chars: int) -> list[Encoding]:
+    clipped = [text[:max_chars] for text in texts]
+    try:
+        return tokenizer.encode_batch(clipped)
+    except TypeError:  # a lone surrogate: the tokenizer takes only valid Unicode
+        return tokenizer.encode_batch([_without_surrogates(text) for text in clipped])
+
+
+def content_length(encoding: Encoding) -> int:
+    """Word pieces of the text itself, the special tokens not counted."""
+    return len(encoding.special_tokens_mask) - sum(encoding.special_tokens_mask)
+
+
+class SentenceEncoder:
+    """The transformer sentence encoder: ``encode`` gives unit-length float32 rows."""
+
+    def __init__(
+        self,
+        *,
+        forward: Forward,
+        tokenizer: Tokenizer,
+        window_tokenizer: Tokenizer,
+        model_id: str,
+        dim: int,
+        max_tokens: int,
+        pad_token_id: int,
+        batch_size: int,
+        max_windows: int,
+        window_overlap_tokens: int,
+    ) -> None:
+        self._forward = forward
+        self._tokenizer = tokenizer
+        self._window_tokenizer = window_tokenizer
+        self._model_id = model_id
+        self._dim = dim
+        self.max_tokens = max_tokens
+        self._pad_token_id = pad_token_id
+        self._batch_size = batch_size
+        self.max_windows = max_windows
+        self.window_overlap_tokens = window_overlap_tokens
+        self._max_chars = max_tokens * CHARS_PER_WORD_PIECE
+        stride = max_tokens - 2 - window_overlap_tokens
+        self._max_window_chars = (max_tokens + (max_windows - 1) * stride) * CHARS_PER_WORD_PIECE
+
+    @property
+    def model_id(self) -> str:
+        """Provenance: the model name, its files' content hash and the runtime variant."""
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> FloatArray:
+        """One unit-length row per text (the zero row for a text without word pieces), of its
+        first ``max_tokens`` word pieces."""
+        checked = checked_texts(texts)
+        return self._encode_encodings(tokenize(self._tokenizer, checked, self._max_chars))
+
+    def encode_windows(self, text: str) -> FloatArray:
+        """One row per window of ``max_tokens`` word pieces, consecutive windows sharing
+        ``window_overlap_tokens``; at most ``max_windows`` rows, at least one. The first row is
+        ``encode([text])[0]``."""
+        (checked,) = checked_texts([text])
+        (first,) = tokenize(self._window_tokenizer, [checked], self._max_window_chars)
+        windows = [first, *first.overflowing][: self.max_windows]
+        return self._encode_encodings(windows)
+
+    def _encode_encodings(self, encodings: Sequence[Encoding]) -> FloatArray:
+        result = np.zeros((len(encodings), self._dim), dtype=np.float32)
+        with_content = [
+            index for index, encoding in enumerate(encodings) if content_length(encoding)
+        ]
+        # Similar lengths together, so a batch pads little.
+        with_content.sort(key=lambda index: len(encodings[index].ids))
+        for start in range(0, len(with_content), self._batch_size):
+            chunk = with_content[start : start + self._batch_size]
+            length = len(encodings[chunk[-1]].ids)
+            input_ids = np.full((len(chunk), length), self._pad_token_id, dtype=np.int64)
+            attention_mask = np.zeros((len(chunk), length), dtype=np.int64)
+            for row, index in enumerate(chunk):
+                ids = encodings[index].ids
+                input_ids[row, : len(ids)] = ids
+                attention_mask[row, : len(ids)] = 1
+            result[chunk] = self._forward(input_ids, attention_mask)
+        return result
