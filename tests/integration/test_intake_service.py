@@ -360,6 +360,11 @@ async def test_http_ingestion_accepts_checks_and_maps_webhooks(
         assert {
             TicketFlaggedEvent.model_validate_json(r.value).data.ticket_id for r in flagged
         } >= {"T0"}
-        rates = await client.get("/v1/flag-rates", headers=bearer("analyst-token"))
+        # The events' own dates, not the default window before the wall clock.
+        window = {
+            "since": (T0 - timedelta(days=1)).isoformat(),
+            "until": (T0 + timedelta(days=1)).isoformat(),
+        }
+        rates = await client.get("/v1/flag-rates", params=window, headers=bearer("analyst-token"))
         assert rates.status_code == 200
         assert sum(row["total"] for row in rates.json()) >= 1

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, RootModel, ValidationError, model_validator
 
+from riskrelay.intake.domain import TicketAssessment
 from riskrelay.intake.errors import IntakeRejection
 from riskrelay.intake.settings import IntakeSettings
 from riskrelay.intake.store import flag_rates
@@ -28,9 +29,6 @@ from riskrelay.shared.auth import Principal, require_roles
 from riskrelay.shared.events import Role, TicketEvent
 from riskrelay.shared.kafka import OutgoingEvent
 from riskrelay.shared.topics import TICKET_EVENTS
-
-if TYPE_CHECKING:
-    from riskrelay.intake.handlers import Intake
 
 _READERS = (
     Role.ANALYST,
@@ -116,7 +114,12 @@ async def _json_body(request: Request, limit: int) -> Any:
         ) from error
 
 
-def build_router(context: ServiceContext, intake: Intake, settings: IntakeSettings) -> APIRouter:
+def build_router(
+    context: ServiceContext,
+    assess: Callable[[TicketEvent], TicketAssessment],
+    settings: IntakeSettings,
+) -> APIRouter:
+    """The API; ``assess`` checks an event as the consumer will (raising IntakeRejection)."""
     router = APIRouter(prefix="/v1", tags=["tickets"])
     options = settings.mapping_options()
 
@@ -124,7 +127,7 @@ def build_router(context: ServiceContext, intake: Intake, settings: IntakeSettin
         errors: list[dict[str, str]] = []
         for position, event in enumerate(events):
             try:
-                intake.assess(event)
+                assess(event)
             except IntakeRejection as rejection:
                 errors.append(
                     {

@@ -5,9 +5,29 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from riskrelay import intake as package
-from riskrelay.intake.handlers import configure
+from riskrelay.intake.api import build_router
+from riskrelay.intake.handlers import IntakeConsumer, IntakeMetrics
+from riskrelay.intake.service import AssessedTicket, Intake
 from riskrelay.intake.settings import IntakeSettings
-from riskrelay.shared.app import create_service_app
+from riskrelay.shared.app import ServiceContext, create_service_app
+from riskrelay.shared.events import TicketEvent
+from riskrelay.shared.kafka import OutgoingEvent, Received
+from riskrelay.shared.topics import TICKET_EVENTS
+
+
+def configure(context: ServiceContext) -> None:
+    settings = context.settings
+    assert isinstance(settings, IntakeSettings)
+    intake = Intake.from_settings(settings)
+    consumer = IntakeConsumer(intake, IntakeMetrics.register(context))
+    context.state["intake"] = intake
+
+    async def process(batch: list[Received[AssessedTicket]]) -> list[OutgoingEvent]:
+        return await consumer.process(context, batch)
+
+    context.consume(TICKET_EVENTS, consumer.decoder(), process)
+    context.routers.append(build_router(context, consumer.assess, settings))
+    context.openapi_models.append(TicketEvent)
 
 
 def create_app(settings: IntakeSettings) -> FastAPI:

@@ -1,65 +1,41 @@
-"""Intake edges: ticket events in (Kafka and HTTP), ticket-flagged out through the outbox.
+"""Intake's Kafka edge: ticket events in, ticket-flagged out through the outbox.
 
 Decoding a record runs the whole stateless assessment (validation, size limits, vocabularies,
 normalization, redaction, single-ticket rules, fingerprint), so anything intake refuses is
-dead-lettered with its reason by the shared consumer. The stateful part (clusters, surges, rate
-baselines, follow-ups) runs per batch in one transaction, under the product locks described in
-:mod:`riskrelay.intake.store`, in event-time order. Decisions are made by
-:mod:`riskrelay.intake.domain`; this module only loads, saves and publishes.
+dead-lettered with its reason by the shared consumer. The stateful part runs per batch in one
+transaction, under the product locks described in :mod:`riskrelay.intake.store`, in event-time
+order: :func:`~riskrelay.intake.service.intake_step` decides; this module claims, loads, saves
+and publishes.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 from prometheus_client import Counter as MetricCounter
 
-from riskrelay.intake.clustering import ClusterMember, product_key
-from riskrelay.intake.domain import (
-    AssessmentConfig,
-    TicketAssessment,
-    assess_ticket,
-    decide_ticket,
-    flagged_event,
-    reflag_for_surge,
-    remembered_assessment,
-)
+from riskrelay.intake.clustering import product_key
+from riskrelay.intake.domain import TicketAssessment
 from riskrelay.intake.errors import IntakeRejection
-from riskrelay.intake.followups import ordered as ordered_indicators
 from riskrelay.intake.patterns import RateBaselines, rate_key
-from riskrelay.intake.rules import RulePack, load_rule_pack
-from riskrelay.intake.settings import IntakeSettings
+from riskrelay.intake.service import AssessedTicket, Intake, IntakeStepResult, intake_step
 from riskrelay.intake.store import (
     BatchChanges,
+    BatchReads,
     CachedProduct,
     ClusterCache,
     TicketMemory,
     load_batch,
     load_tickets,
     product_locks,
-    prune_expired,
     save_batch,
 )
 from riskrelay.shared.app import ServiceContext
-from riskrelay.shared.events import Indicator, TicketEvent
+from riskrelay.shared.events import TicketEvent
 from riskrelay.shared.kafka import OutgoingEvent, Received
 from riskrelay.shared.store import Connection, claim_new
-from riskrelay.shared.topics import TICKET_EVENTS, TICKET_FLAGGED
-
-
-@dataclass(frozen=True, slots=True)
-class AssessedTicket:
-    """A decoded ticket event with its stateless assessment."""
-
-    event: TicketEvent
-    assessment: TicketAssessment
-
-    @property
-    def id(self) -> str:
-        return self.event.id
+from riskrelay.shared.topics import TICKET_FLAGGED
 
 
 @dataclass
@@ -98,20 +74,72 @@ class IntakeMetrics:
             ),
         )
 
+    def count(self, result: IntakeStepResult) -> None:
+        for (_, channel, product, flagged), n in result.changes.counts.items():
+            self.tickets.labels(channel, product, "true" if flagged else "false").inc(n)
+        for flag in result.flags:
+            for indicator in flag.data.new_indicators:
+                self.detections.labels(str(indicator)).inc()
+        if result.surges:
+            self.surges.inc(result.surges)
+
+
+class PostgresIntakeRepository:
+    """The step's repository inside one batch transaction: :meth:`load` reads everything the
+    batch's tickets need in one statement (two when a cached cluster index is stale); only the
+    earlier members of a cluster that surges cost another."""
+
+    def __init__(
+        self, connection: Connection, reads: BatchReads, read_ticket_ids: Collection[str]
+    ) -> None:
+        self._connection = connection
+        self._reads = reads
+        self._read_ticket_ids = set(read_ticket_ids)
+        self.rates = RateBaselines(keys=reads.rates)
+
+    @classmethod
+    async def load(
+        cls, connection: Connection, cache: ClusterCache, tickets: Collection[AssessedTicket]
+    ) -> PostgresIntakeRepository:
+        """Read the batch's state (call with its products locked)."""
+        ticket_ids = {t.assessment.ticket_id for t in tickets}
+        reads = await load_batch(
+            connection,
+            cache,
+            product_keys={product_key(t.assessment.product) for t in tickets},
+            rate_keys=(rate_key(t.assessment.product, t.assessment.channel) for t in tickets),
+            ticket_ids=ticket_ids,
+        )
+        return cls(connection, reads, ticket_ids)
+
+    def cluster_index(self, product_key: str) -> CachedProduct:
+        return self._reads.indexes[product_key]
+
+    async def tickets(self, ticket_ids: Collection[str]) -> dict[str, TicketMemory]:
+        known = self._reads.tickets
+        unread = [t for t in ticket_ids if t not in self._read_ticket_ids]
+        if unread:
+            known.update(await load_tickets(self._connection, unread))
+            self._read_ticket_ids.update(unread)
+        return {t: known[t] for t in ticket_ids if t in known}
+
+    async def save(self, changes: BatchChanges) -> None:
+        await save_batch(self._connection, changes)
+
 
 @dataclass
-class Intake:
-    """Intake's configuration and per-instance cache, built once at start-up."""
+class IntakeConsumer:
+    """Intake's consumer of ``ticket-events``: one per service instance."""
 
-    rule_pack: RulePack
-    config: AssessmentConfig
-    cluster_retention_seconds: float
+    intake: Intake
     metrics: IntakeMetrics
     cache: ClusterCache = field(default_factory=ClusterCache)
+    """Cluster indexes of this instance, revalidated per batch (see :mod:`~riskrelay.intake.store`)."""
 
     def assess(self, event: TicketEvent) -> TicketAssessment:
+        """:meth:`Intake.assess`, counting what it refuses."""
         try:
-            return assess_ticket(event, self.rule_pack, self.config)
+            return self.intake.assess(event)
         except IntakeRejection as rejection:
             self.metrics.rejected.labels(type(rejection).__name__).inc()
             raise
@@ -127,220 +155,30 @@ class Intake:
 
         return decode
 
-
-@dataclass
-class _BatchState:
-    """What one batch has read and changed, before it is saved."""
-
-    indexes: dict[str, CachedProduct]
-    rates: RateBaselines
-    memories: dict[str, TicketMemory]
-    changed_clusters: dict[str, set[str]] = field(default_factory=dict)
-    started_clusters: set[str] = field(default_factory=set)
-    added_members: list[tuple[str, str, ClusterMember]] = field(default_factory=list)
-    changed_rates: set[str] = field(default_factory=set)
-    changed_tickets: set[str] = field(default_factory=set)
-    counts: Counter[tuple[datetime, str, str, bool]] = field(default_factory=Counter)
-    rate_products: dict[str, str] = field(default_factory=dict)
-    surges: int = 0
-
-
-async def process_batch(
-    context: ServiceContext, intake: Intake, batch: list[Received[AssessedTicket]]
-) -> list[OutgoingEvent]:
-    ordered = sorted((item.event for item in batch), key=lambda t: (t.event.time, t.event.id))
-    async with context.db.acquire() as connection, connection.transaction():
-        tickets = await claim_new(
-            connection,
-            ordered,
-            lambda ticket: ticket.id,
-            lock=product_locks(product_key(t.assessment.product) for t in ordered),
-        )
-        if not tickets:
-            return []
-        products = {product_key(t.assessment.product) for t in tickets}
-        try:
-            reads = await load_batch(
+    async def process(
+        self, context: ServiceContext, batch: list[Received[AssessedTicket]]
+    ) -> list[OutgoingEvent]:
+        ordered = sorted((item.event for item in batch), key=lambda t: (t.event.time, t.event.id))
+        async with context.db.acquire() as connection, connection.transaction():
+            tickets = await claim_new(
                 connection,
-                intake.cache,
-                product_keys=products,
-                rate_keys=(rate_key(t.assessment.product, t.assessment.channel) for t in tickets),
-                ticket_ids=(t.assessment.ticket_id for t in tickets),
+                ordered,
+                lambda ticket: ticket.id,
+                lock=product_locks(product_key(t.assessment.product) for t in ordered),
             )
-            state = _BatchState(
-                indexes=reads.indexes,
-                rates=RateBaselines(keys=reads.rates),
-                memories=reads.tickets,
-            )
-            outgoing = [
-                item
-                for ticket in tickets
-                for item in await _decide(context, intake, connection, state, ticket)
-            ]
-            await _save(connection, intake, state, tickets, outgoing)
-        except BaseException:
-            intake.cache.forget(products)  # the cached indexes may hold uncommitted changes
-            raise
-    _count(intake.metrics, state, outgoing)
-    return outgoing
-
-
-async def _decide(
-    context: ServiceContext,
-    intake: Intake,
-    connection: Connection,
-    state: _BatchState,
-    ticket: AssessedTicket,
-) -> list[OutgoingEvent]:
-    assessment = ticket.assessment
-    key = product_key(assessment.product)
-    index = state.indexes[key].index
-    memory = state.memories.get(assessment.ticket_id)
-    if memory is not None and memory.cluster_id is not None:
-        # A known ticket whose cluster was pruned (or is past max_members) is still known.
-        index.ticket_clusters.setdefault(assessment.ticket_id, memory.cluster_id)
-    decision = decide_ticket(
-        ticket.event,
-        intake.rule_pack,
-        clusters=index,
-        rates=state.rates,
-        known_indicators=memory.known_indicators if memory else (),
-        known_risk_flag_level=memory.risk_flag_level if memory else None,
-        config=intake.config,
-        assessment=assessment,
-    )
-    assignment = decision.cluster
-    state.changed_clusters.setdefault(key, set()).update(assignment.changed_cluster_ids)
-    if assignment.is_new_cluster:
-        state.started_clusters.add(assignment.cluster_id)
-    if assignment.added_member is not None:
-        state.added_members.append((assignment.cluster_id, key, assignment.added_member))
-    if decision.rate is not None:
-        state.changed_rates.add(decision.rate.key)
-        state.rate_products[decision.rate.key] = key
-    flag_level = assessment.risk_flag.level if assessment.risk_flag else None
-    state.memories[assessment.ticket_id] = TicketMemory(
-        ticket_id=assessment.ticket_id,
-        product_key=key,
-        cluster_id=decision.cluster.cluster_id,
-        assessment=remembered_assessment(memory.assessment if memory else None, assessment),
-        known_indicators=(
-            decision.known_indicators_after
-            if decision.flagged
-            else (memory.known_indicators if memory else [])
-        ),
-        risk_flag_level=max(
-            (level for level in (flag_level, memory.risk_flag_level if memory else None) if level),
-            default=None,
-        ),
-        first_seen_at=memory.first_seen_at if memory else assessment.occurred_at,
-        last_event_at=assessment.occurred_at,
-    )
-    state.changed_tickets.add(assessment.ticket_id)
-    hour = assessment.occurred_at.replace(minute=0, second=0, microsecond=0)
-    state.counts[(hour, assessment.channel, assessment.product, decision.flagged is not None)] += 1
-
-    topic = context.topic(TICKET_FLAGGED)
-    outgoing: list[OutgoingEvent] = []
-    if decision.flagged is not None:
-        event = flagged_event(decision.flagged, cause_event_id=ticket.id, time=ticket.event.time)
-        outgoing.append(OutgoingEvent(topic, assessment.ticket_id, event))
-    if decision.cluster.surge_started:
-        state.surges += 1
-    if decision.reflag_ticket_ids:
-        missing = [t for t in decision.reflag_ticket_ids if t not in state.memories]
-        if missing:
-            state.memories.update(await load_tickets(connection, missing))
-        for earlier_id in decision.reflag_ticket_ids:
-            earlier = state.memories.get(earlier_id)
-            if earlier is None:
-                continue  # forgotten after retention: nothing left to flag it from
-            payload = reflag_for_surge(
-                earlier.assessment,
-                decision.cluster.info,
-                known_indicators=earlier.known_indicators,
-                config=intake.config.clusters,
-            )
-            if payload is None:
-                continue
-            event = flagged_event(payload, cause_event_id=ticket.id, time=ticket.event.time)
-            outgoing.append(OutgoingEvent(topic, earlier_id, event))
-            state.memories[earlier_id] = replace(
-                earlier,
-                cluster_id=decision.cluster.cluster_id,
-                known_indicators=ordered_indicators(
-                    [*earlier.known_indicators, Indicator.MULTIPLE_SIMILAR_REPORTS]
-                ),
-            )
-            state.changed_tickets.add(earlier_id)
-    return outgoing
-
-
-async def _save(
-    connection: Connection,
-    intake: Intake,
-    state: _BatchState,
-    tickets: list[AssessedTicket],
-    outgoing: list[OutgoingEvent],
-) -> None:
-    latest: dict[str, datetime] = {}
-    for ticket in tickets:
-        key = product_key(ticket.assessment.product)
-        latest[key] = max(latest.get(key, ticket.event.time), ticket.event.time)
-    removed = {
-        key: prune_expired(
-            state.indexes[key], moment, intake.cluster_retention_seconds, intake.config.clusters
-        )
-        for key, moment in latest.items()
-    }
-    await save_batch(
-        connection,
-        BatchChanges(
-            cached=state.indexes,
-            changed_clusters=state.changed_clusters,
-            removed_clusters=removed,
-            added_members=state.added_members,
-            started_cluster_ids=state.started_clusters,
-            rates={key: state.rates.keys[key] for key in state.changed_rates},
-            rate_products=state.rate_products,
-            tickets=[state.memories[t] for t in sorted(state.changed_tickets)],
-            counts=state.counts,
-            outgoing=outgoing,
-        ),
-    )
-
-
-def _count(metrics: IntakeMetrics, state: _BatchState, outgoing: list[OutgoingEvent]) -> None:
-    for (_, channel, product, flagged), n in state.counts.items():
-        metrics.tickets.labels(channel, product, "true" if flagged else "false").inc(n)
-    for item in outgoing:
-        for indicator in getattr(item.event.data, "new_indicators", ()):
-            metrics.detections.labels(str(indicator)).inc()
-    if state.surges:
-        metrics.surges.inc(state.surges)
-
-
-def build_intake(context: ServiceContext, settings: IntakeSettings) -> Intake:
-    """Load and validate the rule pack (a bad pack stops start-up with the rule and reason)."""
-    return Intake(
-        rule_pack=load_rule_pack(settings.rule_pack_extensions),
-        config=AssessmentConfig(clusters=settings.cluster_config()),
-        cluster_retention_seconds=settings.cluster_retention_hours * 3600,
-        metrics=IntakeMetrics.register(context),
-    )
-
-
-def configure(context: ServiceContext) -> None:
-    from riskrelay.intake.api import build_router
-
-    settings = context.settings
-    assert isinstance(settings, IntakeSettings)
-    intake = build_intake(context, settings)
-    context.state["intake"] = intake
-
-    async def process(batch: list[Received[AssessedTicket]]) -> list[OutgoingEvent]:
-        return await process_batch(context, intake, batch)
-
-    context.consume(TICKET_EVENTS, intake.decoder(), process)
-    context.routers.append(build_router(context, intake, settings))
-    context.openapi_models.append(TicketEvent)
+            if not tickets:
+                return []
+            try:
+                repository = await PostgresIntakeRepository.load(connection, self.cache, tickets)
+                result = await intake_step(self.intake, repository, tickets)
+                topic = context.topic(TICKET_FLAGGED)
+                outgoing = [
+                    OutgoingEvent(topic, flag.data.ticket_id, flag) for flag in result.flags
+                ]
+                await repository.save(replace(result.changes, outgoing=outgoing))
+            except BaseException:
+                # The cached indexes may hold changes this transaction will not commit.
+                self.cache.forget(product_key(t.assessment.product) for t in tickets)
+                raise
+        self.metrics.count(result)
+        return outgoing

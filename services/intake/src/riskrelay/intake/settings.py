@@ -12,6 +12,8 @@ from riskrelay.intake.encoder.config import EncoderSettings
 from riskrelay.intake.webhooks import MappingOptions
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
 
+DEFAULT_CLUSTER_RETENTION_HOURS = 72
+
 
 class IntakeSettings(ServiceSettings):
     model_config = service_settings_config("RISKRELAY_INTAKE_")
@@ -39,7 +41,7 @@ class IntakeSettings(ServiceSettings):
         default=24, gt=0, description="How long after its latest ticket a cluster accepts more."
     )
     cluster_retention_hours: float = Field(
-        default=72,
+        default=DEFAULT_CLUSTER_RETENTION_HOURS,
         gt=0,
         description="Idle clusters are dropped after this much event time (keeps state bounded).",
     )
