@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from riskrelay.classifier.domain import (
+    MAX_TICKET_IDS,
     NO_DOWNGRADE_RULE_ID,
     OVERRIDE_HOLD_RULE_ID,
     OVERRIDE_ROLES,
@@ -20,6 +21,7 @@ from riskrelay.classifier.domain import (
     apply_override,
     classify,
     cluster_risk_id,
+    redundant_publications,
     risk_id_for,
     ticket_risk_id,
 )
@@ -214,8 +216,9 @@ def test_many_distinct_customers_raise_a_cluster(build: Any, policy: RiskPolicy)
     assert published(classify(nine, None, policy, build.t0)).level == L.MEDIUM
     event = published(classify(ten, None, policy, build.t0))
     assert event.level == L.HIGH
-    assert event.distinct_customers == 10
     assert "many-customers" in [c.rule_id for c in event.rules_fired if c.decisive]
+    # The policy counts intake's cluster; the event counts the tickets that joined the risk.
+    assert (event.ticket_ids, event.ticket_count, event.distinct_customers) == (["T-1"], 1, 1)
 
 
 def test_agent_floor_of_two_on_a_breach_stays_critical(build: Any, policy: RiskPolicy) -> None:
@@ -295,7 +298,7 @@ def test_growing_cluster_upgrades_medium_high_critical(build: Any, policy: RiskP
     assert reasons == [
         EmitReason.FIRST_CLASSIFICATION,
         EmitReason.UPGRADE,
-        None,  # another ticket at the same level: state only
+        EmitReason.TICKET_JOINED,  # another ticket at the same level: the register lists it
         EmitReason.UPGRADE,
     ]
     medium, high, critical = (published(outcomes[i]) for i in (0, 1, 3))
@@ -313,9 +316,13 @@ def test_growing_cluster_upgrades_medium_high_critical(build: Any, policy: RiskP
     ]
     assert critical.first_reported_at == first_seen
     assert critical.ticket_ids == ["T-1", "T-2", "T-3", "T-4"]
-    assert (critical.ticket_count, critical.distinct_customers) == (8, 7)
+    # Counts are of the risk's tickets, not of the cluster (8 tickets, 7 customers so far).
+    assert (critical.ticket_count, critical.distinct_customers) == (4, 4)
     assert critical.cluster_id == "cluster-1"
-    assert outcomes[2].state.ticket_ids == ("T-1", "T-2", "T-3")
+    joined = published(outcomes[2])
+    assert (joined.level, joined.previous_level, joined.ticket_id) == (L.HIGH, None, "T-3")
+    assert joined.ticket_ids == ["T-1", "T-2", "T-3"]
+    assert joined.flagged_at == t + build.minutes(10)  # same level: the clock keeps running
 
 
 def test_weak_exposure_alone_is_high_but_critical_in_a_surge(
@@ -381,25 +388,131 @@ def test_lower_precedence_category_does_not_replace_a_higher_one(
         ),
     ]
     _, second = run(policy, tickets)
-    assert second.classified is None
+    assert second.reason == EmitReason.TICKET_JOINED
+    assert published(second).category == C.REPUTATION
     assert second.state.category == C.REPUTATION
 
 
-def test_ticket_count_thresholds_republish_a_growing_risk(build: Any, policy: RiskPolicy) -> None:
+def test_every_ticket_that_joins_is_published_with_counts_of_the_list(
+    build: Any, policy: RiskPolicy
+) -> None:
     tickets = [
         build.flagged(
             "severe_impact.operational",
             ticket_id=f"T-{n}",
+            customer_id=f"c{(n + 1) // 2}",
             at=build.t0 + build.minutes(n),
-            cluster=build.cluster(n, 1),
+            cluster=build.cluster(n + 3, 6),  # the cluster also holds reports never flagged
         )
         for n in range(1, 12)
     ]
     outcomes = run(policy, tickets)
-    emitted_at = [n for n, outcome in enumerate(outcomes, start=1) if outcome.classified]
-    assert emitted_at == [1, 5, 10]  # first, then the 5 and 10 thresholds of the policy
-    assert outcomes[4].reason == EmitReason.TICKET_COUNT_THRESHOLD
-    assert published(outcomes[9]).ticket_count == 10
+    assert [outcome.reason for outcome in outcomes] == [
+        EmitReason.FIRST_CLASSIFICATION,
+        *[EmitReason.TICKET_JOINED] * 10,
+    ]
+    for n, outcome in enumerate(outcomes, start=1):
+        event = published(outcome)
+        assert event.ticket_ids == [f"T-{i}" for i in range(1, n + 1)]
+        assert (event.ticket_count, event.distinct_customers) == (n, (n + 1) // 2)
+    assert {published(outcome).level for outcome in outcomes} == {L.MEDIUM}
+
+
+def test_surge_reflags_of_earlier_members_each_join_the_risk(
+    build: Any, policy: RiskPolicy
+) -> None:
+    # Intake flags the fifth checkout report when the cluster surges, then re-flags the four
+    # earlier ones (which had no indicator of their own) with the same cluster information.
+    surge = build.detection("multiple_similar_reports.cluster_surge")
+    info = build.cluster(5, 5, surging=True, cluster_id="checkout")
+    order = [5, 1, 2, 3, 4]
+    tickets = [
+        build.flagged(
+            detections=[surge],
+            ticket_id=f"T-{n}",
+            customer_id=f"c{n}",
+            at=build.t0 + build.minutes(n),
+            cluster=info,
+        )
+        for n in order
+    ]
+    outcomes = run(policy, tickets)
+    first = published(outcomes[0])
+    assert (first.ticket_ids, first.ticket_count, first.distinct_customers) == (["T-5"], 1, 1)
+    assert [outcome.reason for outcome in outcomes[1:]] == [EmitReason.TICKET_JOINED] * 4
+    last = published(outcomes[-1])
+    assert last.ticket_ids == [f"T-{n}" for n in order]
+    assert (last.ticket_count, last.distinct_customers) == (5, 5)
+    assert last.level == first.level
+
+
+def test_redundant_publications_drops_joins_a_later_event_of_the_risk_lists(
+    build: Any, policy: RiskPolicy
+) -> None:
+    def ticket(n: int, cluster_id: str, *rule_ids: str) -> TicketFlagged:
+        return build.flagged(
+            *(rule_ids or ("severe_impact.operational",)),
+            ticket_id=f"{cluster_id}-{n}",
+            at=build.t0 + build.minutes(n),
+            cluster=build.cluster(n + 1, cluster_id=cluster_id),
+        )
+
+    batch = [
+        ticket(1, "a"),  # first classification: always published
+        ticket(2, "a"),  # joined; listed by a-3's upgrade
+        ticket(1, "b"),  # another risk
+        ticket(3, "a", "data_concern.exposure"),  # upgrade: always published
+        ticket(4, "a"),  # joined; listed by a-5
+        ticket(5, "a"),  # joined, the last of its risk
+        ticket(2, "b"),  # joined, the last of its risk
+    ]
+    outcomes: list[ClassificationOutcome] = []
+    states: dict[str, RiskState] = {}
+    for flagged in batch:
+        outcome = classify(flagged, states.get(risk_id_for(flagged)), policy, flagged.occurred_at)
+        states[outcome.state.risk_id] = outcome.state
+        outcomes.append(outcome)
+    assert [outcome.reason for outcome in outcomes] == [
+        EmitReason.FIRST_CLASSIFICATION,
+        EmitReason.TICKET_JOINED,
+        EmitReason.FIRST_CLASSIFICATION,
+        EmitReason.UPGRADE,
+        EmitReason.TICKET_JOINED,
+        EmitReason.TICKET_JOINED,
+        EmitReason.TICKET_JOINED,
+    ]
+    assert redundant_publications(outcomes) == {1, 4}
+    kept = [
+        published(o) for i, o in enumerate(outcomes) if i not in redundant_publications(outcomes)
+    ]
+    listed = {ticket_id for event in kept for ticket_id in [event.ticket_id, *event.ticket_ids]}
+    assert listed == {flagged.ticket_id for flagged in batch}
+
+
+def test_redundant_publications_keeps_a_join_past_the_listed_tickets(
+    build: Any, policy: RiskPolicy
+) -> None:
+    state = None
+    for n in range(1, MAX_TICKET_IDS + 1):
+        flagged = build.flagged(
+            "severe_impact.operational", ticket_id=f"T-{n}", cluster=build.cluster(n, n)
+        )
+        state = classify(flagged, state, policy, build.t0).state
+    beyond = [
+        build.flagged(
+            "severe_impact.operational",
+            ticket_id=f"T-{n}",
+            cluster=build.cluster(n, n),
+        )
+        for n in (MAX_TICKET_IDS + 1, MAX_TICKET_IDS + 2)
+    ]
+    first = classify(beyond[0], state, policy, build.t0)
+    second = classify(beyond[1], first.state, policy, build.t0)
+    assert (first.reason, second.reason) == (EmitReason.TICKET_JOINED, EmitReason.TICKET_JOINED)
+    assert published(second).ticket_count == MAX_TICKET_IDS + 2
+    assert len(published(second).ticket_ids) == MAX_TICKET_IDS
+    # The second event does not list the first one's ticket, so both are published.
+    assert redundant_publications([first, second]) == frozenset()
 
 
 def test_repeated_input_changes_nothing_and_publishes_nothing(
@@ -424,6 +537,11 @@ def test_follow_up_on_the_same_ticket_counts_it_once(build: Any, policy: RiskPol
     event = published(second)
     assert (event.level, event.previous_level) == (L.HIGH, L.MEDIUM)
     assert (event.ticket_count, event.ticket_ids) == (1, ["T-1"])
+    # The same follow-up again adds nothing new: no event.
+    again = build.flagged(
+        "severe_impact.financial", at=build.t0 + build.minutes(4), event_kind="commented"
+    )
+    assert classify(again, second.state, policy, again.occurred_at).classified is None
 
 
 def test_evidence_is_bounded_per_rule(build: Any, policy: RiskPolicy) -> None:
@@ -450,6 +568,16 @@ def test_state_and_ticket_ids_are_bounded(build: Any, policy: RiskPolicy) -> Non
     assert len(state.ticket_ids) == 1_000
     assert len(state.customer_ids) == 1_000
     assert (state.ticket_count, state.distinct_customers) == (1_005, 1_005)
+    # A follow-up on a ticket past the list looks new, but the cluster holds only 1,005.
+    follow_up = build.flagged(
+        "severe_impact.operational",
+        "reputation_threat.press",
+        ticket_id="T-1003",
+        event_kind="commented",
+        cluster=build.cluster(1_005, 1_005),
+    )
+    after = classify(follow_up, state, policy, build.t0).state
+    assert (after.ticket_count, after.distinct_customers) == (1_005, 1_005)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,9 +594,7 @@ rules:
 )
 
 
-def test_a_lower_computed_level_keeps_the_level_and_publishes_nothing(
-    build: Any, policy: RiskPolicy
-) -> None:
+def test_a_lower_computed_level_keeps_the_level(build: Any, policy: RiskPolicy) -> None:
     breach = build.flagged("data_concern.exposure", cluster=build.cluster(2))
     first = classify(breach, None, policy, build.t0)
     another = build.flagged("data_concern.exposure", ticket_id="T-2", cluster=build.cluster(3))
@@ -476,7 +602,10 @@ def test_a_lower_computed_level_keeps_the_level_and_publishes_nothing(
     second = classify(another, first.state, LENIENT, build.t0 + build.minutes(5))
     assert second.decision is not None
     assert second.decision.level == L.LOW
-    assert second.classified is None
+    # Published only because a ticket joined: the level and its clock stand.
+    assert second.reason == EmitReason.TICKET_JOINED
+    event = published(second)
+    assert (event.level, event.previous_level, event.flagged_at) == (L.CRITICAL, None, build.t0)
     assert second.state.level == L.CRITICAL
     assert second.state.flagged_at == build.t0
     assert second.state.computed_level == L.LOW
@@ -511,7 +640,7 @@ def test_lone_ticket_is_its_own_risk_until_it_joins_a_cluster(
     assert cluster_outcome.reason == EmitReason.FIRST_CLASSIFICATION
     assert event.risk_id == cluster_risk_id("cl-7")
     assert event.ticket_ids == ["T-9"]
-    assert (event.ticket_count, event.distinct_customers) == (4, 3)
+    assert (event.ticket_count, event.distinct_customers) == (1, 1)
     assert event.level == L.MEDIUM
     assert event.first_reported_at == build.t0 - build.minutes(5)
     # The lone risk is not touched: its state cannot absorb the clustered ticket.
@@ -617,7 +746,10 @@ def test_same_evidence_does_not_undo_a_human_downgrade(
         cluster=build.cluster(7, surging=True),
     )
     outcome = classify(more_of_the_same, lowered, policy, more_of_the_same.occurred_at)
-    assert outcome.classified is None
+    assert outcome.reason == EmitReason.TICKET_JOINED
+    event = published(outcome)
+    assert (event.level, event.previous_level) == (L.LOW, None)
+    assert event.override is not None  # the human's level still holds
     assert outcome.state.level == L.LOW
     assert outcome.state.level_source == "override"
     decisive = [c.rule_id for c in outcome.state.rules_fired if c.decisive]
@@ -681,5 +813,6 @@ def test_overridden_category_is_kept_by_automatic_classification(
         "reputation_threat.press", ticket_id="T-4", cluster=build.cluster(9, surging=True)
     )
     outcome = classify(press, overridden.state, policy, build.t0 + build.minutes(5))
-    assert outcome.classified is None
+    assert outcome.reason == EmitReason.TICKET_JOINED
+    assert published(outcome).category == C.PRODUCT_SAFETY
     assert outcome.state.category == C.PRODUCT_SAFETY

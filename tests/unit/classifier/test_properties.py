@@ -15,6 +15,7 @@ from riskrelay.classifier.domain import (
     RiskState,
     apply_override,
     classify,
+    redundant_publications,
 )
 from riskrelay.classifier.policy import RiskPolicy, default_policy
 from riskrelay.shared.events import (
@@ -160,6 +161,27 @@ def test_level_never_falls_and_never_below_an_agent_flag(tickets: list[TicketFla
             assert any(c.decisive for c in outcome.classified.rules_fired)
         previous_level = level
     assert outcomes[0].reason == EmitReason.FIRST_CLASSIFICATION
+
+
+@settings(max_examples=150, deadline=None)
+@given(sequences)
+def test_every_ticket_is_published_and_the_counts_are_those_of_the_list(
+    tickets: list[TicketFlagged],
+) -> None:
+    outcomes = replay(tickets)
+    redundant = redundant_publications(outcomes)
+    announced: set[str] = set()
+    for n, outcome in enumerate(outcomes):
+        so_far = tickets[: n + 1]
+        if outcome.classified is not None:
+            event = outcome.classified
+            assert event.ticket_ids == list(dict.fromkeys(t.ticket_id for t in so_far))
+            assert event.ticket_count == len(event.ticket_ids)
+            assert event.distinct_customers == len({t.customer_id for t in so_far})
+            if n not in redundant:
+                announced.update([event.ticket_id, *event.ticket_ids])
+    # What a batch of these inputs publishes names every ticket that joined.
+    assert announced == {ticket.ticket_id for ticket in tickets}
 
 
 @settings(max_examples=100, deadline=None)

@@ -325,12 +325,22 @@ class RiskClassified(Contract):
     previous_level: RiskLevel | None = Field(
         default=None, description="Level before this event, on an upgrade or override."
     )
-    ticket_id: ShortText = Field(description="The ticket whose flag caused this classification.")
-    ticket_ids: list[ShortText] = Field(
-        description="Tickets of this risk known to this event (capped at 1000)."
+    ticket_id: ShortText = Field(
+        description=(
+            "The ticket whose flag caused this event. Every ticket that joins the risk is named "
+            "here or in `ticket_ids` of an event of the risk."
+        )
     )
-    ticket_count: int = Field(ge=1, description="Tickets of the risk.")
-    distinct_customers: int = Field(ge=1, description="Distinct customers of the risk.")
+    ticket_ids: list[ShortText] = Field(
+        description=(
+            "The risk's tickets in the order they joined, the first 1000 (the register's "
+            "`GET /v1/risks/{id}` lists every one)."
+        )
+    )
+    ticket_count: int = Field(
+        ge=1, description="Tickets that joined the risk; the length of `ticket_ids` up to 1000."
+    )
+    distinct_customers: int = Field(ge=1, description="Distinct customers of those tickets.")
     cluster_id: str | None = Field(default=None, max_length=128, description="Intake's cluster.")
     customer_segments: list[ShortText] = Field(default_factory=list, description="Segments hit.")
     products: list[ShortText] = Field(default_factory=list, description="Products involved.")
@@ -427,8 +437,10 @@ class RiskRegisterEntry(Contract):
     owner: ShortText | None = Field(default=None, description="Accountable owner.")
     first_reported_at: AwareDatetime = Field(description="First ticket's event time.")
     last_reported_at: AwareDatetime = Field(description="Latest ticket's event time.")
-    ticket_count: int = Field(ge=0, description="Linked tickets.")
-    distinct_customers: int = Field(ge=0, description="Distinct customers affected.")
+    ticket_count: int = Field(
+        ge=0, description="Linked tickets; the length of `ticket_ids` up to 1000."
+    )
+    distinct_customers: int = Field(ge=0, description="Distinct customers of those tickets.")
     customer_segments: list[ShortText] = Field(default_factory=list, description="Segments.")
     products: list[ShortText] = Field(default_factory=list, description="Products.")
     indicators: list[Indicator] = Field(default_factory=list, description="Indicators seen.")
@@ -454,7 +466,11 @@ class RiskRegisterEntry(Contract):
     next_review_at: AwareDatetime | None = Field(default=None, description="Next review due.")
     updated_at: AwareDatetime = Field(description="When this version was written.")
     ticket_ids: list[ShortText] = Field(
-        default_factory=list, description="Linked tickets (capped at 1000)."
+        default_factory=list,
+        description=(
+            "Linked tickets in the order they joined, the first 1000 "
+            "(`GET /v1/risks/{id}` lists every one under `tickets`)."
+        ),
     )
 
 

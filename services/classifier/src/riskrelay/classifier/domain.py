@@ -16,10 +16,22 @@ a human closes it in the register), and a human override on the lone risk does n
   escalation clocks restart for the new level);
 - when the category changes at the same level. This is bounded: at the same level the
   category only moves to a rule of strictly higher precedence, and there are finitely many;
-- when the ticket count reaches one of the policy's ``reclassify_at_ticket_counts``, so
-  consumers see a growing risk without an event per ticket.
+- when a ticket joins the risk (:attr:`EmitReason.TICKET_JOINED`): the register lists every
+  ticket of a risk, and this event is how it learns of one that changes nothing else, such as
+  the earlier members intake re-flags when their cluster surges. Within one consumer batch,
+  :func:`redundant_publications` drops such an event when a later event of the same risk lists
+  its ticket, so a surge of many tickets is a few events, not one per ticket.
 
-Anything else (another ticket at the same level, a repeated input) updates the state silently.
+Anything else (a follow-up on a ticket the risk already has, at the same level and category,
+or a repeated input) updates the state silently.
+
+**Tickets and counts.** ``ticket_ids`` lists the risk's tickets in the order they joined, the
+first :data:`MAX_TICKET_IDS`; ``ticket_count`` and ``distinct_customers`` count the tickets that
+joined and their customers, so they equal the lengths of the lists while those hold everything.
+Once the list is full a ticket not in it counts as new, but never beyond intake's size of the
+cluster (which counts each ticket once), so a follow-up cannot inflate the count of a surging
+cluster whose members all joined. The policy sees more: intake's cluster size and distinct
+customers cover similar reports that were never flagged (see :func:`facts_of`).
 
 **Never downgraded automatically.** A lower computed level keeps the level already reached
 (the explanation then names ``classifier.no_automatic_downgrade`` as decisive). Only a human
@@ -86,7 +98,7 @@ class EmitReason(StrEnum):
     FIRST_CLASSIFICATION = "first_classification"
     UPGRADE = "upgrade"
     CATEGORY_CHANGE = "category_change"
-    TICKET_COUNT_THRESHOLD = "ticket_count_threshold"
+    TICKET_JOINED = "ticket_joined"
     OVERRIDE = "override"
 
 
@@ -138,9 +150,9 @@ class RiskState(BaseModel):
     flagged_at: AwareDatetime = Field(description="When the risk reached its current level.")
 
     ticket_ids: tuple[str, ...] = Field(description=f"First {MAX_TICKET_IDS} tickets.")
-    ticket_count: int = Field(ge=1)
+    ticket_count: int = Field(ge=1, description="Tickets that joined the risk.")
     customer_ids: tuple[str, ...] = Field(description=f"First {MAX_CUSTOMER_IDS} customers.")
-    distinct_customers: int = Field(ge=1)
+    distinct_customers: int = Field(ge=1, description="Customers of those tickets.")
     last_ticket_id: str = Field(max_length=256)
     title: str = Field(max_length=MAX_TITLE)
     redacted_summary: str = Field(max_length=2_000)
@@ -156,7 +168,10 @@ class RiskState(BaseModel):
     data_classification: tuple[PersonalDataKind, ...] = ()
     vulnerable_customer: bool = False
     max_financial_amount: float | None = None
-    cluster_size: int | None = None
+    cluster_size: int | None = Field(default=None, description="Largest size intake reported.")
+    cluster_customers: int | None = Field(
+        default=None, description="Most distinct customers intake reported for the cluster."
+    )
     surging: bool = Field(default=False, description="Sticky: the cluster surged at some point.")
     agent_level: RiskLevel | None = Field(default=None, description="Highest agent Risk Flag.")
     agent_category: RiskCategory | None = None
@@ -305,18 +320,45 @@ def _agent_view(
     return level, category
 
 
+def _member_count(
+    previous: int | None,
+    before: Sequence[str],
+    after: Sequence[str],
+    value: str,
+    *,
+    limit: int,
+    bound: int | None,
+) -> int:
+    """Distinct tickets (or customers) of a risk once ``value`` is folded in.
+
+    Exact while the list (``before`` -> ``after``, at most ``limit`` long) holds them all.
+    Once it is full, a value missing from it may be new or one seen after it filled, so it
+    counts as new but never past ``bound``, intake's count for the cluster, which sees every
+    ticket once.
+    """
+    if previous is None or len(after) < limit:
+        return len(after)
+    if value in before or len(after) > len(before):
+        return max(previous, len(after))
+    grown = previous + 1
+    return grown if bound is None else max(previous, min(grown, bound))
+
+
 def _accumulate(
     state: RiskState | None, flagged: TicketFlagged, risk_id: str, policy: RiskPolicy
 ) -> dict[str, object]:
     """The state's facts with ``flagged`` folded in (a dict of RiskState fields)."""
     cluster = flagged.cluster
     starts = [flagged.occurred_at] + ([cluster.first_seen_at] if cluster else [])
-    ticket_ids = _extend(state.ticket_ids if state else (), [flagged.ticket_id], MAX_TICKET_IDS)
-    customer_ids = _extend(
-        state.customer_ids if state else (), [flagged.customer_id], MAX_CUSTOMER_IDS
-    )
     cluster_size = max((state.cluster_size or 0) if state else 0, cluster.size if cluster else 0)
-    cluster_customers = cluster.distinct_customers if cluster else 0
+    cluster_customers = max(
+        (state.cluster_customers or 0) if state else 0,
+        cluster.distinct_customers if cluster else 0,
+    )
+    known_tickets = state.ticket_ids if state else ()
+    ticket_ids = _extend(known_tickets, [flagged.ticket_id], MAX_TICKET_IDS)
+    known_customers = state.customer_ids if state else ()
+    customer_ids = _extend(known_customers, [flagged.customer_id], MAX_CUSTOMER_IDS)
     agent_level, agent_category = _agent_view(state, flagged)
     return {
         "risk_id": risk_id,
@@ -326,10 +368,22 @@ def _accumulate(
             [flagged.occurred_at, *([state.last_reported_at] if state else [])]
         ),
         "ticket_ids": ticket_ids,
-        "ticket_count": max(state.ticket_count if state else 1, len(ticket_ids), cluster_size or 1),
+        "ticket_count": _member_count(
+            state.ticket_count if state else None,
+            known_tickets,
+            ticket_ids,
+            flagged.ticket_id,
+            limit=MAX_TICKET_IDS,
+            bound=cluster_size or None,
+        ),
         "customer_ids": customer_ids,
-        "distinct_customers": max(
-            state.distinct_customers if state else 1, len(customer_ids), cluster_customers
+        "distinct_customers": _member_count(
+            state.distinct_customers if state else None,
+            known_customers,
+            customer_ids,
+            flagged.customer_id,
+            limit=MAX_CUSTOMER_IDS,
+            bound=cluster_customers or None,
         ),
         "last_ticket_id": flagged.ticket_id,
         "title": state.title if state else _title(flagged),
@@ -357,6 +411,7 @@ def _accumulate(
             state.max_financial_amount if state else None, flagged.financial_amount
         ),
         "cluster_size": cluster_size or None,
+        "cluster_customers": cluster_customers or None,
         "surging": (state.surging if state else False) or bool(cluster and cluster.surging),
         "agent_level": agent_level,
         "agent_category": agent_category,
@@ -368,7 +423,8 @@ def _lowered(values: Iterable[str]) -> frozenset[str]:
 
 
 def facts_of(state: RiskState) -> RiskFacts:
-    """The policy's view of a risk."""
+    """The policy's view of a risk: its counts include intake's view of the cluster, since
+    similar reports that were never flagged still show how many customers are affected."""
     return RiskFacts(
         detections=state.detections,
         tags=_lowered(state.tags),
@@ -379,8 +435,8 @@ def facts_of(state: RiskState) -> RiskFacts:
         vulnerable_customer=state.vulnerable_customer,
         max_financial_amount=state.max_financial_amount,
         data_classification=frozenset(state.data_classification),
-        distinct_customers=state.distinct_customers,
-        ticket_count=state.ticket_count,
+        distinct_customers=max(state.distinct_customers, state.cluster_customers or 0),
+        ticket_count=max(state.ticket_count, state.cluster_size or 0),
         clustered=state.cluster_id is not None,
         surging=state.surging,
         agent_level=state.agent_level,
@@ -420,10 +476,6 @@ def _held_contributions(
         hold,
         *(c.model_copy(update={"decisive": False}) for c in decision.contributions),
     )
-
-
-def _crossed_threshold(policy: RiskPolicy, before: int, after: int) -> bool:
-    return any(before < count <= after for count in policy.reclassify_at_ticket_counts)
 
 
 def classify(
@@ -520,8 +572,8 @@ def classify(
         reason = EmitReason.UPGRADE
     elif category != state.category:
         reason = EmitReason.CATEGORY_CHANGE
-    elif _crossed_threshold(policy, state.ticket_count, new_state.ticket_count):
-        reason = EmitReason.TICKET_COUNT_THRESHOLD
+    elif flagged.ticket_id not in state.ticket_ids:
+        reason = EmitReason.TICKET_JOINED
     classified = (
         None
         if reason is None
@@ -557,6 +609,30 @@ def _publication(state: RiskState, *, previous_level: RiskLevel | None) -> RiskC
         override=state.override if state.level_source == "override" else None,
         data_classification=list(state.data_classification),
     )
+
+
+def redundant_publications(outcomes: Sequence[ClassificationOutcome]) -> frozenset[int]:
+    """Positions in ``outcomes`` (one consumer batch, in order) whose publication may be dropped.
+
+    A :attr:`EmitReason.TICKET_JOINED` event says only that its ticket joined; when a later
+    event of the same risk in the batch lists that ticket, the later one says it too, with the
+    newer state, so the earlier is redundant. Every other reason is always published. A ticket
+    past the list's bound is never listed, so its event stays: the register links tickets from
+    ``ticket_id`` as well.
+    """
+    listed_later: dict[str, set[str]] = {}
+    redundant: set[int] = set()
+    for position in range(len(outcomes) - 1, -1, -1):
+        classified = outcomes[position].classified
+        if classified is None:
+            continue
+        listed = listed_later.setdefault(classified.risk_id, set())
+        if outcomes[position].reason is EmitReason.TICKET_JOINED and classified.ticket_id in listed:
+            redundant.add(position)
+            continue
+        listed.update(classified.ticket_ids)
+        listed.add(classified.ticket_id)
+    return frozenset(redundant)
 
 
 # ---------------------------------------------------------------------------------------------

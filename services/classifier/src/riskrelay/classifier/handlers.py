@@ -20,6 +20,7 @@ from riskrelay.classifier.domain import (
     RiskState,
     apply_override,
     classify,
+    redundant_publications,
     risk_id_for,
 )
 from riskrelay.classifier.policy import RiskPolicy, default_policy, load_policy
@@ -73,7 +74,7 @@ class ClassifierMetrics:
         return cls(
             classified=Counter(
                 "riskrelay_classifier_classified",
-                "risk-classified events emitted (new risks, upgrades, overrides).",
+                "risk-classified events emitted (new risks, upgrades, new tickets, overrides).",
                 ["level", "category"],
                 registry=context.registry,
             ),
@@ -106,19 +107,24 @@ async def classify_batch(
         risk_ids = [risk_id_for(event.data) for event in events]
         states: dict[str, RiskState] = await store.load_states(connection, risk_ids)
         changed: dict[str, RiskState] = {}
+        outcomes: list[ClassificationOutcome] = []
         for event, risk_id in zip(events, risk_ids, strict=True):
             outcome = classify(event.data, states.get(risk_id), policy, event.time)
             states[risk_id] = changed[risk_id] = outcome.state
-            if outcome.event_step is not None:
-                published = _outgoing(
-                    context,
-                    outcome,
-                    derive_event_id(event.id, outcome.event_step),
-                    event.id,
-                    event.time,
-                )
-                if published is not None:
-                    outgoing.append(published)
+            outcomes.append(outcome)
+        redundant = redundant_publications(outcomes)
+        for position, (event, outcome) in enumerate(zip(events, outcomes, strict=True)):
+            if outcome.event_step is None or position in redundant:
+                continue
+            published = _outgoing(
+                context,
+                outcome,
+                derive_event_id(event.id, outcome.event_step),
+                event.id,
+                event.time,
+            )
+            if published is not None:
+                outgoing.append(published)
         await store.save_states(connection, changed.values())
         await Outbox.write(connection, outgoing)
     context.state["metrics"].count(outgoing)

@@ -300,7 +300,10 @@ class RiskPolicy(_PolicyModel):
     modifier_limits: ModifierLimits = Field(default_factory=ModifierLimits)
     reclassify_at_ticket_counts: tuple[int, ...] = Field(
         default=(),
-        description="Re-publish a risk when its ticket count reaches one of these (ascending).",
+        description=(
+            "Deprecated, ignored: every ticket that joins a risk is published. Accepted so that "
+            "policy files copied from earlier versions still load."
+        ),
     )
     evidence_limit: int = Field(default=50, ge=1, le=1_000, description="Detections kept.")
     evidence_per_rule: int = Field(default=3, ge=1, le=100, description="Examples per rule id.")
