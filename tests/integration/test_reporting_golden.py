@@ -177,15 +177,27 @@ async def test_replays_and_reordering_change_nothing(connection: asyncpg.Connect
     assert json.loads(first) == json.loads((GOLDEN / f"monthly-{MONTH}.json").read_text())
 
 
-async def test_a_period_without_data_gives_an_empty_report_that_says_so(
+async def test_a_period_without_activity_is_empty_and_one_before_the_data_has_no_data(
     connection: asyncpg.Connection,
 ) -> None:
     await apply(connection, history())
-    weekly = await build_weekly(connection, parse_week("2026-W02"), WEEKLY_NOW)
+    weekly = await build_weekly(connection, parse_week("2026-W42"), WEEKLY_NOW)
+    assert weekly.period.coverage == "complete"
     assert weekly.empty
     assert weekly.flagged_tickets.total == 0
     assert "this summary is empty" in weekly.notes[0]
     assert 'id="empty-notice"' in render_html(weekly)
+    # Before the history's first event (10 October) there is no data, which is not "empty".
+    before = await build_weekly(connection, parse_week("2026-W02"), WEEKLY_NOW)
+    assert before.period.coverage == "no_data"
+    assert before.notes == [
+        "No data for 2026-W02: the first event the read model holds is at"
+        " 2026-10-10T08:00:00+00:00."
+    ]
+    monthly_before = await build_monthly(connection, parse_month("2026-10"), MONTHLY_NOW)
+    assert monthly_before.previous_period.coverage == "no_data"
+    assert monthly_before.month_over_month.total.previous is None
+    assert not monthly_before.month_over_month.total.tested
     monthly = await build_monthly(
         connection, parse_month("2027-03"), datetime(2027, 4, 1, tzinfo=UTC)
     )

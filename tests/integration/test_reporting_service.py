@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from riskrelay.reporting.app import create_app
 from riskrelay.reporting.settings import ReportingSettings, ScheduleSettings
+from riskrelay.shared.kafka import dead_letter_headers
 from riskrelay.shared.settings import AuthSettings, DatabaseSettings, KafkaSettings
 from riskrelay.testing import header, produce, read_topic, running
 
@@ -161,10 +162,43 @@ async def test_unappliable_events_are_dead_lettered_and_counted(
     async with client(reporting, TOKENS["analyst"]) as http:
         reporting.state.context.state.pop("dashboard", None)
         figures = (await http.get("/v1/dashboard.json")).json()
-    assert figures["dead_letters"] == [
-        {"topic": "risk-classified", "records": 3, "last_failed_at": figures["dead_letters"][0]["last_failed_at"]}
-    ]  # fmt: skip
+    [topic] = figures["dead_letters"]
+    assert (topic["topic"], topic["records"], topic["dead_letters"]) == ("risk-classified", 3, 3)
+    assert [(c["consumer_group"], c["records"]) for c in topic["consumers"]] == [
+        ("riskrelay-reporting", 3)
+    ]
     assert figures["dead_letters_total"] == 3
+
+
+async def test_a_record_dead_lettered_by_two_consumers_counts_once(
+    reporting: FastAPI, kafka_settings: KafkaSettings
+) -> None:
+    """Reporting and classifier both read ticket-flagged, so a bad record there is dead-lettered
+    twice: the dashboard shows one record, with each consumer's count as the detail."""
+    prefix = kafka_settings.topic_prefix
+    source, dlq = f"{prefix}ticket-flagged", f"{prefix}ticket-flagged.dlq"
+    await produce(kafka_settings.bootstrap, source, [(b"T-1", b"{not json"), (b"T-2", b"[]")])
+    # Reporting's own consumer dead-letters both ...
+    await wait_for(reporting, "SELECT count(*) FROM dead_letters", 2)
+    # ... and so does the classifier's, with the headers every BatchConsumer writes.
+    bad = await read_topic(kafka_settings.bootstrap, source, expected=2, settle=0.2)
+    failed_at = NOW.replace(hour=8)
+    for record in [*bad, bad[0]]:  # bad[0] twice: a redelivery after a crash, dead-lettered again
+        headers = dead_letter_headers(
+            record, "invalid event", 1, f"{prefix}riskrelay-classifier", failed_at
+        )
+        await produce(kafka_settings.bootstrap, dlq, [(record.key, record.value or b"")], headers)
+    await wait_for(reporting, "SELECT count(*) FROM dead_letters", 5)
+    async with client(reporting, TOKENS["analyst"]) as http:
+        reporting.state.context.state.pop("dashboard", None)
+        figures = (await http.get("/v1/dashboard.json")).json()
+    [topic] = figures["dead_letters"]
+    assert (topic["topic"], topic["records"], topic["dead_letters"]) == ("ticket-flagged", 2, 5)
+    assert [(c["consumer_group"], c["records"]) for c in topic["consumers"]] == [
+        ("riskrelay-classifier", 2),
+        ("riskrelay-reporting", 2),
+    ]
+    assert figures["dead_letters_total"] == 2
 
 
 async def test_report_endpoints_check_roles_and_reject_bad_input_clearly(
@@ -192,10 +226,10 @@ async def test_report_endpoints_check_roles_and_reject_bad_input_clearly(
         assert unknown.status_code == 422
         assert "format" in unknown.text
         assert "'html'" in unknown.text
-        empty = await http.get("/v1/reports/weekly?week=2026-W02&format=html")
+        empty = await http.get("/v1/reports/weekly?week=2026-W42&format=html")
         assert empty.status_code == 200
         assert empty.headers["x-report-empty"] == "true"
-        assert "this summary is empty" in empty.text
+        assert "No data for 2026-W42" in empty.text  # nothing was consumed in this test
         for fmt, media in [("md", "text/markdown"), ("csv", "text/csv"), ("html", "text/html")]:
             response = await http.get(f"/v1/reports/monthly?month=2026-11&format={fmt}")
             assert response.status_code == 200

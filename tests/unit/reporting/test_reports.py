@@ -29,6 +29,7 @@ from riskrelay.reporting.reports import (
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 12, 1, 7, tzinfo=UTC)
+DATA_SINCE = datetime(2026, 9, 1, tzinfo=UTC)  # before every period below: all fully covered
 
 
 def test_breach_rate_counts_late_and_missed_acknowledgements_over_decided_steps() -> None:
@@ -60,7 +61,7 @@ def test_breakdown_lists_every_level_and_category_and_ranks_channels() -> None:
 
 
 def test_month_weeks_cover_partial_weeks_at_the_edges() -> None:
-    weeks = month_weeks(parse_month("2026-11"))
+    weeks = month_weeks(parse_month("2026-11"), DATA_SINCE, NOW)
     assert [w.week for w in weeks] == [
         "2026-W44", "2026-W45", "2026-W46", "2026-W47", "2026-W48", "2026-W49",
     ]  # fmt: skip
@@ -82,7 +83,9 @@ def test_change_compares_daily_rates_so_month_length_does_not_matter() -> None:
 def test_empty_inputs_make_empty_reports_that_say_so() -> None:
     week = parse_week("2026-W47")
     weekly = weekly_report(
-        WeeklyInputs([CountRow("total", None, 0)], [], [], RiskList(0), RiskList(0), RiskList(0)),
+        WeeklyInputs(
+            [CountRow("total", None, 0)], [], [], RiskList(0), RiskList(0), RiskList(0), DATA_SINCE
+        ),
         week,
         NOW,
     )
@@ -90,7 +93,10 @@ def test_empty_inputs_make_empty_reports_that_say_so() -> None:
     assert "empty" in weekly.notes[0]
     month = parse_month("2026-11")
     monthly = monthly_report(
-        MonthlyInputs([], [], 0, 0, [], [], [], 0, [], []), month, previous_month(month), NOW
+        MonthlyInputs([], [], 0, 0, [], [], [], 0, [], [], DATA_SINCE),
+        month,
+        previous_month(month),
+        NOW,
     )
     assert monthly.empty
     assert "empty" in monthly.notes[0]
@@ -117,6 +123,7 @@ def test_monthly_trend_intervals_and_month_over_month_from_rows() -> None:
         near_miss_total=0,
         near_misses=[],
         near_miss_categories=[],
+        data_since=DATA_SINCE,
     )
     report = monthly_report(inputs, month, previous_month(month), NOW)
     critical = report.weekly_trend.by_level[0]
@@ -138,6 +145,7 @@ def test_markdown_cells_escape_table_syntax() -> None:
             RiskList(0),
             RiskList(0),
             RiskList(0),
+            DATA_SINCE,
         ),
         week,
         NOW,

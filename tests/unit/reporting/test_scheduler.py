@@ -76,7 +76,9 @@ async def test_a_run_writes_each_format_once_and_announces_it(
 
         rendered.append((kind, period.label, fmt))
         report = weekly_report(
-            WeeklyInputs([], [], [], RiskList(0), RiskList(0), RiskList(0)), period, now
+            WeeklyInputs([], [], [], RiskList(0), RiskList(0), RiskList(0), period.start),
+            period,
+            now,
         )
         return Rendered(report, f"{kind} {period.label} {fmt.value}", 0.01)
 

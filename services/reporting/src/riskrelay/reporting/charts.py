@@ -69,21 +69,31 @@ def bar_chart(title: str, bars: Sequence[Bar], width: int = 560) -> Markup:
 
 @dataclass(frozen=True)
 class Series:
+    """One bar per group; ``None`` where the group is not drawn (see ``grouped_bars``)."""
+
     key: str
     label: str
-    values: Sequence[int]
-    lows: Sequence[float]
-    highs: Sequence[float]
+    values: Sequence[int | None]
+    lows: Sequence[float | None]
+    highs: Sequence[float | None]
 
 
 def grouped_bars(
-    title: str, groups: Sequence[str], series: Sequence[Series], width: int = 720
+    title: str,
+    groups: Sequence[str],
+    series: Sequence[Series],
+    width: int = 720,
+    blanks: Sequence[str | None] = (),
 ) -> Markup:
-    """Vertical bars per group (week) and series (level), with 95% interval whiskers."""
+    """Vertical bars per group (week) and series (level), with 95% interval whiskers.
+
+    A group whose ``blanks`` entry is a text (``not begun``, ``no data``) gets that text in
+    place of bars: nothing is drawn for a week that has not happened or has no data."""
     left, bottom, top, legend = 36, 24, 10, 22
     height = 220
     plot_height = height - bottom - top - legend
-    ceiling = max((h for s in series for h in s.highs), default=1.0) or 1.0
+    highs = [h for s in series for h in s.highs if h is not None]
+    ceiling = max(highs, default=1.0) or 1.0
     ceiling = _nice_ceiling(ceiling)
     group_width = (width - left - 8) / max(len(groups), 1)
     bar_width = max(2.0, (group_width - 10) / max(len(series), 1))
@@ -107,8 +117,17 @@ def grouped_bars(
             f"<text x='{x0 + (group_width - 10) / 2:.1f}' y='{height - legend - 6}'"
             f" text-anchor='middle' {FONT}>{escape(group)}</text>"
         )
+        blank = blanks[g] if g < len(blanks) else None
+        if blank is not None:
+            body.append(
+                f"<text x='{x0 + (group_width - 10) / 2:.1f}' y='{y_of(0) - 8:.1f}'"
+                f" text-anchor='middle' fill='{NEUTRAL}' {FONT}>{escape(blank)}</text>"
+            )
+            continue
         for s_index, item in enumerate(series):
-            value = item.values[g]
+            value, low, high = item.values[g], item.lows[g], item.highs[g]
+            if value is None or low is None or high is None:
+                continue
             x = x0 + s_index * bar_width
             body.append(
                 f"<rect x='{x:.1f}' y='{y_of(value):.1f}' width='{bar_width - 1:.1f}'"
@@ -117,8 +136,8 @@ def grouped_bars(
             )
             middle = x + (bar_width - 1) / 2
             body.append(
-                f"<line x1='{middle:.1f}' y1='{y_of(item.lows[g]):.1f}' x2='{middle:.1f}'"
-                f" y2='{y_of(item.highs[g]):.1f}' stroke='#111827' stroke-width='0.8'/>"
+                f"<line x1='{middle:.1f}' y1='{y_of(low):.1f}' x2='{middle:.1f}'"
+                f" y2='{y_of(high):.1f}' stroke='#111827' stroke-width='0.8'/>"
             )
     x = left
     for s_index, item in enumerate(series):

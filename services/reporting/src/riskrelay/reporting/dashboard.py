@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from riskrelay.reporting.model import Output
 from riskrelay.reporting.periods import Period
 from riskrelay.reporting.reports import LEVELS_DESCENDING, escalation_item, level_label
-from riskrelay.reporting.store import DashboardInputs
+from riskrelay.reporting.store import DashboardInputs, DeadLetterCount
 from riskrelay.shared.kafka import aiokafka_client_options, true_end_offsets
 from riskrelay.shared.logging import get_logger
 from riskrelay.shared.settings import KafkaSettings
@@ -54,10 +54,23 @@ class ClusterFigure(Output):
     level: int | None
 
 
-class DeadLetterFigure(Output):
-    topic: str
+class DeadLetterConsumer(Output):
+    """One consumer group's share of a topic's dead letters (``unknown``: not in the headers)."""
+
+    consumer_group: str
     records: int
     last_failed_at: datetime | None
+
+
+class DeadLetterFigure(Output):
+    """Source records of one topic that were dead-lettered, each counted once; ``dead_letters``
+    is how many dead-letter records stand for them (one per consumer that gave up, or more)."""
+
+    topic: str
+    records: int
+    dead_letters: int
+    last_failed_at: datetime | None
+    consumers: list[DeadLetterConsumer]
 
 
 class TopicLag(Output):
@@ -131,9 +144,7 @@ def dashboard_view(
         )
         for channel, tickets, flagged in inputs.flag_rate
     ]
-    dead = [
-        DeadLetterFigure(topic=t, records=n, last_failed_at=at) for t, n, at in inputs.dead_letters
-    ]
+    dead = dead_letter_figures(inputs.dead_letters)
     return DashboardView(
         generated_at=now,
         window_hours=window_hours,
@@ -150,6 +161,34 @@ def dashboard_view(
         consumer_lag=lag,
         read_model_updated_at=read_model_updated_at,
     )
+
+
+UNKNOWN_CONSUMER = "unknown"
+
+
+def dead_letter_figures(rows: list[DeadLetterCount]) -> list[DeadLetterFigure]:
+    """Per topic: source records once, with each consumer group's count as the detail."""
+    consumers: dict[str, list[DeadLetterConsumer]] = {}
+    for row in rows:
+        if row.per_consumer:
+            consumers.setdefault(row.source_topic, []).append(
+                DeadLetterConsumer(
+                    consumer_group=row.consumer_group or UNKNOWN_CONSUMER,
+                    records=row.records,
+                    last_failed_at=row.last_failed_at,
+                )
+            )
+    return [
+        DeadLetterFigure(
+            topic=row.source_topic,
+            records=row.records,
+            dead_letters=row.dead_letters,
+            last_failed_at=row.last_failed_at,
+            consumers=consumers.get(row.source_topic, []),
+        )
+        for row in rows
+        if not row.per_consumer
+    ]
 
 
 @dataclass

@@ -112,7 +112,17 @@ def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
     return None
 
 
+def _int_header(record: ConsumerRecord[bytes, bytes], name: str) -> int | None:
+    raw = _header(record, name)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def dead_letter_row(record: ConsumerRecord[bytes, bytes], prefix: str) -> store.DeadLetterRow:
+    """Where a dead letter is and which source record it stands for (from its ``dlq_*``
+    headers; a header that is missing or malformed is left out, never guessed)."""
     source = _header(record, "dlq_source_topic") or record.topic.removesuffix(DLQ_SUFFIX)
     failed_at: datetime | None = None
     raw_time = _header(record, "dlq_failed_at")
@@ -123,12 +133,20 @@ def dead_letter_row(record: ConsumerRecord[bytes, bytes], prefix: str) -> store.
             failed_at = None
     if failed_at is not None and failed_at.tzinfo is None:
         failed_at = failed_at.replace(tzinfo=UTC)
+    source_partition = _int_header(record, "dlq_source_partition")
+    source_offset = _int_header(record, "dlq_source_offset")
+    if source_partition is None or source_offset is None:
+        source_partition = source_offset = None
+    group = _header(record, "dlq_consumer_group")
     return store.DeadLetterRow(
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
         source_topic=source.removeprefix(prefix),
         failed_at=failed_at,
+        source_partition=source_partition,
+        source_offset=source_offset,
+        consumer_group=group.removeprefix(prefix) if group else None,
     )
 
 

@@ -85,6 +85,8 @@ class WeeklyInputs:
     open_risks: RiskList
     agenda_low: RiskList
     agenda_level3: RiskList
+    data_since: datetime | None
+    """Time of the first event the read model holds (None: it holds none)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ class MonthlyInputs:
     near_miss_total: int
     near_misses: list[NearMissRow]
     near_miss_categories: list[CountRow]
+    data_since: datetime | None
+    """Time of the first event the read model holds (None: it holds none)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,11 +166,20 @@ class Output(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Coverage = Literal["complete", "partial", "no_data", "future"]
+
+
 class PeriodInfo(Output):
+    """A period and the part of it the read model has data for (see ``periods.coverage``)."""
+
     label: str
     start: datetime
     end: datetime
     timezone: Literal["UTC"] = "UTC"
+    coverage: Coverage
+    covered_from: datetime | None
+    covered_until: datetime | None
+    covered_days: float
 
 
 class CountItem(Output):
@@ -262,19 +275,23 @@ class WeekInfo(Output):
     week: str
     start: datetime
     days_in_month: int
+    coverage: Coverage
 
 
 class WeekCount(Output):
+    """Tickets of one week; ``None`` (not drawn) for a week in the future or with no data."""
+
     week: str
-    tickets: int
-    ci_low: float
-    ci_high: float
+    coverage: Coverage
+    tickets: int | None
+    ci_low: float | None
+    ci_high: float | None
 
 
 class TrendSeries(Output):
     key: str
     label: str
-    total: int
+    total: int | None
     weeks: list[WeekCount]
 
 
@@ -285,12 +302,17 @@ class WeeklyTrend(Output):
 
 
 class ChangeItem(Output):
+    """This month against the previous one; a month without data has ``None`` counts and rates
+    and no test is run (``tested`` false, ``note`` says why)."""
+
     key: str
     label: str
-    current: int
-    previous: int
-    current_per_day: float
-    previous_per_day: float
+    current: int | None
+    previous: int | None
+    current_per_day: float | None
+    previous_per_day: float | None
+    tested: bool
+    note: str | None
     change_pct: float | None
     rate_ratio: float | None
     ci_low: float | None
@@ -377,7 +399,7 @@ class MonthlyReport(Output):
     empty: bool
     notes: list[str]
     methods: Methods
-    flagged_tickets: int
+    flagged_tickets: int | None
     new_risks: int
     weekly_trend: WeeklyTrend
     month_over_month: MonthOverMonth

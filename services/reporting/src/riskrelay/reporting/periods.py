@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -103,3 +104,45 @@ def previous_month(period: Period) -> Period:
 
 def week_label(moment: datetime) -> str:
     return week_of(moment).label
+
+
+CoverageStatus = Literal["complete", "partial", "no_data", "future"]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a period the read model can speak for, as of a report's ``now``.
+
+    Data exist from the first event the read model holds (``data_since``) up to ``now``: a
+    period entirely before that first event has *no data* (its zeros would be a guess, not a
+    count), one that starts after ``now`` is in the *future*, and one cut by either bound is
+    *partial*. Rates are taken over the covered part only (``covered_from`` to
+    ``covered_until``).
+    """
+
+    status: CoverageStatus
+    covered_from: datetime | None
+    covered_until: datetime | None
+
+    @property
+    def covered(self) -> bool:
+        return self.status in ("complete", "partial")
+
+    @property
+    def days(self) -> float:
+        """Covered length in days (0.0 without data)."""
+        if self.covered_from is None or self.covered_until is None:
+            return 0.0
+        return (self.covered_until - self.covered_from).total_seconds() / 86_400.0
+
+
+def coverage(period: Period, data_since: datetime | None, now: datetime) -> Coverage:
+    """The part of ``period`` between the first event (``data_since``) and ``now``."""
+    if now <= period.start:
+        return Coverage("future", None, None)
+    if data_since is None or data_since >= min(period.end, now):
+        return Coverage("no_data", None, None)
+    start = max(period.start, data_since)
+    end = min(period.end, now)
+    status: CoverageStatus = "complete" if (start, end) == (period.start, period.end) else "partial"
+    return Coverage(status, start, end)

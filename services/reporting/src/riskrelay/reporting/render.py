@@ -95,6 +95,8 @@ def environment() -> Environment:
         day_before=_day_before,
         md=_markdown_cell,
         category=category_label,
+        count=_count,
+        coverage_text=_coverage_text,
     )
     return env
 
@@ -104,8 +106,21 @@ def weekly_charts(report: WeeklyReport) -> dict[str, Markup]:
     return {"levels": bar_chart("Risk-flagged tickets by level", bars)}
 
 
+COVERAGE_TEXT = {"future": "not begun", "no_data": "no data"}
+
+
+def _coverage_text(coverage: str) -> str:
+    """How a period or week without figures is shown: never as a zero."""
+    return COVERAGE_TEXT.get(coverage, "")
+
+
+def _count(value: int | None, missing: str = "no data") -> str:
+    return missing if value is None else str(value)
+
+
 def monthly_charts(report: MonthlyReport) -> dict[str, Markup]:
     weeks = [w.week for w in report.weekly_trend.weeks]
+    blanks = [COVERAGE_TEXT.get(w.coverage) for w in report.weekly_trend.weeks]
     series = [
         Series(
             s.key,
@@ -120,10 +135,12 @@ def monthly_charts(report: MonthlyReport) -> dict[str, Markup]:
     ratios = [
         Ratio(c.label, c.rate_ratio, c.ci_low, c.ci_high)
         for c in [change.total, *change.by_level, *change.by_category]
-        if c.current or c.previous
+        if c.tested and (c.current or c.previous)
     ]
     return {
-        "trend_levels": grouped_bars("Weekly risk-flagged tickets by level", weeks, series),
+        "trend_levels": grouped_bars(
+            "Weekly risk-flagged tickets by level", weeks, series, blanks=blanks
+        ),
         "ratios": ratio_chart("Month-over-month rate ratios", ratios),
     }
 

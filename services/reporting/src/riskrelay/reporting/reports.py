@@ -47,7 +47,7 @@ from riskrelay.reporting.model import (
     WeeklyReport,
     WeeklyTrend,
 )
-from riskrelay.reporting.periods import Period, week_label
+from riskrelay.reporting.periods import Coverage, Period, coverage, week_label
 from riskrelay.reporting.stats import compare_poisson_rates, poisson_interval, wilson_interval
 from riskrelay.shared.events import RiskCategory, RiskLevel
 
@@ -59,14 +59,18 @@ SIGNIFICANCE = 0.05
 METHODS = Methods(
     weekly_counts=(
         "Weekly counts are Poisson counts with Garwood's exact 95% interval"
-        " (chi-square quantiles with 2k and 2k+2 degrees of freedom, halved)."
+        " (chi-square quantiles with 2k and 2k+2 degrees of freedom, halved). Weeks that have"
+        " not begun at the report's time, or end before the first event, are not drawn."
     ),
     month_over_month=(
         "Change is the ratio of daily rates (tickets per day, so months of different length compare"
         " fairly), tested with the exact conditional test for two Poisson rates: given both months'"
         " total, this month's count is binomial. The 95% interval is Clopper-Pearson's for that"
         " binomial share, mapped to the rate ratio; the two-sided p-value doubles the smaller"
-        f" tail. 'significant' means p < {SIGNIFICANCE}."
+        f" tail. 'significant' means p < {SIGNIFICANCE}. Rates are over the part of each month"
+        " the data cover (from the first event the read model holds, up to the report's time);"
+        " a month with no data (before that first event) is 'no data', not zero, and is not"
+        " tested."
     ),
     proportions="Breach and recurrence rates carry Wilson's 95% score interval.",
     levels=(
@@ -99,8 +103,41 @@ def _share(part: int, whole: int) -> float | None:
     return _round(part / whole) if whole else None
 
 
-def _period_info(period: Period) -> PeriodInfo:
-    return PeriodInfo(label=period.label, start=period.start, end=period.end)
+def _period_info(period: Period, covered: Coverage) -> PeriodInfo:
+    return PeriodInfo(
+        label=period.label,
+        start=period.start,
+        end=period.end,
+        coverage=covered.status,
+        covered_from=covered.covered_from,
+        covered_until=covered.covered_until,
+        covered_days=round(covered.days, 4),
+    )
+
+
+def _since(data_since: datetime | None) -> str:
+    if data_since is None:
+        return "the read model holds no events yet"
+    return f"the first event the read model holds is at {data_since.isoformat()}"
+
+
+def coverage_notes(
+    period: Period, covered: Coverage, data_since: datetime | None, now: datetime
+) -> list[str]:
+    """What a reader must know about the period's coverage before reading its figures."""
+    if covered.status == "future":
+        return [f"{period.label} has not begun at {now.isoformat()}: there is nothing to report."]
+    if covered.status == "no_data":
+        return [f"No data for {period.label}: {_since(data_since)}."]
+    notes = []
+    if covered.covered_from is not None and covered.covered_from > period.start:
+        notes.append(
+            f"Data start within {period.label}: {_since(data_since)}; figures cover"
+            f" {covered.days:.1f} of its {period.days} days."
+        )
+    if now < period.end:
+        notes.append(f"{period.label} is not over yet: figures cover it up to {now.isoformat()}.")
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,21 +321,21 @@ def weekly_report(inputs: WeeklyInputs, period: Period, now: datetime) -> Weekly
     flagged = flagged_breakdown(inputs.counts)
     activity = risk_activity(inputs.activity)
     escalations, escalations_total = escalation_items(inputs.escalations)
+    covered = coverage(period, inputs.data_since, now)
     empty = flagged.total == 0 and activity.total.active == 0 and escalations_total.steps == 0
     notes = []
-    if empty:
+    if empty and covered.covered:
         notes.append(
             f"No risk-flagged tickets, risk activity or escalations in {period.label}:"
             " this summary is empty."
         )
-    if now < period.end:
-        notes.append(f"{period.label} is not over yet: figures cover it up to {now.isoformat()}.")
+    notes.extend(coverage_notes(period, covered, inputs.data_since, now))
     unclassified = next((i.tickets for i in flagged.by_level if i.key == UNCLASSIFIED), 0)
     if unclassified:
         notes.append(f"{unclassified} flagged ticket(s) belong to no classified risk yet.")
     return WeeklyReport(
         title=f"Weekly Risk Summary {period.label}",
-        period=_period_info(period),
+        period=_period_info(period, covered),
         generated_at=now,
         empty=empty,
         notes=notes,
@@ -319,15 +356,30 @@ def weekly_report(inputs: WeeklyInputs, period: Period, now: datetime) -> Weekly
 # ---------------------------------------------------------------------------------------------
 
 
-def month_weeks(period: Period) -> list[WeekInfo]:
-    """ISO weeks overlapping the month, with how many of their days fall inside it."""
+def month_weeks(period: Period, data_since: datetime | None, now: datetime) -> list[WeekInfo]:
+    """ISO weeks overlapping the month, with how many of their days fall inside it and how much
+    of that part the data cover."""
     weeks = []
     monday = period.start - timedelta(days=period.start.weekday())
     while monday < period.end:
-        inside = min(monday + timedelta(days=7), period.end) - max(monday, period.start)
-        weeks.append(WeekInfo(week=week_label(monday), start=monday, days_in_month=inside.days))
+        label = week_label(monday)
+        inside = Period(
+            label, max(monday, period.start), min(monday + timedelta(days=7), period.end)
+        )
+        weeks.append(
+            WeekInfo(
+                week=label,
+                start=monday,
+                days_in_month=inside.days,
+                coverage=coverage(inside, data_since, now).status,
+            )
+        )
         monday += timedelta(days=7)
     return weeks
+
+
+def _drawn(week: WeekInfo) -> bool:
+    return week.coverage in ("complete", "partial")
 
 
 def _trend_series(
@@ -346,19 +398,31 @@ def _trend_series(
             continue
         points = []
         for week in weeks:
+            if not _drawn(week):
+                points.append(
+                    WeekCount(
+                        week=week.week,
+                        coverage=week.coverage,
+                        tickets=None,
+                        ci_low=None,
+                        ci_high=None,
+                    )
+                )
+                continue
             tickets = counts.get((key, week.week), 0)
             interval = poisson_interval(tickets)
             points.append(
                 WeekCount(
                     week=week.week,
+                    coverage=week.coverage,
                     tickets=tickets,
                     ci_low=round(interval.low, 3),
                     ci_high=round(interval.high, 3),
                 )
             )
-        series.append(
-            TrendSeries(key=key, label=label, total=sum(p.tickets for p in points), weeks=points)
-        )
+        drawn = [p.tickets for p in points if p.tickets is not None]
+        total = sum(drawn) if drawn else None
+        series.append(TrendSeries(key=key, label=label, total=total, weeks=points))
     return series
 
 
@@ -374,9 +438,40 @@ def _category_keys() -> list[tuple[str, str]]:
     ]
 
 
+def _per_day(count: int | None, days: float) -> float | None:
+    return None if count is None else round(count / days, 4)
+
+
 def change_item(
-    key: str, label: str, current: int, previous: int, current_days: int, previous_days: int
+    key: str,
+    label: str,
+    current: int | None,
+    previous: int | None,
+    current_days: float,
+    previous_days: float,
+    no_data: str | None = None,
 ) -> ChangeItem:
+    """Daily rates over the covered days of each month, tested when both months have data.
+
+    ``None`` for a count means the month has no data (``no_data`` says which and why): the
+    other month's figures are still shown, but nothing is compared or tested."""
+    if current is None or previous is None:
+        return ChangeItem(
+            key=key,
+            label=label,
+            current=current,
+            previous=previous,
+            current_per_day=_per_day(current, current_days),
+            previous_per_day=_per_day(previous, previous_days),
+            tested=False,
+            note=no_data or "no data: not tested",
+            change_pct=None,
+            rate_ratio=None,
+            ci_low=None,
+            ci_high=None,
+            p_value=None,
+            significant=False,
+        )
     comparison = compare_poisson_rates(current, current_days, previous, previous_days)
     current_rate = current / current_days
     previous_rate = previous / previous_days
@@ -389,6 +484,8 @@ def change_item(
         previous=previous,
         current_per_day=round(current_rate, 4),
         previous_per_day=round(previous_rate, 4),
+        tested=comparison.p_value is not None,
+        note=None if comparison.p_value is not None else "no tickets in either month",
         change_pct=_round(change, 2),
         rate_ratio=_round(comparison.ratio),
         ci_low=_round(interval.low) if interval else None,
@@ -408,8 +505,31 @@ def _period_counts(rows: Sequence[PeriodCountRow], dimension: str) -> dict[tuple
 
 
 def month_over_month(
-    rows: Sequence[PeriodCountRow], period: Period, previous: Period
+    rows: Sequence[PeriodCountRow],
+    period: Period,
+    previous: Period,
+    current_coverage: Coverage,
+    previous_coverage: Coverage,
 ) -> MonthOverMonth:
+    """Each group's change; a month without data gives ``None`` counts and no test."""
+    missing = [
+        f"{p.label} ({'not begun' if c.status == 'future' else 'no data'})"
+        for p, c in ((period, current_coverage), (previous, previous_coverage))
+        if not c.covered
+    ]
+    no_data = f"{' and '.join(missing)}: not tested" if missing else None
+
+    def change(key: str, label: str, current: int, before: int) -> ChangeItem:
+        return change_item(
+            key,
+            label,
+            current if current_coverage.covered else None,
+            before if previous_coverage.covered else None,
+            current_coverage.days,
+            previous_coverage.days,
+            no_data,
+        )
+
     def items(dimension: str, keys: list[tuple[str, str]]) -> list[ChangeItem]:
         counts = _period_counts(rows, dimension)
         seen = {key for _, key in counts}
@@ -418,25 +538,18 @@ def month_over_month(
             if key == UNCLASSIFIED and key not in seen:
                 continue
             found.append(
-                change_item(
-                    key,
-                    label,
-                    counts.get(("current", key), 0),
-                    counts.get(("previous", key), 0),
-                    period.days,
-                    previous.days,
+                change(
+                    key, label, counts.get(("current", key), 0), counts.get(("previous", key), 0)
                 )
             )
         return found
 
     totals = _period_counts(rows, "total")
-    total = change_item(
+    total = change(
         "total",
         "All flagged tickets",
         sum(v for (p, _), v in totals.items() if p == "current"),
         sum(v for (p, _), v in totals.items() if p == "previous"),
-        period.days,
-        previous.days,
     )
     return MonthOverMonth(
         total=total,
@@ -524,12 +637,14 @@ def monthly_report(
 ) -> MonthlyReport:
     """The protocol's Monthly Risk Report: trends, recurring issues, mitigation effectiveness,
     escalation timeliness and near misses for one calendar month."""
-    weeks = month_weeks(period)
-    change = month_over_month(inputs.period_counts, period, previous)
+    covered = coverage(period, inputs.data_since, now)
+    previous_covered = coverage(previous, inputs.data_since, now)
+    weeks = month_weeks(period, inputs.data_since, now)
+    change = month_over_month(inputs.period_counts, period, previous, covered, previous_covered)
     escalations, escalations_total = escalation_items(inputs.escalations)
     mitigated = mitigation(inputs.mitigation)
     empty = (
-        change.total.current == 0
+        not change.total.current
         and inputs.new_risks == 0
         and inputs.recurring_total == 0
         and mitigated.total.mitigated == 0
@@ -537,14 +652,25 @@ def monthly_report(
         and inputs.near_miss_total == 0
     )
     notes = []
-    if empty:
+    if empty and covered.covered:
         notes.append(
             f"No risk-flagged tickets, risks, escalations or register changes in {period.label}:"
             " this report is empty."
         )
-    if now < period.end:
-        notes.append(f"{period.label} is not over yet: figures cover it up to {now.isoformat()}.")
-    if change.total.previous == 0 and change.total.current > 0:
+    notes.extend(coverage_notes(period, covered, inputs.data_since, now))
+    if covered.covered and previous_covered.status == "no_data":
+        notes.append(
+            f"No data for {previous.label}, the month compared with: {_since(inputs.data_since)}."
+            " Its counts are unknown, not zero, so nothing is compared or tested."
+        )
+    elif (
+        previous_covered.covered_from is not None and previous_covered.covered_from > previous.start
+    ):
+        notes.append(
+            f"Data start within {previous.label}: its rate is over its {previous_covered.days:.1f}"
+            f" covered days ({_since(inputs.data_since)})."
+        )
+    if change.total.previous == 0 and change.total.current:
         notes.append(f"{previous.label} had no flagged tickets: no month-over-month ratio.")
     if mitigated.total.mitigated:
         notes.append(
@@ -553,8 +679,8 @@ def monthly_report(
         )
     return MonthlyReport(
         title=f"Monthly Risk Report {period.label}",
-        period=_period_info(period),
-        previous_period=_period_info(previous),
+        period=_period_info(period, covered),
+        previous_period=_period_info(previous, previous_covered),
         generated_at=now,
         empty=empty,
         notes=notes,

@@ -354,11 +354,17 @@ async def apply_register_entries(
 
 @dataclass(frozen=True)
 class DeadLetterRow:
+    """One record of a dead-letter topic: where it is, and the source record it stands for
+    (``source_partition``/``source_offset`` None when its headers do not say)."""
+
     topic: str
     partition: int
     offset: int
     source_topic: str
     failed_at: datetime | None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    consumer_group: str | None = None
 
 
 async def apply_dead_letters(connection: Connection, rows: Sequence[DeadLetterRow]) -> int:
@@ -367,12 +373,29 @@ async def apply_dead_letters(connection: Connection, rows: Sequence[DeadLetterRo
         return 0
     inserted = await connection.fetch(
         """
-        INSERT INTO dead_letters (topic, partition, "offset", source_topic, failed_at)
-        SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::timestamptz[])
+        INSERT INTO dead_letters (topic, partition, "offset", source_topic, failed_at,
+                                  source_partition, source_offset, consumer_group)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::timestamptz[],
+                             $6::int[], $7::bigint[], $8::text[])
         ON CONFLICT DO NOTHING
         RETURNING 1
         """,
-        *_columns([(r.topic, r.partition, r.offset, r.source_topic, r.failed_at) for r in rows], 5),
+        *_columns(
+            [
+                (
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.source_topic,
+                    r.failed_at,
+                    r.source_partition,
+                    r.source_offset,
+                    r.consumer_group,
+                )
+                for r in rows
+            ],
+            8,
+        ),
     )
     return len(inserted)
 
@@ -438,6 +461,25 @@ def _tickets_after(risks: str, after_column: str, now: str) -> str:
           AND NOT EXISTS (SELECT 1 FROM ticket_risks other
                           WHERE other.ticket_id = f.ticket_id AND other.risk_id <> k.risk_id)
     )"""
+
+
+# Where the read model's knowledge starts: its earliest fact of any kind (indexed minimums). Dead
+# letters are left out: their times are when a consumer failed, not when anything happened.
+_DATA_SINCE = """
+SELECT LEAST(
+    (SELECT min(first_seen_at) FROM tickets),
+    (SELECT min(first_flagged_at) FROM flagged_tickets),
+    (SELECT min(classified_at) FROM risk_classifications),
+    (SELECT min(due_at) FROM escalation_notices),
+    (SELECT min(updated_at) FROM register_versions)
+)
+"""
+
+
+async def data_since(connection: Connection) -> datetime | None:
+    """Time of the first event the read model holds; None when it holds none."""
+    found: datetime | None = await connection.fetchval(_DATA_SINCE)
+    return found
 
 
 def _risk_item(row: asyncpg.Record) -> RiskItem:
@@ -657,6 +699,7 @@ async def weekly_inputs(
         open_risks = await connection.fetch(_OPEN_RISKS, now, limit)
         agenda_low = await connection.fetch(_AGENDA_LOW, period.start, period.end, now, limit)
         agenda_level3 = await connection.fetch(_AGENDA_LEVEL3, now, limit)
+        since = await data_since(connection)
     return WeeklyInputs(
         counts=[CountRow(r["dimension"], r["key"], r["tickets"]) for r in counts],
         activity=[
@@ -669,6 +712,7 @@ async def weekly_inputs(
         open_risks=_risk_list(open_risks),
         agenda_low=_risk_list(agenda_low),
         agenda_level3=_risk_list(agenda_level3),
+        data_since=since,
     )
 
 
@@ -829,6 +873,7 @@ async def monthly_inputs(
         escalations = await escalation_rows(connection, period, now)
         near_misses = await connection.fetch(_NEAR_MISSES, start, end, now, limit)
         near_miss_categories = await connection.fetch(_NEAR_MISS_CATEGORIES, start, end, now)
+        since = await data_since(connection)
     trend: list[TrendRow] = []
     period_counts: list[PeriodCountRow] = []
     for row in counts:
@@ -881,6 +926,7 @@ async def monthly_inputs(
         near_miss_categories=[
             CountRow("category", r["category"], r["risks"]) for r in near_miss_categories
         ],
+        data_since=since,
     )
 
 
@@ -951,10 +997,32 @@ ORDER BY c.size DESC, c.last_flagged_at DESC, c.cluster_id
 LIMIT $3
 """
 
+# A source record is counted once however many consumers (or redeliveries) dead-lettered it;
+# a dead letter that does not name its source record counts once by its own position.
 _DEAD_LETTERS = """
-SELECT source_topic, count(*) AS records, max(failed_at) AS last_failed_at
-FROM dead_letters GROUP BY source_topic ORDER BY source_topic
+SELECT source_topic, GROUPING(consumer_group) = 0 AS per_consumer, consumer_group,
+       count(DISTINCT (source_partition, source_offset)) FILTER (WHERE source_offset IS NOT NULL)
+           + count(*) FILTER (WHERE source_offset IS NULL) AS records,
+       count(*) AS dead_letters,
+       max(failed_at) AS last_failed_at
+FROM dead_letters
+GROUP BY GROUPING SETS ((source_topic), (source_topic, consumer_group))
+ORDER BY source_topic, per_consumer, consumer_group NULLS LAST
 """
+
+
+@dataclass(frozen=True)
+class DeadLetterCount:
+    """Source records dead-lettered from one topic (``per_consumer``: by one consumer group,
+    None when the dead letters do not name it) and how many dead letters stand for them."""
+
+    source_topic: str
+    per_consumer: bool
+    consumer_group: str | None
+    records: int
+    dead_letters: int
+    last_failed_at: datetime | None
+
 
 _FLAGGED_IN_WINDOW = """
 SELECT count(*) FROM flagged_tickets WHERE first_flagged_at >= $2 AND first_flagged_at <= $1
@@ -968,7 +1036,7 @@ class DashboardInputs:
     time_to_ack: list[EscalationRow]
     flag_rate: list[tuple[str, int, int]]
     clusters: list[dict[str, Any]]
-    dead_letters: list[tuple[str, int, datetime | None]]
+    dead_letters: list[DeadLetterCount]
     flagged_in_window: int
 
 
@@ -990,6 +1058,16 @@ async def dashboard_inputs(
         time_to_ack=time_to_ack,
         flag_rate=[(r["channel"], r["tickets"], r["flagged"]) for r in flag_rate],
         clusters=[dict(r) for r in clusters],
-        dead_letters=[(r["source_topic"], r["records"], r["last_failed_at"]) for r in dead],
+        dead_letters=[
+            DeadLetterCount(
+                r["source_topic"],
+                r["per_consumer"],
+                r["consumer_group"],
+                r["records"],
+                r["dead_letters"],
+                r["last_failed_at"],
+            )
+            for r in dead
+        ],
         flagged_in_window=flagged,
     )
