@@ -553,6 +553,36 @@ def test_merge_accumulates_and_keeps_the_maximum_level() -> None:
     assert merged.inherent_score == 20
 
 
+def test_every_ticket_a_surge_adds_is_listed_whatever_the_arrival_order() -> None:
+    # What the classifier publishes for a surge: the surging ticket first, then one event per
+    # earlier member intake re-flags, each listing the tickets so far.
+    joined = ["t-5", "t-1", "t-2", "t-3", "t-4"]
+    events = [
+        classified(
+            ticket_id=ticket_id,
+            ticket_ids=joined[: n + 1],
+            ticket_count=n + 1,
+            distinct_customers=n + 1,
+            flagged_at=T0,
+        )
+        for n, ticket_id in enumerate(joined)
+    ]
+    entry = None
+    for n, event in enumerate(events):
+        entry = merge_classification(entry, event, T0 + timedelta(seconds=n))
+        assert entry.ticket_ids == joined[: n + 1]
+        assert (entry.ticket_count, entry.distinct_customers) == (n + 1, n + 1)
+    assert entry is not None
+    assert entry.version == len(joined)
+
+    shuffled = None
+    for n, event in enumerate([events[0], events[3], events[1], events[4], events[2]]):
+        shuffled = merge_classification(shuffled, event, T0 + timedelta(seconds=n))
+    assert shuffled is not None
+    assert sorted(shuffled.ticket_ids) == sorted(joined)
+    assert (shuffled.ticket_count, shuffled.distinct_customers) == (5, 5)
+
+
 def test_upgrade_takes_the_lead_and_pulls_the_review_forward() -> None:
     first = merge_classification(None, classified(level=RiskLevel.MEDIUM), T0)
     assert first.next_review_at == T0 + timedelta(days=30)
