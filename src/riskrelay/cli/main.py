@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
@@ -20,7 +24,14 @@ from rich.table import Table
 from riskrelay.cli import kafka_tools
 from riskrelay.cli.classify import classify_command
 from riskrelay.cli.report import report_app
-from riskrelay.cli.stack import SERVICES, Stack, StackConfig, stop_from_state
+from riskrelay.cli.stack import (
+    INBOX_PORT,
+    SERVICES,
+    Stack,
+    StackConfig,
+    exit_description,
+    stop_from_state,
+)
 
 app = typer.Typer(
     help="riskrelay: catch customer-facing risk in support traffic and get it to the right people on time.",
@@ -40,8 +51,9 @@ app.add_typer(escalation_app, name="escalation")
 app.command("classify")(classify_command)
 app.add_typer(report_app, name="report")
 
-console = Console()
-errors = Console(stderr=True)
+# soft_wrap: a message is one line whatever the width, so the addresses in it stay whole.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 BootstrapOption = Annotated[
     str,
@@ -61,28 +73,72 @@ def _stack_config(
     data_dir: Path, kafka_port: int, pg_port: int, base_port: int | None
 ) -> StackConfig:
     ports = dict(SERVICES)
+    inbox_port = INBOX_PORT
     if base_port is not None:
         ports = {name: base_port + i for i, name in enumerate(SERVICES)}
+        inbox_port = base_port + len(SERVICES)
     return StackConfig(
-        data_dir=data_dir, kafka_port=kafka_port, pg_port=pg_port, service_ports=ports
+        data_dir=data_dir,
+        kafka_port=kafka_port,
+        pg_port=pg_port,
+        service_ports=ports,
+        inbox_port=inbox_port,
     )
 
 
-def _print_stack(config: StackConfig, stack: Stack) -> None:
+def print_whole(target: Console, renderable: RenderableType) -> None:
+    """Print without cutting: a terminal wraps at its width, anything else (a pipe, a log
+    file) gets lines as long as the content, so every URL stays whole."""
+    if target.is_terminal:
+        target.print(renderable)
+        return
+    needed = Measurement.get(target, target.options.update(width=10_000), renderable).maximum
+    Console(file=target.file, width=max(needed, target.width), no_color=True).print(renderable)
+
+
+def stack_table(config: StackConfig, stack: Stack) -> Table:
     table = Table(title="riskrelay dev stack", show_lines=False)
     table.add_column("component")
     table.add_column("address")
     table.add_column("docs / notes")
     table.add_row("kafka (tansu)", config.bootstrap, "in-memory; restart loses messages")
-    table.add_row("postgresql", stack.postgres.url, str(stack.postgres.data_dir))
-    for name, port in config.service_ports.items():
-        base = f"http://{config.http_host}:{port}"
+    pg_notes = str(stack.postgres.data_dir) if stack.postgres else "external"
+    table.add_row("postgresql", stack.database_url, pg_notes)
+    for name in config.service_ports:
+        base = config.service_url(name)
         notes = f"{base}/docs  {base}/docs/asyncapi"
         if name == "reporting":
             notes = f"{base}/dashboard  " + notes
         table.add_row(name, base, notes)
+    table.add_row(
+        "notifications", f"{config.inbox_url}/", f"demo roster's inbox: {config.inbox_file}"
+    )
     table.add_row("tokens", str(config.tokens_file), "role -> bearer token")
-    console.print(table)
+    return table
+
+
+class StopRequestedError(Exception):
+    """SIGTERM (from `riskrelay dev down`) reached `riskrelay dev up`."""
+
+
+def _stop_requested(signum: int, frame: FrameType | None) -> None:
+    # One request is enough; a second one must not interrupt the orderly stop it started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise StopRequestedError
+
+
+@contextlib.contextmanager
+def broker_errors() -> Iterator[None]:
+    """A broker that cannot be reached (or fails a request) is one line and exit code 1."""
+    kafka_tools.quiet_client_logs()
+    try:
+        yield
+    except kafka_tools.BrokerError as error:
+        errors.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+        raise typer.Exit(1) from error
+    except TimeoutError as error:
+        errors.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+        raise typer.Exit(1) from error
 
 
 @dev_app.command("up")
@@ -108,45 +164,42 @@ def dev_up(
             f"[red]a stack is already running (see {config.state_file}); run `riskrelay dev down` first[/]"
         )
         raise typer.Exit(1)
-    stack = Stack(config)
-    stopping = {"flag": False}
-
-    def _stop(signum: int, frame: object) -> None:
-        stopping["flag"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
+    stack = Stack(config, supervisor_pid=os.getpid())
+    signal.signal(signal.SIGTERM, _stop_requested)
     try:
-        with console.status("starting broker and PostgreSQL…"):
+        with console.status("starting broker, PostgreSQL and the notification inbox…"):
             stack.start_infrastructure()
         console.print(
-            f"[green]✓[/] broker on {config.bootstrap}, PostgreSQL on 127.0.0.1:{pg_port}"
+            f"[green]✓[/] broker on {config.bootstrap}, PostgreSQL on 127.0.0.1:{pg_port},"
+            f" notification inbox on {config.inbox_url}/"
         )
         with console.status("starting services (migrations, topics, consumer groups)…"):
             stack.start_services()
         console.print("[green]✓[/] all five services answer /readyz")
-        _print_stack(config, stack)
+        print_whole(console, stack_table(config, stack))
         if sample:
-            _publish_sample(config.bootstrap, "", sample, seed)
-        console.print("running; press Ctrl-C to stop")
+            _run_demo(config, sample, seed, datetime.now(UTC).replace(microsecond=0))
+        console.print("running; press Ctrl-C (or run `riskrelay dev down`) to stop")
         started = time.monotonic()
-        while not stopping["flag"]:
-            if exit_after is not None and time.monotonic() - started > exit_after:
-                break
-            for name, process in stack.services.items():
-                if process.poll() is not None:
-                    errors.print(
-                        f"[red]{name} exited with code {process.returncode}; see {config.data_dir}/logs/{name}.log[/]"
-                    )
-                    stopping["flag"] = True
+        while exit_after is None or time.monotonic() - started <= exit_after:
+            ended = {n: p.returncode for n, p in stack.processes().items() if p.poll() is not None}
+            for name, code in ended.items():
+                errors.print(
+                    f"[red]{name} {exit_description(code)}; see {config.logs_dir / (name + '.log')}[/]"
+                )
+            if ended:
+                raise typer.Exit(1)
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
-    except (RuntimeError, TimeoutError) as error:
+        console.print("stop requested (Ctrl-C)")
+    except StopRequestedError:
+        console.print("stop requested (`riskrelay dev down`)")
+    except (RuntimeError, TimeoutError, kafka_tools.BrokerError) as error:
         errors.print(f"[red]could not start the stack: {error}[/]")
-        stack.stop()
         raise typer.Exit(1) from error
     finally:
-        if stack.services or stack.broker.process:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if stack.running:
             with console.status("stopping…"):
                 stack.stop()
             console.print("stopped")
@@ -155,33 +208,94 @@ def dev_up(
 @dev_app.command("down")
 def dev_down(data_dir: DataDirOption = Path(".riskrelay")) -> None:
     """Stop a stack started by `riskrelay dev up` in another terminal."""
-    stopped = stop_from_state(StackConfig(data_dir=data_dir))
-    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    report = stop_from_state(StackConfig(data_dir=data_dir))
+    if not report.stopped:
+        console.print("nothing was running")
+    elif report.by_supervisor:
+        console.print(
+            f"`riskrelay dev up` (pid {report.by_supervisor}) stopped: {', '.join(report.stopped)}"
+        )
+    else:
+        console.print("stopped: " + ", ".join(report.stopped))
 
 
-def _publish_sample(bootstrap: str, prefix: str, count: int, seed: int) -> None:
-    from riskrelay.cli.sample_traffic import generate
+@dev_app.command("inbox", hidden=True)
+def dev_inbox(
+    file: Annotated[Path, typer.Option(help="JSON Lines file the notifications are appended to.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = INBOX_PORT,
+) -> None:
+    """The dev stack's notification inbox (`riskrelay dev up` starts it)."""
+    import uvicorn
 
-    events = generate(count, seed=seed, start=datetime.now(UTC).replace(microsecond=0))
-    lines = [
-        kafka_tools.ParsedLine(i, e.data.ticket_id.encode(), e.to_json_bytes())
-        for i, e in enumerate(events, 1)
-    ]
-    _publish_with_progress(bootstrap, f"{prefix}ticket-events", lines)
+    from riskrelay.cli.inbox import create_inbox_app
+
+    uvicorn.run(create_inbox_app(file), host=host, port=port, log_level="warning")
+
+
+def _run_demo(config: StackConfig, count: int, seed: int, now: datetime) -> None:
+    """Land the demo's traffic, then say what the dashboard shows and where to look."""
+    from riskrelay.cli import demo
+
+    status = console.status("waiting for the five services to process the traffic…")
+
+    def publish(topic: str, lines: list[kafka_tools.ParsedLine]) -> None:
+        status.stop()
+        _publish_with_progress(config.bootstrap, topic, lines)
+        status.start()
+
+    with status:
+        result = demo.run_demo(config, count, seed, now, publish)
+    events, acknowledged = result.events, result.acknowledged
+    token = demo.viewer_token(config)
+    figures = result.figures
+    links = demo.demo_links(config, token, now)
+    table = Table(title="demo traffic", show_header=False)
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row(
+        "published",
+        f"{len(events)} ticket events from {events[0].time:%Y-%m-%d %H:%M} UTC to now,"
+        " with a surge in the last hours",
+    )
+    table.add_row(
+        "history",
+        f"{acknowledged} escalation steps older than"
+        f" {demo.KEEP_OPEN.total_seconds() / 3600:.0f} h acknowledged as of their time",
+    )
+    table.add_row("dashboard shows", figures.describe())
+    table.add_row("dashboard", links.dashboard)
+    table.add_row("weekly summary", links.weekly)
+    table.add_row("monthly report", links.monthly)
+    received = demo.notifications_received(config)
+    table.add_row(
+        "notifications", f"{links.notifications}  ({received} so far; {config.inbox_file})"
+    )
+    table.add_row("open escalations", links.open_escalations)
+    table.add_row(
+        "acknowledge",
+        "POST /v1/escalations/<escalation_id>/ack on the escalator with the token of the"
+        f" step's role (from {config.tokens_file})",
+    )
+    print_whole(console, table)
 
 
 def _publish_with_progress(bootstrap: str, topic: str, lines: list[kafka_tools.ParsedLine]) -> None:
-    with Progress(
-        TextColumn("publishing to {task.fields[topic]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("publish", total=len(lines), topic=topic)
-        asyncio.run(
-            kafka_tools.publish_lines(bootstrap, topic, lines, lambda n: progress.advance(task, n))
-        )
+    async def publish() -> None:
+        async with kafka_tools.started(kafka_tools.producer(bootstrap), bootstrap) as producer:
+            with Progress(
+                TextColumn("publishing to {task.fields[topic]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task("publish", total=len(lines), topic=topic)
+                await kafka_tools.send_lines(
+                    producer, topic, lines, lambda n: progress.advance(task, n)
+                )
+
+    asyncio.run(publish())
 
 
 @app.command()
@@ -214,7 +328,8 @@ def publish(
         valid.sort(key=lambda p: p.line_number)
     topic = f"{topic_prefix}ticket-events"
     if valid:
-        _publish_with_progress(bootstrap, topic, valid)
+        with broker_errors():
+            _publish_with_progress(bootstrap, topic, valid)
     console.print(
         f"published {len(valid)} event(s) to {topic}; {len(invalid)} invalid line(s)"
         + (" sent anyway" if send_invalid else " skipped")
@@ -240,17 +355,16 @@ def tail(
         from aiokafka import ConsumerRecord
 
         assert isinstance(record, ConsumerRecord)
-        stamp = datetime.fromtimestamp(record.timestamp / 1000, UTC).isoformat(
-            timespec="milliseconds"
-        )
+        times = kafka_tools.record_times(record.value, record.timestamp, record.timestamp_type)
         key = record.key.decode(errors="replace") if record.key else "-"
-        console.rule(f"{record.topic}[{record.partition}]@{record.offset}  key={key}  {stamp}")
+        console.rule(f"{record.topic}[{record.partition}]@{record.offset}  key={key}")
+        console.print(times, highlight=False, soft_wrap=True)
         for name, value in record.headers or ():
             if name.startswith("dlq_"):
                 console.print(f"[yellow]{name}[/]: {bytes(value).decode(errors='replace')}")
         console.print(Syntax(kafka_tools.pretty(record), "json", word_wrap=True))
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), broker_errors():
         asyncio.run(kafka_tools.tail_topic(bootstrap, topic, show, from_beginning, limit))
 
 
@@ -276,11 +390,12 @@ def dlq_replay(
             f"{verb} {view.source_topic} key={view.key} (dlq p{view.partition}@{view.offset}): {view.error}"
         )
 
-    seen, sent = asyncio.run(
-        kafka_tools.replay_dead_letters(
-            bootstrap, topic, dry_run=dry_run, group_id=group_id, on_letter=show
+    with broker_errors():
+        seen, sent = asyncio.run(
+            kafka_tools.replay_dead_letters(
+                bootstrap, topic, dry_run=dry_run, group_id=group_id, on_letter=show
+            )
         )
-    )
     console.print(
         f"{seen} dead letter(s) found, {sent} re-published" + (" (dry run)" if dry_run else "")
     )
@@ -294,11 +409,25 @@ def sample_generate(
     start: Annotated[
         str, typer.Option(help="Event time of the first ticket (ISO 8601).")
     ] = "2026-11-16T08:00:00+00:00",
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead: the demo's traffic, the 14 days up to this time (ISO 8601, or 'now')."
+        ),
+    ] = None,
 ) -> None:
     """Write realistic sample ticket events (mostly harmless, some risky, bursts of similar reports)."""
-    from riskrelay.cli.sample_traffic import generate, write_jsonl
+    from riskrelay.cli.sample_traffic import generate, generate_recent, write_jsonl
 
-    events = generate(count, seed=seed, start=datetime.fromisoformat(start))
+    try:
+        if until is None:
+            events = generate(count, seed=seed, start=datetime.fromisoformat(start))
+        else:
+            now = datetime.now(UTC) if until == "now" else datetime.fromisoformat(until)
+            events = generate_recent(count, seed=seed, now=now)
+    except ValueError as error:
+        errors.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from error
     write_jsonl(events, output)
     console.print(f"wrote {len(events)} events to {output}")
 

@@ -8,10 +8,12 @@ and ``--schema``); no broker needed. Registered in ``cli/main.py`` as
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import asyncpg
 import typer
@@ -25,7 +27,8 @@ report_app = typer.Typer(
     help="Weekly Risk Summary and Monthly Risk Report from the reporting database.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
+# soft_wrap: an error is one line whatever the width, so the address in it stays whole.
+console = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:15432/riskrelay"
 
@@ -61,6 +64,25 @@ NowOption = Annotated[
         formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
     ),
 ]
+
+
+def database_address(url: str) -> str:
+    """``host:port/database`` of a PostgreSQL URL, without user or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    return f"{host}:{parts.port or 5432}{parts.path or '/'}"
+
+
+def database_error(url: str, error: BaseException) -> str:
+    """One line saying which database failed and how."""
+    where = database_address(url)
+    if isinstance(error, OSError):
+        # asyncpg's strerror repeats the address; the errno's own text says what happened.
+        code = error.errno
+        reason = os.strerror(code) if code and code > 0 else error.strerror or type(error).__name__
+        return f"cannot reach the reporting database at {where} ({reason.lower()})"
+    detail = " ".join(str(error).split()) or type(error).__name__
+    return f"the reporting database at {where} refused the request: {detail}"
 
 
 def _week(value: str) -> Period:
@@ -123,7 +145,7 @@ def _run(
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from error
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        console.print(f"[red]error:[/] cannot read the reporting database: {error}")
+        console.print(f"[red]error:[/] {database_error(url, error)}", highlight=False)
         raise typer.Exit(1) from error
     if output is None:
         sys.stdout.write(rendered.body)

@@ -25,9 +25,9 @@ import json
 import random
 import unicodedata
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -820,6 +820,7 @@ class _State:
     people: dict[str, list[_Person]] = field(default_factory=dict)
     ticket_numbers: dict[str, int] = field(default_factory=dict)
     incidents: int = 0
+    arrivals: int = 0  # single tickets and bursts so far, which paces the bursts
 
     def person(self, tenant: Tenant, *, fresh: bool = False) -> _Person:
         known = self.people.setdefault(tenant.source, [])
@@ -1171,8 +1172,23 @@ def generate_labelled(
     The result is the first ``count`` events of an endless stream, so a longer run with the
     same seed and start begins with the same events.
     """
+    _check_arguments(start, count, flag_ratio, agent_flag_ratio, burst_every)
+    return _stream(
+        _State(random.Random(seed)), count, start, _gap,
+        flag_ratio=flag_ratio, burst_every=burst_every, agent_flag_ratio=agent_flag_ratio,
+    )  # fmt: skip
+
+
+def _check_arguments(
+    start: datetime,
+    count: int,
+    flag_ratio: float,
+    agent_flag_ratio: float,
+    burst_every: int | None,
+    name: str = "start",
+) -> None:
     if start.tzinfo is None or start.utcoffset() is None:
-        raise ValueError("start must be timezone-aware (event times are RFC 3339 instants)")
+        raise ValueError(f"{name} must be timezone-aware (event times are RFC 3339 instants)")
     if count < 0:
         raise ValueError("count must not be negative")
     if not 0.0 <= flag_ratio <= 1.0 or not 0.0 <= agent_flag_ratio <= 1.0:
@@ -1180,26 +1196,40 @@ def generate_labelled(
     if burst_every is not None and burst_every < 1:
         raise ValueError("burst_every must be at least 1 (or None for no bursts)")
 
-    state = _State(random.Random(seed))
+
+Gap = Callable[[random.Random, datetime], timedelta]
+
+
+def _stream(
+    state: _State,
+    count: int,
+    start: datetime,
+    gap: Gap,
+    *,
+    flag_ratio: float,
+    burst_every: int | None,
+    agent_flag_ratio: float,
+) -> list[tuple[TicketEvent, Label]]:
+    """The first ``count`` events, by time, of the endless stream whose arrivals begin at
+    ``start`` and follow each other by ``gap``; every event is at or before the last arrival."""
     produced: list[tuple[datetime, int, TicketEvent, Label]] = []
     pending: list[datetime] = []  # times of generated events later than the clock
     settled = 0  # generated events at or before the clock: their order can no longer change
     clock = start
-    singles = 0
     while settled < count:
-        if burst_every is not None and singles and singles % burst_every == 0:
+        arrivals = state.arrivals
+        if burst_every is not None and arrivals and arrivals % burst_every == 0:
             batch, clock = _burst(state, clock, agent_flag_ratio)
-            singles += 1  # the burst takes the place of one single ticket in the count
         else:
             batch = _single_ticket(state, clock, flag_ratio, agent_flag_ratio)
-            singles += 1
+        state.arrivals += 1  # a burst takes the place of one single ticket in the count
         for when, event, label in batch:
             produced.append((when, len(produced), event, label))
             heapq.heappush(pending, when)
         while pending and pending[0] <= clock:
             heapq.heappop(pending)
             settled += 1
-        clock += _gap(state.rng, clock)
+        clock += gap(state.rng, clock)
     produced.sort(key=lambda item: (item[0], item[1]))
     return [(event, label) for _, _, event, label in produced[:count]]
 
@@ -1225,6 +1255,109 @@ def generate(
             agent_flag_ratio=agent_flag_ratio,
         )
     ]
+
+
+# Recent traffic (the demo): the past days' office hours, then a surge that ends just now.
+
+_EVENTS_PER_ARRIVAL = 1.6  # a ticket brings about 0.6 follow-ups (measured on long runs)
+_OFFICE_OPENS = time(8, 0)
+_OFFICE_SECONDS = 9 * 3600.0
+_WEEKEND_WEIGHT = 0.3
+_SURGE_MEAN_GAP_SECONDS = 30.0
+
+
+def _apportion(total: int, weights: Sequence[float]) -> list[int]:
+    """Split ``total`` into whole shares proportional to ``weights`` (largest remainders)."""
+    whole = sum(weights)
+    exact = [total * weight / whole for weight in weights]
+    shares = [int(value) for value in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: (shares[i] - exact[i], i))
+    for index in by_remainder[: total - sum(shares)]:
+        shares[index] += 1
+    return shares
+
+
+def _exponential_gap(mean_seconds: float) -> Gap:
+    def gap(rng: random.Random, at: datetime) -> timedelta:
+        return timedelta(seconds=max(1, round(rng.expovariate(1 / mean_seconds))))
+
+    return gap
+
+
+def _shifted(
+    pairs: list[tuple[TicketEvent, Label]], by: timedelta
+) -> list[tuple[TicketEvent, Label]]:
+    return [(event.model_copy(update={"time": event.time + by}), label) for event, label in pairs]
+
+
+def generate_recent_labelled(
+    count: int,
+    *,
+    seed: int,
+    now: datetime,
+    days: int = 14,
+    surge_share: float = 0.3,
+    surge_flag_ratio: float = 0.15,
+    surge_burst_every: int = 25,
+    flag_ratio: float = 0.1,
+    burst_every: int | None = 45,
+    agent_flag_ratio: float = 0.3,
+) -> list[tuple[TicketEvent, Label]]:
+    """``count`` events of the ``days`` days before ``now``, sorted by event time, each with its
+    truth, so that the dashboard, the weekly summary and the monthly report all have traffic
+    to show as soon as it is processed.
+
+    Each of those days gets a share of ``1 - surge_share`` of the events in its office hours
+    (08:00-17:00 UTC; a weekend day 0.3 of a weekday's share), with a burst of similar reports
+    every ``burst_every``-th arrival. The remaining ``surge_share`` is a surge that ends two
+    minutes before ``now``: arrivals every 30 s on average, ``surge_flag_ratio`` risky, a burst
+    every ``surge_burst_every``-th arrival, so today's risks are fresh and their escalations
+    still open. Every event is before ``now``; one seed and one ``now`` give the same events,
+    another ``now`` other ids.
+    """
+    _check_arguments(now, count, flag_ratio, agent_flag_ratio, burst_every, name="now")
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    if not 0.0 <= surge_share <= 1.0 or not 0.0 <= surge_flag_ratio <= 1.0:
+        raise ValueError("surge_share and surge_flag_ratio must be between 0 and 1")
+    if surge_burst_every < 1:
+        raise ValueError("surge_burst_every must be at least 1")
+    now = now.astimezone(UTC)
+    # Seeded by ``now`` too: a later run's events get ids (and tickets) of their own, so
+    # consumers that remember event ids do not drop them as repeats of an earlier run.
+    state = _State(random.Random(f"{seed}/{now.isoformat()}"))
+    latest = now - timedelta(minutes=2)
+    surge_count = round(count * surge_share)
+    dates = [(now - timedelta(days=ago)).date() for ago in range(days, 0, -1)]
+    weights = [1.0 if day.weekday() < 5 else _WEEKEND_WEIGHT for day in dates]
+    background: list[tuple[TicketEvent, Label]] = []
+    for day, share in zip(dates, _apportion(count - surge_count, weights), strict=True):
+        if not share:
+            continue
+        opens = datetime.combine(day, _OFFICE_OPENS, UTC)
+        start = opens + timedelta(minutes=state.rng.randrange(90))
+        mean_gap = _OFFICE_SECONDS / max(1.0, share / _EVENTS_PER_ARRIVAL)
+        day_events = _stream(
+            state, share, start, _exponential_gap(mean_gap),
+            flag_ratio=flag_ratio, burst_every=burst_every, agent_flag_ratio=agent_flag_ratio,
+        )  # fmt: skip
+        # A quiet day's slice can run into the night; none may reach past the surge's end.
+        if (overshoot := day_events[-1][0].time - latest) > timedelta(0):
+            day_events = _shifted(day_events, -overshoot)
+        background += day_events
+    surge = _stream(
+        state, surge_count, now, _exponential_gap(_SURGE_MEAN_GAP_SECONDS),
+        flag_ratio=surge_flag_ratio, burst_every=surge_burst_every,
+        agent_flag_ratio=agent_flag_ratio,
+    )  # fmt: skip
+    if surge:
+        surge = _shifted(surge, latest - surge[-1][0].time)
+    return sorted([*background, *surge], key=lambda pair: pair[0].time)
+
+
+def generate_recent(count: int, *, seed: int, now: datetime, days: int = 14) -> list[TicketEvent]:
+    """The events of :func:`generate_recent_labelled`, without the labels."""
+    return [event for event, _ in generate_recent_labelled(count, seed=seed, now=now, days=days)]
 
 
 def write_jsonl(events: Iterable[TicketEvent], path: Path) -> int:

@@ -1,6 +1,10 @@
-"""`riskrelay dev up/down`: the embedded broker, embedded PostgreSQL and the five services.
+"""`riskrelay dev up/down`: the embedded broker, embedded PostgreSQL, the five services and the
+notification inbox.
 
-State (data, logs, tokens, pids) lives under ``.riskrelay/`` in the working directory.
+State (data, logs, tokens, the demo roster, received notifications, pids) lives under
+``.riskrelay/`` in the working directory. A stack can also run on a broker and a database that
+are already there (``external_bootstrap``, ``external_database_url``), with a topic prefix and
+a schema prefix, which is how the end-to-end tests share the test fixtures' servers.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
+from riskrelay.cli.inbox import demo_roster
 from riskrelay.devstack import EmbeddedBroker, EmbeddedPostgres, port_is_open, wait_for_port
 from riskrelay.shared.auth import write_dev_tokens
 from riskrelay.shared.events import Role
@@ -29,6 +36,8 @@ SERVICES: dict[str, int] = {
     "register": 8004,
     "reporting": 8005,
 }
+INBOX = "inbox"
+INBOX_PORT = 8006
 
 
 @dataclass
@@ -39,6 +48,14 @@ class StackConfig:
     http_host: str = "127.0.0.1"
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
     services: list[str] = field(default_factory=lambda: list(SERVICES))
+    inbox_port: int = INBOX_PORT
+    external_bootstrap: str | None = None
+    """A broker already running: none is started, ``kafka_port`` is unused."""
+    external_database_url: str | None = None
+    """A PostgreSQL database already running: none is started, ``pg_port`` is unused."""
+    topic_prefix: str = ""
+    schema_prefix: str = ""
+    """Each service keeps its tables in schema ``<schema_prefix><service>``."""
 
     @property
     def tokens_file(self) -> Path:
@@ -49,17 +66,46 @@ class StackConfig:
         return self.data_dir / "stack.json"
 
     @property
+    def roster_file(self) -> Path:
+        return self.data_dir / "demo-roster.yaml"
+
+    @property
+    def inbox_file(self) -> Path:
+        return self.data_dir / "notifications.jsonl"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return self.external_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def inbox_url(self) -> str:
+        return f"http://{self.http_host}:{self.inbox_port}"
+
+    def service_url(self, name: str) -> str:
+        return f"http://{self.http_host}:{self.service_ports[name]}"
 
 
 @dataclass
 class StackState:
+    """What `riskrelay dev down` needs to stop a stack another process started."""
+
     broker_pid: int | None
-    pg_data_dir: str
+    pg_data_dir: str | None
     pg_port: int
     kafka_port: int
     service_pids: dict[str, int]
+    inbox_pid: int | None = None
+    supervisor_pid: int | None = None
+    """The `riskrelay dev up` process: asked to stop first, so it stops what it started."""
+
+    @classmethod
+    def load(cls, path: Path) -> StackState:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
 
 
 def ensure_dev_tokens(path: Path) -> dict[str, str]:
@@ -75,6 +121,15 @@ def ensure_dev_tokens(path: Path) -> dict[str, str]:
 
 def service_environment(config: StackConfig, name: str, database_url: str) -> dict[str, str]:
     prefix = f"RISKRELAY_{name.upper()}_"
+    extra: dict[str, str] = {}
+    if config.topic_prefix:
+        extra[f"{prefix}KAFKA__TOPIC_PREFIX"] = config.topic_prefix
+    if config.schema_prefix:
+        extra[f"{prefix}DATABASE__SCHEMA_NAME"] = f"{config.schema_prefix}{name}"
+    if name == "reporting":
+        extra[f"{prefix}SCHEDULE__DIRECTORY"] = str((config.data_dir / "reports").resolve())
+    if name == "escalator":
+        extra[f"{prefix}ROSTER_PATH"] = str(config.roster_file.resolve())
     return {
         **os.environ,
         f"{prefix}KAFKA__BOOTSTRAP": config.bootstrap,
@@ -83,25 +138,47 @@ def service_environment(config: StackConfig, name: str, database_url: str) -> di
         f"{prefix}HTTP__PORT": str(config.service_ports[name]),
         f"{prefix}AUTH__TOKENS_FILE": str(config.tokens_file.resolve()),
         f"{prefix}LOG_FORMAT": "json",
-        **(
-            {f"{prefix}SCHEDULE__DIRECTORY": str((config.data_dir / "reports").resolve())}
-            if name == "reporting"
-            else {}
-        ),
+        **extra,
     }
 
 
-def start_service(config: StackConfig, name: str, database_url: str) -> subprocess.Popen[bytes]:
-    logs = config.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with (logs / f"{name}.log").open("ab") as log:
+def _start_logged(
+    config: StackConfig, name: str, argv: list[str], env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    config.logs_dir.mkdir(parents=True, exist_ok=True)
+    with (config.logs_dir / f"{name}.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", f"riskrelay.{name}"],
-            env=service_environment(config, name, database_url),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+
+def start_service(config: StackConfig, name: str, database_url: str) -> subprocess.Popen[bytes]:
+    return _start_logged(
+        config,
+        name,
+        [sys.executable, "-m", f"riskrelay.{name}"],
+        service_environment(config, name, database_url),
+    )
+
+
+def start_inbox(config: StackConfig) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable, "-m", "riskrelay.cli.main", "dev", "inbox",
+        "--host", config.http_host, "--port", str(config.inbox_port),
+        "--file", str(config.inbox_file.resolve()),
+    ]  # fmt: skip
+    return _start_logged(config, INBOX, argv, dict(os.environ))
+
+
+def write_demo_roster(config: StackConfig) -> Path:
+    """The escalator's roster for the dev stack: every channel delivers to the inbox."""
+    config.roster_file.parent.mkdir(parents=True, exist_ok=True)
+    config.roster_file.write_text(
+        "# Written by `riskrelay dev up`: every role's notifications go to the dev stack's\n"
+        f"# notification inbox ({config.inbox_url}/); rewritten at every start.\n"
+        + yaml.safe_dump(demo_roster(config.inbox_url), sort_keys=False)
+    )
+    return config.roster_file
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -109,7 +186,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> No
     last = "no answer"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"exited with code {process.returncode}")
+            raise RuntimeError(exit_description(process.returncode))
         try:
             response = httpx.get(url, timeout=2)
             if response.status_code == 200:
@@ -121,89 +198,198 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> No
     raise TimeoutError(f"not ready after {timeout:.0f} s: {last}")
 
 
-def stop_process(pid: int, timeout: float = 15.0) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def exit_description(returncode: int) -> str:
+    """How a child process ended, in words ("was stopped by SIGTERM", "exited with code 2")."""
+    if returncode < 0:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        verb = "was stopped" if -returncode in (signal.SIGTERM, signal.SIGINT) else "was killed"
+        return f"{verb} by {name}"
+    return f"exited with code {returncode}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_processes(pids: Iterable[int], timeout: float = 15.0) -> None:
+    """SIGTERM every process at once, wait up to ``timeout`` for all, SIGKILL the rest."""
+    waiting = set()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            waiting.add(pid)
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for pid in list(waiting):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            if not pid_alive(pid):
+                waiting.discard(pid)
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    for pid in waiting:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 class Stack:
-    """Starts and stops the embedded stack; used by `riskrelay dev`, the demo and e2e tests."""
+    """Starts and stops the dev stack; used by `riskrelay dev`, the demo and e2e tests."""
 
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: StackConfig, supervisor_pid: int | None = None) -> None:
         self.config = config
-        self.broker = EmbeddedBroker(config.kafka_port, config.data_dir / "logs" / "broker.log")
-        self.postgres = EmbeddedPostgres((config.data_dir / "pgdata").resolve(), config.pg_port)
+        self.supervisor_pid = supervisor_pid
+        self.broker = (
+            EmbeddedBroker(config.kafka_port, config.logs_dir / "broker.log")
+            if config.external_bootstrap is None
+            else None
+        )
+        self.postgres = (
+            EmbeddedPostgres((config.data_dir / "pgdata").resolve(), config.pg_port)
+            if config.external_database_url is None
+            else None
+        )
         self.services: dict[str, subprocess.Popen[bytes]] = {}
+        self.inbox: subprocess.Popen[bytes] | None = None
 
-    def start_infrastructure(self) -> None:
+    @property
+    def database_url(self) -> str:
+        if self.postgres is not None:
+            return self.postgres.url
+        assert self.config.external_database_url is not None
+        return self.config.external_database_url
+
+    @property
+    def running(self) -> bool:
+        return bool(self.processes()) or bool(self.broker and self.broker.process)
+
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        """Every child process this stack watches, by name."""
+        return {**self.services, **({INBOX: self.inbox} if self.inbox else {})}
+
+    def start_infrastructure(self, timeout: float = 30.0) -> None:
+        """Broker, PostgreSQL, tokens, the demo roster and the notification inbox."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.broker.start()
-        self.postgres.start()
+        if self.broker is not None:
+            self.broker.start()
+        if self.postgres is not None:
+            self.postgres.start()
+        self.save_state()
         ensure_dev_tokens(self.config.tokens_file)
+        write_demo_roster(self.config)
+        if port_is_open(self.config.http_host, self.config.inbox_port):
+            raise RuntimeError(f"port {self.config.inbox_port} for the inbox is already in use")
+        self.inbox = start_inbox(self.config)
+        self.save_state()
+        try:
+            wait_ready(f"{self.config.inbox_url}/healthz", self.inbox, timeout)
+        except (RuntimeError, TimeoutError) as error:
+            log = self.config.logs_dir / f"{INBOX}.log"
+            raise RuntimeError(f"the inbox did not start ({error}); see {log}") from error
 
     def start_services(self, timeout: float = 60.0) -> None:
         for name in self.config.services:
             port = self.config.service_ports[name]
             if port_is_open(self.config.http_host, port):
                 raise RuntimeError(f"port {port} for {name} is already in use")
-            self.services[name] = start_service(self.config, name, self.postgres.url)
+            self.services[name] = start_service(self.config, name, self.database_url)
             self.save_state()
         for name, process in self.services.items():
-            url = f"http://{self.config.http_host}:{self.config.service_ports[name]}/readyz"
+            url = f"{self.config.service_url(name)}/readyz"
             try:
                 wait_ready(url, process, timeout)
             except (RuntimeError, TimeoutError) as error:
-                log = self.config.data_dir / "logs" / f"{name}.log"
+                log = self.config.logs_dir / f"{name}.log"
                 raise RuntimeError(f"{name} did not become ready ({error}); see {log}") from error
 
     def save_state(self) -> None:
         state = StackState(
-            broker_pid=self.broker.process.pid if self.broker.process else None,
-            pg_data_dir=str(self.postgres.data_dir),
+            broker_pid=self.broker.process.pid if self.broker and self.broker.process else None,
+            pg_data_dir=str(self.postgres.data_dir) if self.postgres else None,
             pg_port=self.config.pg_port,
             kafka_port=self.config.kafka_port,
             service_pids={name: p.pid for name, p in self.services.items()},
+            inbox_pid=self.inbox.pid if self.inbox else None,
+            supervisor_pid=self.supervisor_pid,
         )
         self.config.state_file.write_text(json.dumps(asdict(state), indent=2))
 
     def stop(self) -> None:
-        for process in self.services.values():
-            stop_process(process.pid)
+        processes = list(self.processes().values())
+        stop_processes(process.pid for process in processes)
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
         self.services.clear()
-        self.broker.stop()
-        self.postgres.stop()
+        self.inbox = None
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
         self.config.state_file.unlink(missing_ok=True)
 
 
-def stop_from_state(config: StackConfig) -> list[str]:
-    """Stop a stack started by another `riskrelay dev up` (from its state file)."""
-    if not config.state_file.exists():
-        return []
-    state = StackState(**json.loads(config.state_file.read_text()))
-    stopped = []
-    for name, pid in state.service_pids.items():
-        stop_process(pid)
-        stopped.append(name)
+@dataclass(frozen=True)
+class StopReport:
+    stopped: list[str]
+    by_supervisor: int | None = None
+    """Pid of the `riskrelay dev up` process that stopped its stack on request, if it did."""
+
+
+def _is_riskrelay_process(pid: int) -> bool:
+    # A pid in an old state file may belong to another program by now.
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.parent.exists():
+        return pid_alive(pid)
+    with contextlib.suppress(OSError):
+        return b"riskrelay" in cmdline.read_bytes()
+    return False
+
+
+def _components(state: StackState) -> list[str]:
+    names = list(state.service_pids)
+    if state.inbox_pid:
+        names.append(INBOX)
     if state.broker_pid:
-        stop_process(state.broker_pid)
-        stopped.append("broker")
-    EmbeddedPostgres(Path(state.pg_data_dir), state.pg_port).stop()
-    stopped.append("postgres")
+        names.append("broker")
+    if state.pg_data_dir:
+        names.append("postgres")
+    return names
+
+
+def stop_from_state(config: StackConfig, supervisor_timeout: float = 90.0) -> StopReport:
+    """Stop a stack started by another `riskrelay dev up` (from its state file).
+
+    The `dev up` process is asked first (SIGTERM), so it stops its own children and reports a
+    requested stop; only when it is gone or does not finish in time are the pids stopped here.
+    """
+    if not config.state_file.exists():
+        return StopReport([])
+    state = StackState.load(config.state_file)
+    supervisor = state.supervisor_pid
+    if supervisor and supervisor != os.getpid() and _is_riskrelay_process(supervisor):
+        os.kill(supervisor, signal.SIGTERM)
+        deadline = time.monotonic() + supervisor_timeout
+        while config.state_file.exists() and pid_alive(supervisor):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if not config.state_file.exists():
+            return StopReport(_components(state), by_supervisor=supervisor)
+    stop_processes([*state.service_pids.values(), *([state.inbox_pid] if state.inbox_pid else [])])
+    if state.broker_pid:
+        stop_processes([state.broker_pid])
+    if state.pg_data_dir:
+        EmbeddedPostgres(Path(state.pg_data_dir), state.pg_port).stop()
     config.state_file.unlink(missing_ok=True)
-    return stopped
+    return StopReport(_components(state))
 
 
 def wait_for_broker(config: StackConfig, timeout: float = 10.0) -> None:
