@@ -3,7 +3,10 @@
 ``python -m riskrelay.contracts [DIR]`` (``make contracts``) writes ``<service>.asyncapi.json`` and
 ``<service>.openapi.json`` for every service into DIR (default ``docs/contracts``). Each app is
 built with its own ``create_app`` and default settings that ignore the environment and secrets, so
-the output depends on the code alone; nothing connects while an app is created. The JSON is
+the output depends on the code alone; nothing connects while an app is created. The AsyncAPI
+document is :func:`riskrelay.shared.asyncapi.build_document` of what the service's ``configure``
+registered (topics consumed and published), with the event models' JSON Schemas; the running
+service serves the same at ``/docs/asyncapi.json`` and ``/docs/asyncapi``. The JSON is
 stable (sorted keys, two-space indent, trailing newline) so a diff shows only real changes, and
 ``tests/unit/deploy/test_contracts.py`` fails when the committed files drift from the code.
 """
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from riskrelay.shared.app import asyncapi_document
 from riskrelay.shared.settings import ServiceSettings
@@ -39,6 +42,9 @@ def offline_settings(service: str) -> ServiceSettings:
     base = settings_class(service)
 
     class Offline(base):  # type: ignore[valid-type,misc]
+        # No secrets are read, so the secrets options of the base have nothing to configure.
+        model_config = SettingsConfigDict(secrets_dir=None, secrets_nested_delimiter=None)
+
         @classmethod
         def settings_customise_sources(
             cls,

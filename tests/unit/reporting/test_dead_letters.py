@@ -74,3 +74,16 @@ def test_figures_count_source_records_once_with_each_consumer_as_detail() -> Non
     assert [c.consumer_group for c in figures["risk-classified"].consumers] == [
         "riskrelay-register"
     ]
+
+
+def test_header_text_postgresql_cannot_store_is_dropped() -> None:
+    row = dead_letter_row(
+        record(
+            "ticket-events.dlq",
+            0,
+            5,
+            [("dlq_source_topic", b"ticket-\x00events"), ("dlq_consumer_group", b"g\x00")],
+        ),
+        prefix="",
+    )
+    assert (row.source_topic, row.consumer_group) == ("ticket-events", "g")

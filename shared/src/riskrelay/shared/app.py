@@ -12,7 +12,9 @@ order that never consumes before the service can act on what it reads:
 
 Endpoints every service has: ``/healthz`` (alive), ``/readyz`` (broker and database answer),
 ``/metrics`` (Prometheus, with FastStream's middleware), ``/docs/asyncapi`` and
-``/docs/asyncapi.json`` (events), ``/docs`` and ``/openapi.json`` (HTTP).
+``/docs/asyncapi.json`` (events: built by :mod:`riskrelay.shared.asyncapi` from what
+``configure`` registered with :meth:`ServiceContext.consume` and
+:meth:`ServiceContext.publishes`), ``/docs`` and ``/openapi.json`` (HTTP).
 
 FastStream's own FastAPI integration is deprecated as of 0.7, so the broker is driven from the
 FastAPI lifespan instead; the result is the same pair of documents with one less moving part.
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -39,11 +40,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel
 
+from riskrelay.shared.asyncapi import Document, Registrations, build_document
 from riskrelay.shared.auth import TokenRegistry
 from riskrelay.shared.kafka import (
     BatchConsumer,
@@ -90,9 +91,27 @@ class ServiceContext:
     openapi_models: list[type[BaseModel]] = field(default_factory=list)
     """Models referenced from hand-written ``openapi_extra`` request bodies
     (``#/components/schemas/<Name>``) that FastAPI would not otherwise document."""
+    consumed: list[TopicSpec] = field(default_factory=list)
+    published: list[TopicSpec] = field(default_factory=list)
+
+    def publishes(self, spec: TopicSpec) -> str:
+        """Declare (in ``configure``) that this service publishes to ``spec``; returns its
+        physical name. The service's AsyncAPI document lists exactly these send operations."""
+        if spec not in self.published:
+            self.published.append(spec)
+        return self.topic(spec)
 
     def topic(self, spec: TopicSpec) -> str:
-        """Physical name of a registry topic (with the deployment's prefix)."""
+        """Physical name of a topic this service publishes to (with the deployment's prefix).
+
+        Only declared topics have one, so no code path publishes where the service's published
+        contract does not say it does."""
+        if spec not in self.published:
+            raise LookupError(
+                f"{self.settings.service_name} publishes to {spec.name} without declaring it:"
+                f" declare it in configure with context.publishes(...), so the service's"
+                " AsyncAPI document lists the send operation"
+            )
         return topic_name(spec, self.settings.kafka.topic_prefix)
 
     @property
@@ -105,7 +124,13 @@ class ServiceContext:
         """Consume ``spec`` in batches with at-least-once delivery and dead-lettering.
 
         All topics a service consumes share one consumer (see :class:`BatchConsumer`)."""
-        self.routes.append(TopicRoute(self.topic(spec), decode, process))
+        self.consumed.append(spec)
+        self.routes.append(
+            TopicRoute(topic_name(spec, self.settings.kafka.topic_prefix), decode, process)
+        )
+
+    def registrations(self) -> Registrations:
+        return Registrations(consumes=tuple(self.consumed), publishes=tuple(self.published))
 
     def _mark_published(self, events: list[OutgoingEvent]) -> None:
         assert self.outbox is not None
@@ -132,8 +157,16 @@ class ServiceContext:
         return consumer
 
 
-def _asyncapi(context: ServiceContext, title: str, version: str, description: str) -> AsyncAPI:
-    return AsyncAPI(context.broker, title=title, version=version, description=description)
+def _asyncapi(context: ServiceContext, title: str, version: str, description: str) -> Document:
+    return Document(
+        build_document(
+            title=title,
+            version=version,
+            description=description,
+            settings=context.settings,
+            registrations=context.registrations(),
+        )
+    )
 
 
 async def _relay_outbox(context: ServiceContext) -> None:
@@ -409,13 +442,12 @@ def create_service_app(
 
     @app.get("/docs/asyncapi.json", tags=["operations"], summary="AsyncAPI document (JSON).")
     async def asyncapi_json() -> JSONResponse:
-        spec = _asyncapi(context, title, version, description).to_specification()
-        return JSONResponse(json.loads(spec.to_json()))
+        return JSONResponse(_asyncapi(context, title, version, description).content)
 
     @app.get("/docs/asyncapi", tags=["operations"], summary="AsyncAPI document (HTML).")
     async def asyncapi_html() -> HTMLResponse:
-        spec = _asyncapi(context, title, version, description).to_specification()
-        return HTMLResponse(get_asyncapi_html(spec, try_it_out_path=None))
+        page = _asyncapi(context, title, version, description)
+        return HTMLResponse(get_asyncapi_html(page, try_it_out_path=None))
 
     for router in context.routers:
         app.include_router(router)
@@ -446,9 +478,7 @@ def _document_extra_models(app: FastAPI, models: list[type[BaseModel]]) -> None:
 def asyncapi_document(app: FastAPI) -> dict[str, Any]:
     """The AsyncAPI document of a service app, without starting it (for `docs/` generation)."""
     context: ServiceContext = app.state.context
-    spec = _asyncapi(context, app.title, app.version, app.description).to_specification()
-    document: dict[str, Any] = json.loads(spec.to_json())
-    return document
+    return _asyncapi(context, app.title, app.version, app.description).content
 
 
 ServiceSettingsT = TypeVar("ServiceSettingsT", bound=ServiceSettings)

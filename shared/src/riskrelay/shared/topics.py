@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from riskrelay.shared.envelope import CloudEvent
+from riskrelay.shared.events import (
+    EscalationAcknowledgedEvent,
+    EscalationDueEvent,
+    RiskClassifiedEvent,
+    RiskRegisteredEvent,
+    TicketEvent,
+    TicketFlaggedEvent,
+)
 
 DLQ_SUFFIX = ".dlq"
 RETENTION_7_DAYS_MS = 7 * 24 * 3600 * 1000
@@ -14,7 +25,8 @@ RETENTION_30_DAYS_MS = 30 * 24 * 3600 * 1000
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """One topic: its name, how it is keyed, and how long Kafka keeps it."""
+    """One topic: its name, how it is keyed, how long Kafka keeps it, and the envelope class
+    every record on it carries (``None``: raw records, as on the dead-letter twins)."""
 
     name: str
     key: str
@@ -23,6 +35,7 @@ class TopicSpec:
     retention_ms: int = RETENTION_7_DAYS_MS
     description: str = ""
     extra_config: dict[str, str] = field(default_factory=dict)
+    envelope: type[CloudEvent[Any]] | None = None
 
     @property
     def dlq(self) -> TopicSpec:
@@ -49,30 +62,35 @@ TICKET_EVENTS = TopicSpec(
     key="ticket_id",
     partitions=6,
     description="Upstream ticket events (created, updated, commented, closed).",
+    envelope=TicketEvent,
 )
 TICKET_FLAGGED = TopicSpec(
     "ticket-flagged",
     key="ticket_id",
     partitions=6,
     description="Redacted tickets that show at least one risk indicator.",
+    envelope=TicketFlaggedEvent,
 )
 RISK_CLASSIFIED = TopicSpec(
     "risk-classified",
     key="risk_id",
     partitions=6,
     description="Risk level and category decisions, upgrades and overrides.",
+    envelope=RiskClassifiedEvent,
 )
 ESCALATION_DUE = TopicSpec(
     "escalation-due",
     key="risk_id",
     partitions=6,
     description="Escalation timers that fired: notify, remind, warn, breach, weekly review.",
+    envelope=EscalationDueEvent,
 )
 ESCALATION_ACKS = TopicSpec(
     "escalation-acks",
     key="risk_id",
     partitions=6,
     description="Acknowledgements of escalation steps and Level 3 review decisions.",
+    envelope=EscalationAcknowledgedEvent,
 )
 RISK_REGISTERED = TopicSpec(
     "risk-registered",
@@ -81,6 +99,7 @@ RISK_REGISTERED = TopicSpec(
     cleanup_policy="compact",
     retention_ms=-1,
     description="Full current state of every Risk Register entry (compacted: latest per risk).",
+    envelope=RiskRegisteredEvent,
 )
 
 MAIN_TOPICS: tuple[TopicSpec, ...] = (

@@ -222,4 +222,5 @@ def configure(context: ServiceContext) -> None:
         return await classify_batch(context, policy, batch)
 
     context.consume(TICKET_FLAGGED, TicketFlaggedEvent.model_validate_json, process)
+    context.publishes(RISK_CLASSIFIED)
     context.routers.append(build_router(context))

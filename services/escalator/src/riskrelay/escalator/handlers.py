@@ -399,6 +399,8 @@ def configure(context: ServiceContext) -> None:
         EscalationAcknowledgedEvent.model_validate_json,
         escalator.apply_topic_acks,
     )
+    context.publishes(ESCALATION_DUE)
+    context.publishes(ESCALATION_ACKS)
     context.routers.append(build_router(escalator))
     context.on_startup.append(escalator.start)
     context.on_shutdown.append(escalator.stop)

@@ -12,7 +12,7 @@ from riskrelay.intake.settings import IntakeSettings
 from riskrelay.shared.app import ServiceContext, create_service_app
 from riskrelay.shared.events import TicketEvent
 from riskrelay.shared.kafka import OutgoingEvent, Received
-from riskrelay.shared.topics import TICKET_EVENTS
+from riskrelay.shared.topics import TICKET_EVENTS, TICKET_FLAGGED
 
 
 def configure(context: ServiceContext) -> None:
@@ -26,6 +26,8 @@ def configure(context: ServiceContext) -> None:
         return await consumer.process(context, batch)
 
     context.consume(TICKET_EVENTS, consumer.decoder(), process)
+    context.publishes(TICKET_FLAGGED)
+    context.publishes(TICKET_EVENTS)  # the HTTP API puts accepted upstream events there
     context.routers.append(build_router(context, consumer.assess, settings))
     context.openapi_models.append(TicketEvent)
 

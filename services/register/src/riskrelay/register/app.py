@@ -22,7 +22,12 @@ from riskrelay.shared.events import (
     RiskClassifiedEvent,
 )
 from riskrelay.shared.kafka import OutgoingEvent, Received
-from riskrelay.shared.topics import ESCALATION_ACKS, ESCALATION_DUE, RISK_CLASSIFIED
+from riskrelay.shared.topics import (
+    ESCALATION_ACKS,
+    ESCALATION_DUE,
+    RISK_CLASSIFIED,
+    RISK_REGISTERED,
+)
 
 
 def configure(context: ServiceContext) -> None:
@@ -34,6 +39,7 @@ def configure(context: ServiceContext) -> None:
         else DEFAULT_POLICY
     )
     metrics = RegisterMetrics(context.registry)
+    context.publishes(RISK_REGISTERED)
     register = Register(context, policy, metrics)
     # Tests replace the clock of a running app; everything reads it through register.now().
     context.state.setdefault("clock", system_clock)
