@@ -1,6 +1,7 @@
 """Headless Chromium loads the live dashboard from a running reporting service (uvicorn on a free
 port, real broker and PostgreSQL, data seeded through the topics) and finds the expected figures
-after the page's script fetched them; the screenshot is kept in ``tests/artifacts/``.
+after the page's script fetched them; then from the whole dev stack fed the demo's traffic. The
+screenshots are kept in ``tests/artifacts/`` (``dashboard-demo.png`` is committed).
 
 Chromium is Debian's ``chromium`` package (``scripts/ensure-chromium.sh`` installs it). Outside CI
 the test is skipped when no chromium can be found; in CI (``CI`` set) it must run.
@@ -15,16 +16,22 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from riskrelay.cli.demo import run_demo, viewer_token
+from riskrelay.cli.inbox import read_notifications
+from riskrelay.cli.stack import SERVICES, Stack, StackConfig
 from riskrelay.devstack import free_port
 from riskrelay.reporting.app import create_app
+from riskrelay.reporting.periods import month_of, week_of
 from riskrelay.reporting.settings import DashboardSettings, ReportingSettings, ScheduleSettings
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
@@ -240,3 +247,86 @@ async def test_dashboard_shows_the_live_figures_in_a_real_browser(
     await browse(chromium, f"{base}/dashboard?token={TOKEN}", f"--screenshot={screenshot}")
     assert screenshot.exists()
     assert screenshot.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo: the whole stack (five service processes and the notification inbox) on the test
+# broker and database, with `riskrelay dev up --sample 500`'s traffic
+# ---------------------------------------------------------------------------------------------
+
+DEMO_SCREENSHOT = ARTIFACTS / "dashboard-demo.png"
+
+
+@pytest.fixture
+def demo_stack(
+    kafka_endpoint: Any,
+    database_endpoint: Any,
+    topic_prefix: str,
+    db_schema: str,
+    tmp_path: Path,
+) -> Iterator[StackConfig]:
+    config = StackConfig(
+        data_dir=tmp_path / ".riskrelay",
+        service_ports={name: free_port() for name in SERVICES},
+        inbox_port=free_port(),
+        external_bootstrap=kafka_endpoint.bootstrap,
+        external_database_url=database_endpoint.url,
+        topic_prefix=topic_prefix,
+        schema_prefix=f"{db_schema}_",
+    )
+    stack = Stack(config)
+    try:
+        stack.start_infrastructure()
+        stack.start_services(timeout=240)
+        yield config
+    finally:
+        stack.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_the_demo_traffic_fills_the_dashboard_reports_and_inbox(
+    chromium: str, demo_stack: StackConfig
+) -> None:
+    config = demo_stack
+    now = datetime.now(UTC).replace(microsecond=0)
+    result = await asyncio.to_thread(run_demo, config, 500, 7, now)
+    figures = result.figures
+    print(f"dashboard right after the demo's traffic landed: {figures.describe()}")
+    assert figures.flagged_in_window > 0
+    assert figures.open_risks > 0
+    assert figures.escalations_due > 0, "today's escalations wait for someone to acknowledge"
+    assert figures.dead_letters == 0
+    assert result.acknowledged > 0, "the older escalations were acknowledged as of their time"
+    acknowledged_7d = sum(level["acknowledged_7d"] for level in result.view["levels"])
+    assert acknowledged_7d > 0
+
+    token = viewer_token(config)
+    reporting = config.service_url("reporting")
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
+        weekly = await client.get(
+            f"{reporting}/v1/reports/weekly", params={"week": week_of(now).label}
+        )
+        monthly = await client.get(
+            f"{reporting}/v1/reports/monthly", params={"month": month_of(now).label}
+        )
+        inbox = await client.get(f"{config.inbox_url}/notifications.json")
+    for report in (weekly, monthly):
+        assert report.status_code == 200, report.text
+        assert report.json()["empty"] is False
+    received = inbox.json()
+    assert received, "the escalator delivered to the demo roster's inbox"
+    assert {n["channel"] for n in received} >= {"slack", "webhook"}
+    assert len(read_notifications(config.inbox_file)) >= len(received)
+
+    dom = await browse(chromium, f"{reporting}/dashboard?token={token}", "--dump-dom")
+    assert 'data-loaded="true"' in dom, "the page's script did not load the figures"
+    assert int(figure(dom, "flagged-window")) > 0
+    assert int(figure(dom, "open-total")) > 0
+    assert int(figure(dom, "due-total")) + int(figure(dom, "overdue-total")) > 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    DEMO_SCREENSHOT.unlink(missing_ok=True)
+    await browse(
+        chromium, f"{reporting}/dashboard?token={token}", f"--screenshot={DEMO_SCREENSHOT}"
+    )
+    assert DEMO_SCREENSHOT.stat().st_size > 10_000

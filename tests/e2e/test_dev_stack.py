@@ -1,15 +1,20 @@
-"""`riskrelay dev up` as users run it: broker, PostgreSQL and five service processes."""
+"""`riskrelay dev up` as users run it: broker, PostgreSQL, five service processes and the
+notification inbox; `riskrelay dev down` from another process."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from riskrelay.cli.stack import SERVICES, Stack, StackConfig, stop_from_state
-from riskrelay.devstack import free_port
+from riskrelay.devstack import free_port, port_is_open
 from riskrelay.shared.events import Role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -21,6 +26,7 @@ def test_dev_stack_starts_every_service_healthy_and_stops_cleanly(tmp_path: Path
         kafka_port=free_port(),
         pg_port=free_port(),
         service_ports={name: free_port() for name in SERVICES},
+        inbox_port=free_port(),
     )
     stack = Stack(config)
     try:
@@ -36,10 +42,76 @@ def test_dev_stack_starts_every_service_healthy_and_stops_cleanly(tmp_path: Path
         assert set(tokens) == {role.value for role in Role}
         assert len(set(tokens.values())) == len(tokens)
         assert config.state_file.exists()
+        inbox = httpx.get(f"{config.inbox_url}/", timeout=5)
+        assert inbox.status_code == 200
+        assert "0 notification(s)" in inbox.text
+        assert config.inbox_url in config.roster_file.read_text()
     finally:
         stack.stop()
     assert not config.state_file.exists()
-    for port in config.service_ports.values():
+    for port in [*config.service_ports.values(), config.inbox_port]:
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-    assert stop_from_state(config) == []
+    assert stop_from_state(config).stopped == []
+
+
+def free_port_run(length: int) -> int:
+    """The first of ``length`` consecutive free ports (for `--base-port`)."""
+    for _ in range(50):
+        base = free_port()
+        if base + length < 65_000 and not any(
+            port_is_open("127.0.0.1", base + i) for i in range(length)
+        ):
+            return base
+    raise RuntimeError("no run of free ports found")
+
+
+def wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output = path.read_text(errors="replace") if path.exists() else ""
+        if text in output:
+            return output
+        assert process.poll() is None, f"dev up exited ({process.returncode}):\n{output}"
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} not printed in {timeout:.0f} s:\n{path.read_text()}")
+
+
+def test_dev_down_is_reported_by_dev_up_as_a_requested_stop(tmp_path: Path) -> None:
+    data_dir = tmp_path / ".riskrelay"
+    base = free_port_run(len(SERVICES) + 1)
+    command = [sys.executable, "-m", "riskrelay.cli.main", "dev"]
+    output = tmp_path / "dev-up.out"
+    with output.open("wb") as out:
+        up = subprocess.Popen(
+            [
+                *command, "up", "--data-dir", str(data_dir), "--kafka-port", str(free_port()),
+                "--pg-port", str(free_port()), "--base-port", str(base),
+            ],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "80"},
+        )  # fmt: skip
+    try:
+        started = wait_for_line(output, "running; press Ctrl-C", up, timeout=240)
+        # Not a terminal: the table's lines are as long as their URLs, none is cut.
+        reporting = f"http://127.0.0.1:{base + 4}"
+        assert f"{reporting}/dashboard  {reporting}/docs  {reporting}/docs/asyncapi" in started
+        assert f"http://127.0.0.1:{base + 5}/" in started
+        assert httpx.get(f"http://127.0.0.1:{base + 5}/", timeout=5).status_code == 200
+        down = subprocess.run(
+            [*command, "down", "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert down.returncode == 0, down.stderr
+        assert f"`riskrelay dev up` (pid {up.pid}) stopped: intake" in down.stdout
+        assert up.wait(60) == 0
+    finally:
+        if up.poll() is None:
+            up.terminate()
+            up.wait(60)
+    printed = output.read_text()
+    assert "stop requested (`riskrelay dev down`)" in printed
+    assert printed.rstrip().endswith("stopped")
+    assert "exited with code" not in printed
+    assert "was stopped by" not in printed
+    assert not (data_dir / "stack.json").exists()
+    assert not port_is_open("127.0.0.1", base)

@@ -22,12 +22,20 @@ from riskrelay.cli.sample_traffic import (
     Label,
     generate,
     generate_labelled,
+    generate_recent,
+    generate_recent_labelled,
     iban_check_digits,
     luhn_check_digit,
     write_jsonl,
     write_labels_jsonl,
 )
-from riskrelay.shared.events import Indicator, TicketEvent, TicketEventKind, decode_event
+from riskrelay.shared.events import (
+    Indicator,
+    RiskLevel,
+    TicketEvent,
+    TicketEventKind,
+    decode_event,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -253,3 +261,88 @@ def test_write_jsonl_round_trips(tmp_path: Path, labelled: list[tuple[TicketEven
     rows = [json.loads(line) for line in labels_path.read_text().splitlines()]
     assert [row["event_id"] for row in rows] == [e.id for e in events]
     assert rows[0].keys() >= {"ticket_id", "indicators", "level", "incident_id", "scenario"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Recent traffic (the demo's)
+# ---------------------------------------------------------------------------------------------
+
+NOW = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)  # a Tuesday afternoon
+
+
+@pytest.fixture(scope="module")
+def recent() -> list[tuple[TicketEvent, Label]]:
+    return generate_recent_labelled(500, seed=7, now=NOW)
+
+
+def test_recent_traffic_spans_the_last_two_weeks_and_ends_just_before_now(
+    recent: list[tuple[TicketEvent, Label]],
+) -> None:
+    times = [event.time for event, _ in recent]
+    assert len(recent) == 500
+    assert times == sorted(times)
+    assert len({event.id for event, _ in recent}) == 500
+    assert max(times) == NOW - timedelta(minutes=2)
+    assert min(times).date() >= (NOW - timedelta(days=14)).date()
+    days = {t.date() for t in times}
+    weekdays = {
+        (NOW - timedelta(days=ago)).date()
+        for ago in range(1, 15)
+        if (NOW - timedelta(days=ago)).weekday() < 5
+    }
+    assert weekdays <= days, "every weekday of the last two weeks has traffic"
+    # The week and the month of `now` have traffic, and so has the month before.
+    assert any(t.isocalendar()[:2] == NOW.isocalendar()[:2] for t in times)
+    assert any((t.year, t.month) == (2026, 12) for t in times)
+    assert any((t.year, t.month) == (2026, 11) for t in times)
+
+
+def test_recent_traffic_surges_in_the_last_hours(recent: list[tuple[TicketEvent, Label]]) -> None:
+    last_hours = [(e, label) for e, label in recent if e.time >= NOW - timedelta(hours=6)]
+    yesterday = [
+        e for e, _ in recent if NOW - timedelta(hours=30) <= e.time < NOW - timedelta(hours=24)
+    ]
+    assert len(last_hours) >= 0.25 * len(recent)
+    assert len(last_hours) > 3 * len(yesterday)
+    incidents = {label.incident_id for _, label in last_hours if label.incident_id}
+    assert len(incidents) >= 2, "bursts of similar reports in the surge"
+    levels = {label.level for _, label in last_hours if label.risky}
+    assert RiskLevel.CRITICAL in levels or RiskLevel.HIGH in levels
+    created = [e for e, _ in last_hours if e.kind is TicketEventKind.CREATED]
+    assert len(created) > 0.5 * len(last_hours)
+
+
+def test_recent_traffic_is_deterministic_per_seed_and_now() -> None:
+    first = [e.to_json_bytes() for e in generate_recent(200, seed=3, now=NOW)]
+    again = [e.to_json_bytes() for e in generate_recent(200, seed=3, now=NOW)]
+    later = generate_recent(200, seed=3, now=NOW + timedelta(hours=5))
+    assert first == again
+    # Another run later gets ids of its own, so consumers do not drop it as a repeat.
+    assert not {e.id for e in later} & {decode_event(raw).id for raw in first}
+    assert max(e.time for e in later) == NOW + timedelta(hours=5) - timedelta(minutes=2)
+
+
+def test_recent_traffic_is_valid_and_follow_ups_come_after_their_ticket(
+    recent: list[tuple[TicketEvent, Label]],
+) -> None:
+    created_at: dict[str, datetime] = {}
+    for event, label in recent:
+        assert decode_event(event.to_json_bytes()) == event
+        if event.kind is TicketEventKind.CREATED:
+            assert event.data.ticket_id not in created_at
+            created_at[event.data.ticket_id] = event.time
+        else:
+            assert created_at[event.data.ticket_id] < event.time
+            assert label.follow_up
+
+
+def test_recent_traffic_arguments() -> None:
+    assert generate_recent(0, seed=1, now=NOW) == []
+    with pytest.raises(ValueError, match="now must be timezone-aware"):
+        generate_recent(10, seed=1, now=datetime(2026, 12, 1))
+    with pytest.raises(ValueError, match="days"):
+        generate_recent(10, seed=1, now=NOW, days=0)
+    with pytest.raises(ValueError, match="surge_share"):
+        generate_recent_labelled(10, seed=1, now=NOW, surge_share=2.0)
+    one_day = generate_recent(60, seed=1, now=NOW, days=1)
+    assert min(e.time for e in one_day).date() == (NOW - timedelta(days=1)).date()
