@@ -11,7 +11,16 @@ cached under ``EncoderSettings.cache_dir``, each named by a hash of its inputs.
 
 from riskrelay.intake.encoder.config import EncoderSettings
 from riskrelay.intake.encoder.errors import EncoderLoadError
-from riskrelay.intake.encoder.load import load_encoder
+from riskrelay.intake.encoder.load import load_encoder, load_static_encoder
 from riskrelay.intake.encoder.runtime import SentenceEncoder, TextEncoder
+from riskrelay.intake.encoder.static import StaticEncoder
 
-__all__ = ["EncoderLoadError", "EncoderSettings", "SentenceEncoder", "TextEncoder", "load_encoder"]
+__all__ = [
+    "EncoderLoadError",
+    "EncoderSettings",
+    "SentenceEncoder",
+    "StaticEncoder",
+    "TextEncoder",
+    "load_encoder",
+    "load_static_encoder",
+]

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import numpy as np
-from numpy.typing import NDArray
-from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+from pathlib import Path
 
-from riskrelay.intake.encoder import reference
+import onnxruntime  # type: ignore[import-untyped]
+
+from riskrelay.intake.encoder import backends, graph, model, static
+from riskrelay.intake.encoder.backends import NumpyForward, OnnxForward
+from riskrelay.intake.encoder.cache import (
+    artifact_path,
+    input_key,
+    load_or_build,
+    source_code_hash,
+)
 from riskrelay.intake.encoder.config import EncoderSettings
 from riskrelay.intake.encoder.errors import EncoderLoadError
-from riskrelay.intake.encoder.model import BertWeights, FloatArray, ModelSource, bundled_model_dir
+from riskrelay.intake.encoder.model import FloatArray, ModelSource, bundled_model_dir
 from riskrelay.intake.encoder.runtime import Forward, SentenceEncoder
+from riskrelay.intake.encoder.static import StaticEncoder
 
 
 def model_source(settings: EncoderSettings) -> ModelSource:
@@ -35,30 +43,43 @@ def window_tokens(settings: EncoderSettings, source: ModelSource) -> int:
     return max_tokens
 
 
-class NumpyForward:
-    """The reference forward pass on at most ``threads`` BLAS threads: more threads than free
-    cores make OpenBLAS spin, several times slower than one thread."""
+def onnx_model(
+    settings: EncoderSettings, source: ModelSource, *, quantized: bool
+) -> tuple[bytes, Path]:
+    """The cached ONNX model (built on first use) and its path."""
+    fp32_key = input_key("onnx", source_code_hash(model, graph), source.content_hash)
+    fp32_path = artifact_path(settings.cache_dir, f"{source.name}.fp32", fp32_key, ".onnx")
 
-    def __init__(self, weights: BertWeights, threads: int) -> None:
-        self._weights = weights
-        self._threads = threads
-        self._blas = ThreadpoolController()
+    def build_fp32() -> bytes:
+        return graph.build_model(source.weights())
 
-    def __call__(
-        self, input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]
-    ) -> FloatArray:
-        with self._blas.limit(limits=self._threads, user_api="blas"):
-            return reference.forward(self._weights, input_ids, attention_mask)
+    fp32 = load_or_build(fp32_path, fp32_key, build_fp32, allow_build=settings.allow_build)
+    if not quantized:
+        return fp32, fp32_path
+    # The quantizer's output may change with onnxruntime's version, so the version is an input.
+    int8_key = input_key("onnx-int8", fp32_key, onnxruntime.__version__)
+    int8_path = artifact_path(settings.cache_dir, f"{source.name}.int8", int8_key, ".onnx")
+    int8 = load_or_build(
+        int8_path, int8_key, lambda: graph.quantize(fp32), allow_build=settings.allow_build
+    )
+    return int8, int8_path
 
 
 def load_encoder(settings: EncoderSettings) -> SentenceEncoder:
-    """The sentence encoder the settings describe; every model file is checked here, so a
-    missing or corrupt one stops start-up (:class:`EncoderLoadError`)."""
+    """The sentence encoder the settings describe. Every model file is checked here, and the
+    derived ones are built when missing or stale, so a missing or corrupt file stops start-up
+    (:class:`EncoderLoadError`) instead of the first ticket."""
     source = model_source(settings)
     max_tokens = window_tokens(settings, source)
     forward: Forward
-    forward = NumpyForward(source.weights(), settings.threads)
     model_id = source.model_id
+    if settings.runtime == "numpy":
+        forward = NumpyForward(source.weights(), settings.threads)
+    else:
+        onnx_bytes, path = onnx_model(settings, source, quantized=settings.quantized)
+        forward = OnnxForward(onnx_bytes, path, settings.threads)
+        if settings.quantized:
+            model_id += ":int8"
     return SentenceEncoder(
         forward=forward,
         tokenizer=source.tokenizer(max_tokens),
@@ -70,4 +91,37 @@ def load_encoder(settings: EncoderSettings) -> SentenceEncoder:
         batch_size=settings.batch_size,
         max_windows=settings.max_windows,
         window_overlap_tokens=settings.window_overlap_tokens,
+    )
+
+
+def static_table(settings: EncoderSettings, source: ModelSource) -> FloatArray:
+    """The cached static token table (built on first use)."""
+    key = input_key("static", source_code_hash(model, graph, backends, static), source.content_hash)
+    path = artifact_path(settings.cache_dir, f"{source.name}.static", key, ".npy")
+    tokenizer = source.tokenizer(source.config.max_positions)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    if cls_id is None or sep_id is None:
+        raise EncoderLoadError(source.tokenizer_path, "no [CLS] or [SEP] token")
+
+    def build() -> bytes:
+        weights = source.weights()
+        unnormalized = graph.build_model(weights, normalize=False)
+        forward = OnnxForward(unnormalized, source.weights_path, settings.threads)
+        table = static.build_table(forward, weights.config.vocab_size, cls_id=cls_id, sep_id=sep_id)
+        return static.table_bytes(table)
+
+    content = load_or_build(path, key, build, allow_build=settings.allow_build)
+    shape = (source.config.vocab_size, source.config.hidden_size)
+    return static.table_from_bytes(content, path, shape)
+
+
+def load_static_encoder(settings: EncoderSettings) -> StaticEncoder:
+    """The static first-pass encoder of the model the settings name."""
+    source = model_source(settings)
+    max_tokens = window_tokens(settings, source)
+    return StaticEncoder(
+        table=static_table(settings, source),
+        tokenizer=source.tokenizer(max_tokens),
+        model_id=f"{source.model_id}:static",
+        max_tokens=max_tokens,
     )

@@ -56,12 +56,20 @@ def _without_surrogates(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def tokenize(tokenizer: Tokenizer, texts: list[str], max_chars: int) -> list[Encoding]:
+def tokenize(
+    tokenizer: Tokenizer, texts: list[str], max_chars: int, *, special_tokens: bool = True
+) -> list[Encoding]:
     clipped = [text[:max_chars] for text in texts]
     try:
-        return tokenizer.encode_batch(clipped)
+        return _encode(tokenizer, clipped, special_tokens)
     except TypeError:  # a lone surrogate: the tokenizer takes only valid Unicode
-        return tokenizer.encode_batch([_without_surrogates(text) for text in clipped])
+        return _encode(tokenizer, [_without_surrogates(text) for text in clipped], special_tokens)
+
+
+def _encode(tokenizer: Tokenizer, texts: list[str], special_tokens: bool) -> list[Encoding]:
+    if len(texts) == 1:  # a third cheaper than a batch of one (no hand-off to the thread pool)
+        return [tokenizer.encode(texts[0], add_special_tokens=special_tokens)]
+    return tokenizer.encode_batch(texts, add_special_tokens=special_tokens)
 
 
 def content_length(encoding: Encoding) -> int:
