@@ -24,8 +24,12 @@ pytestmark = pytest.mark.unit
 EXAMPLES_DIR = Path(riskrelay.intake.__file__).parent / "semantic" / "examples"
 VALIDATION_PATH = EXAMPLES_DIR / "heldout" / "validation.yaml"
 EVERYDAY = "everyday"
+PROBLEM = "problem"
 NO_INDICATOR = "none"
 INDICATORS = ("data_concern", "security", "compliance", "severe_impact", "reputation_threat")
+# One file per indicator (and everyday) per round of examples: "security.yaml", "security_2.yaml".
+ROUND_SUFFIXES = ("",)
+ROUND_SUFFIX = re.compile(r"_\d+$")
 INDUSTRIES = frozenset(
     {
         "banking", "cards", "fintech", "ecommerce", "retail", "saas", "telecom", "healthcare",
@@ -43,6 +47,8 @@ VERSION_PATTERN = re.compile(r"^\d{4}\.\d{1,2}\.\d+$")
 MIN_POSITIVES = 120
 MIN_HARD_NEGATIVES = 60
 MIN_EVERYDAY = 300
+MIN_PROBLEM_POSITIVES = 200
+MIN_PROBLEM_HARD_NEGATIVES = 200
 MIN_HELDOUT_PER_INDICATOR = 35
 MIN_HELDOUT_NONE = 140
 MIN_INDUSTRIES_PER_LIST = 12
@@ -71,7 +77,13 @@ def load(path: Path) -> Any:
 
 
 def training_files() -> list[Path]:
-    return [EXAMPLES_DIR / f"{name}.yaml" for name in (*INDICATORS, EVERYDAY)]
+    names = [f"{name}{suffix}" for suffix in ROUND_SUFFIXES for name in (*INDICATORS, EVERYDAY)]
+    return [EXAMPLES_DIR / f"{name}.yaml" for name in (*names, PROBLEM)]
+
+
+def file_indicator(path: Path) -> str:
+    """The indicator a training file is named after, whichever round it belongs to."""
+    return ROUND_SUFFIX.sub("", path.stem)
 
 
 def check_header(document: Any, path: Path, list_keys: set[str]) -> None:
@@ -106,14 +118,14 @@ def load_training_examples() -> list[Example]:
     examples: list[Example] = []
     for path in training_files():
         document = load(path)
-        if path.stem == EVERYDAY:
+        indicator = file_indicator(path)
+        if indicator == EVERYDAY:
             check_header(document, path, {"negatives"})
-            assert document["indicator"] == EVERYDAY, f"{path.name}: indicator"
             lists = {"negatives": NO_INDICATOR}
         else:
             check_header(document, path, {"positives", "hard_negatives"})
-            assert document["indicator"] == path.stem, f"{path.name}: indicator"
-            lists = {"positives": path.stem, "hard_negatives": NO_INDICATOR}
+            lists = {"positives": indicator, "hard_negatives": NO_INDICATOR}
+        assert document["indicator"] == indicator, f"{path.name}: indicator"
         for key, label in lists.items():
             entries = document[key]
             assert isinstance(entries, list), f"{path.name}: {key} must be a list"
@@ -232,10 +244,14 @@ def test_each_indicator_file_has_enough_positives_and_hard_negatives(
     training: list[Example],
 ) -> None:
     per_list = Counter(example.source for example in training)
-    for indicator in INDICATORS:
-        assert per_list[f"{indicator}.yaml:positives"] >= MIN_POSITIVES, indicator
-        assert per_list[f"{indicator}.yaml:hard_negatives"] >= MIN_HARD_NEGATIVES, indicator
-    assert per_list[f"{EVERYDAY}.yaml:negatives"] >= MIN_EVERYDAY
+    for suffix in ROUND_SUFFIXES:
+        for indicator in INDICATORS:
+            name = f"{indicator}{suffix}.yaml"
+            assert per_list[f"{name}:positives"] >= MIN_POSITIVES, name
+            assert per_list[f"{name}:hard_negatives"] >= MIN_HARD_NEGATIVES, name
+        assert per_list[f"{EVERYDAY}{suffix}.yaml:negatives"] >= MIN_EVERYDAY, suffix
+    assert per_list[f"{PROBLEM}.yaml:positives"] >= MIN_PROBLEM_POSITIVES
+    assert per_list[f"{PROBLEM}.yaml:hard_negatives"] >= MIN_PROBLEM_HARD_NEGATIVES
 
 
 def test_each_list_spreads_over_industries_and_styles(training: list[Example]) -> None:
