@@ -128,6 +128,44 @@ def test_operations_are_what_the_service_consumes_and_publishes(service: str) ->
             assert bindings["groupId"]["enum"] == [group], name
 
 
+def references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "$ref" and isinstance(inner, str):
+                yield inner
+            else:
+                yield from references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from references(inner)
+
+
+def resolve(document: dict[str, Any], reference: str) -> Any:
+    assert reference.startswith("#/"), reference
+    found: Any = document
+    for part in reference[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        assert isinstance(found, dict), f"{reference} does not resolve"
+        assert part in found, f"{reference} does not resolve"
+        found = found[part]
+    return found
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_reference_resolves_and_operations_use_their_channels_messages(
+    service: str,
+) -> None:
+    document = asyncapi(service)
+    assert document["asyncapi"] == "3.0.0"
+    for reference in references(document):
+        resolve(document, reference)
+    for name, operation in document["operations"].items():
+        assert operation["action"] in ("send", "receive"), name
+        channel = operation["channel"]["$ref"]
+        for message in operation["messages"]:
+            assert message["$ref"].startswith(f"{channel}/messages/"), name
+
+
 def payload_validator(document: dict[str, Any], channel: str) -> Draft202012Validator:
     """A validator of ``channel``'s message payload, its references resolved in ``document``."""
     [reference] = document["channels"][channel]["messages"].values()

@@ -204,6 +204,9 @@ def test_a_weekly_summary_of_a_week_not_begun_or_before_the_data_says_so() -> No
     assert no_data.period.coverage == "no_data"
     assert no_data.notes[0].startswith("No data for 2026-W51")
     assert "this summary is empty" not in " ".join(no_data.notes)
+    assert re.search(r'id="kpi-flagged"><b>no data</b>', render(no_data, ReportFormat.HTML))
+    assert "**no data** risk-flagged tickets" in render(no_data, ReportFormat.MARKDOWN)
+    assert re.search(r'id="kpi-flagged"><b>not begun</b>', render(before, ReportFormat.HTML))
 
 
 def test_change_item_without_a_month_of_data_runs_no_test() -> None:

@@ -61,7 +61,12 @@ class Indicator(StrEnum):
 
 
 class PersonalDataKind(StrEnum):
-    """Kinds of personal data intake redacts; a flagged event lists the kinds it saw."""
+    """Kinds of personal data intake redacts; a flagged event lists the kinds it saw.
+
+    ``national_id`` covers identity numbers (SSN, NI number, tax id) and identity-document
+    numbers (passport, driving licence, identity card); ``secret`` covers passwords, PINs,
+    one-time codes, API keys and tokens.
+    """
 
     EMAIL = "email"
     PHONE = "phone"
@@ -69,6 +74,10 @@ class PersonalDataKind(StrEnum):
     IBAN = "iban"
     IP_ADDRESS = "ip_address"
     NATIONAL_ID = "national_id"
+    NAME = "name"
+    POSTAL_ADDRESS = "postal_address"
+    DATE_OF_BIRTH = "date_of_birth"
+    SECRET = "secret"
 
 
 class Role(StrEnum):
@@ -144,6 +153,13 @@ class Customer(Contract):
         default=False,
         description="The customer is known to be vulnerable (raises impact in the risk policy).",
     )
+    name: ShortText | None = Field(
+        default=None,
+        description=(
+            "The customer's name, if the helpdesk knows it. Intake only uses it to redact the "
+            "name from the ticket's text; it is never copied into an outgoing event."
+        ),
+    )
 
 
 class RiskFlag(Contract):
@@ -187,6 +203,13 @@ class TicketData(Contract):
     )
     tags: list[ShortText] = Field(default_factory=list, max_length=100, description="Ticket tags.")
     agent_id: ShortText | None = Field(default=None, description="Assigned agent, if any.")
+    agent_name: ShortText | None = Field(
+        default=None,
+        description=(
+            "The assigned agent's name, if known. Like `customer.name`, only used to redact it "
+            "from the text; never copied into an outgoing event."
+        ),
+    )
     risk_flag: RiskFlag | None = Field(default=None, description="The agent's Risk Flag, if set.")
     comment: Comment | None = Field(
         default=None, description="The new comment; required on `commented` events."

@@ -58,7 +58,7 @@ from riskrelay.intake.patterns import (
     RateObservation,
     observe_ticket,
 )
-from riskrelay.intake.redaction import DEFAULT_REDACTOR, Redactor
+from riskrelay.intake.redaction import DEFAULT_REDACTOR, KnownNames, Redactor
 from riskrelay.intake.rules import RulePack
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
@@ -169,8 +169,11 @@ def assess_ticket(
     normalized_description = normalize_text(data.description)
     normalized_comment = normalize_text(data.comment.body) if data.comment else ""
 
+    # The event's names are only used to find them in its text; they are never copied out.
+    known_names = KnownNames.of(data.customer.name, data.agent_name)
+
     def redacted(text: str) -> str:
-        result = redactor.redact(text)
+        result = redactor.redact(text, known_names)
         kinds.update(result.kinds)
         return result.text
 
