@@ -82,6 +82,7 @@ def test_assessment_normalizes_redacts_and_detects(
         PersonalDataKind.EMAIL,
         PersonalDataKind.PHONE,
         PersonalDataKind.CARD,
+        PersonalDataKind.NAME,
     ]
     assert assessment.financial_amount == 25_000
     assert set(assessment.indicators) == {Indicator.SECURITY_ISSUE, Indicator.SEVERE_IMPACT}
@@ -375,6 +376,7 @@ def test_zendesk_sample_end_to_end_leaks_no_personal_data(rule_pack: RulePack) -
         PersonalDataKind.EMAIL,
         PersonalDataKind.PHONE,
         PersonalDataKind.CARD,
+        PersonalDataKind.NAME,
     }
 
 

@@ -1,18 +1,33 @@
 """Personal-data redaction: raw identifiers never leave intake.
 
 Each kind is found by a cheap candidate regex and then *validated* by a library that knows the
-format, so placeholders replace real identifiers and not every long number:
+format where one exists, so placeholders replace real identifiers and not every long number:
 
 ======================  ==============================  =================================
 kind                    candidate                       validated by
 ======================  ==============================  =================================
-``[EMAIL]``             RFC 5322 dot-atom @ domain      (the pattern is specific enough)
+``[EMAIL]``             RFC 5322 dot-atom @ domain;     (the pattern is specific enough);
+                        disguised "jane dot doe at ..." known top-level domain
+``[SECRET]``            token formats; "password is",   ``detect-secrets`` plugins' regexes;
+                        "PIN", "code", "OTP", "API key" the value must look like a secret
+``[DOB]``               a date after "DOB", "date of    (the cue is the validation)
+                        birth", "born on" ...
 ``[IBAN]``              2 letters, 2 digits, 11-30 more ``stdnum.iban`` (country format, mod 97)
 ``[CARD]``              13-19 digits in groups          ``stdnum.luhn``
 ``[IP]``                dotted quad / colon groups      ``ipaddress``
 ``[NATIONAL_ID]``       see below                       format rules, ``stdnum.de.idnr``
+``[ADDRESS]``           street + number, postcode,      UK postcode letter rules, US state
+                        "I live at ..."                 codes
 ``[PHONE]``             7+ digits with separators       ``phonenumbers`` (valid numbers)
+``[NAME]``              the event's customer and agent  capitalization, not a sentence
+                        names; "Name:", "From:", "My    opener, ends its field after a
+                        name is", "Dear", sign-offs     weak cue
 ======================  ==============================  =================================
+
+The finders for secrets, dates of birth, identity documents, disguised e-mail addresses,
+postal addresses and names live in :mod:`riskrelay.intake.pii`, each module saying what it
+recognises and why. Cue-marked kinds replace only the value: "my password is [SECRET]", "DOB
+[DOB]", "passport number [NATIONAL_ID]", so the words the rules read stay.
 
 National identifiers recognised (documented, deliberately few, since a bare 9-11 digit number
 is far more often an order or invoice number than an identity number):
@@ -22,17 +37,25 @@ is far more often an order or invoice number than an identity number):
 * UK National Insurance number, ``AB 12 34 56 C`` with or without spaces, using HMRC's rules
   for the two prefix letters.
 * German tax identification number (Steuer-IdNr), 11 digits, checked with ``stdnum.de.idnr``.
+* Passport, driving-licence and identity-card numbers after their cue, and UK driving-licence
+  numbers anywhere (:mod:`riskrelay.intake.pii.documents`).
 
-The order of the passes matters: e-mail first (addresses contain digits and dots), then IBAN
-and card before IP, national id and phone, so a card number is never half-eaten as a phone.
-Placeholders contain no digits, so later passes cannot match inside them. Phone numbers are
-looked up with ``phonenumbers`` only inside digit-bearing candidate spans, because running its
-matcher over a whole body costs about a millisecond; a ``+`` followed by 7-15 digits is
-redacted even when no numbering plan accepts it, because it is a phone number to a human.
+The order of the passes matters: e-mail first (addresses contain digits and dots), then
+secrets (a token holds digits that later passes would half-eat) and dates of birth, then IBAN
+and card before IP, national id, address and phone, so a card number is never half-eaten as a
+phone; names last, once every address and e-mail holding one is gone. Placeholders contain no
+digits, so later passes cannot match inside them. Each pass is gated by something cheap (an
+``@``, a digit, a cue word in the lower-cased text), because most of a ticket has none of
+them. Phone numbers are looked up with ``phonenumbers`` only inside digit-bearing candidate
+spans, because running its matcher over a whole body costs about a millisecond; a ``+``
+followed by 7-15 digits is redacted even when no numbering plan accepts it, because it is a
+phone number to a human. A digit run glued by a hyphen to a longer identifier (the tail of
+"D1234-56789-01234") is never a phone number.
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -43,7 +66,29 @@ from stdnum import iban as stdnum_iban
 from stdnum import luhn
 from stdnum.de import idnr as stdnum_de_idnr
 
+from riskrelay.intake.pii import (
+    CueIndex,
+    Span,
+    TextScan,
+    addresses,
+    documents,
+    emails,
+    names,
+    secrets,
+)
+from riskrelay.intake.pii.names import NO_NAMES, KnownNames
 from riskrelay.shared.events import PersonalDataKind
+
+__all__ = [
+    "DEFAULT_REDACTOR",
+    "NO_NAMES",
+    "PLACEHOLDERS",
+    "PLACEHOLDER_TOKENS",
+    "KnownNames",
+    "RedactionResult",
+    "Redactor",
+    "redact",
+]
 
 PLACEHOLDERS: dict[PersonalDataKind, str] = {
     PersonalDataKind.EMAIL: "[EMAIL]",
@@ -52,6 +97,10 @@ PLACEHOLDERS: dict[PersonalDataKind, str] = {
     PersonalDataKind.IBAN: "[IBAN]",
     PersonalDataKind.IP_ADDRESS: "[IP]",
     PersonalDataKind.NATIONAL_ID: "[NATIONAL_ID]",
+    PersonalDataKind.NAME: "[NAME]",
+    PersonalDataKind.POSTAL_ADDRESS: "[ADDRESS]",
+    PersonalDataKind.DATE_OF_BIRTH: "[DOB]",
+    PersonalDataKind.SECRET: "[SECRET]",
 }
 PLACEHOLDER_TOKENS = frozenset(p.strip("[]").lower() for p in PLACEHOLDERS.values())
 
@@ -61,8 +110,6 @@ class RedactionResult:
     text: str
     kinds: frozenset[PersonalDataKind]
 
-
-Span = tuple[int, int]
 
 # --- e-mail ---------------------------------------------------------------------------------
 _EMAIL = re.compile(
@@ -97,9 +144,9 @@ _UK_NINO = re.compile(
 _DE_IDNR_CANDIDATE = re.compile(r"(?<![\d+])\d{2} ?\d{3} ?\d{3} ?\d{3}(?![\d])")
 
 # --- phones ---------------------------------------------------------------------------------
-_PHONE_CANDIDATE = re.compile(r"(?<![\w+])\+?\(?\d[\d ()./\-]{5,28}\d(?!\d)")
-_INTERNATIONAL_FALLBACK = re.compile(r"(?<![\w+])\+\d(?:[ ().\-]?\d){6,16}(?!\d)")
-_DIGIT = re.compile(r"\d")
+# Not after "<word>-": the digits are then the tail of a longer identifier (a licence number).
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?<!\w-)\+?\(?\d[\d ()./\-]{5,28}\d(?!\d)")
+_INTERNATIONAL_FALLBACK = re.compile(r"(?<![\w+])(?<!\w-)\+\d(?:[ ().\-]?\d){6,16}(?!\d)")
 
 
 def _iban_spans(text: str) -> list[Span]:
@@ -185,6 +232,35 @@ def _national_id_spans(text: str) -> list[Span]:
     return spans
 
 
+def _national_id_and_document_spans(scan: TextScan) -> list[Span]:
+    return _national_id_spans(scan.text) + documents.id_document_spans(scan)
+
+
+class _Needs(enum.Enum):
+    """The cheap look that decides whether a pass can find anything at all."""
+
+    NOTHING = enum.auto()
+    AT_SIGN = enum.auto()
+    DIGIT = enum.auto()
+    DIGIT_OR_COLON = enum.auto()
+
+    def met_by(self, scan: TextScan) -> bool:
+        if self is _Needs.NOTHING:
+            return True
+        if self is _Needs.DIGIT:
+            return scan.has_digits
+        if self is _Needs.AT_SIGN:
+            return "@" in scan.text
+        return scan.has_digits or ":" in scan.text
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    kind: PersonalDataKind
+    find: Callable[[TextScan], list[Span]]
+    needs: _Needs
+
+
 class Redactor:
     """Replaces personal data with typed placeholders. Build once; ``redact`` is thread-safe."""
 
@@ -193,34 +269,41 @@ class Redactor:
         unknown = [r for r in self.phone_regions if r not in phonenumbers.SUPPORTED_REGIONS]
         if unknown:
             raise ValueError(f"unknown phone regions {unknown}")
-        self._passes: tuple[tuple[PersonalDataKind, Callable[[str], list[Span]]], ...] = (
-            (PersonalDataKind.EMAIL, _email_spans),
-            (PersonalDataKind.IBAN, _iban_spans),
-            (PersonalDataKind.CARD, _card_spans),
-            (PersonalDataKind.IP_ADDRESS, _ip_spans),
-            (PersonalDataKind.NATIONAL_ID, _national_id_spans),
-            (PersonalDataKind.PHONE, self._phone_spans),
+        self._cues = CueIndex(
+            (*emails.CUES, *secrets.CUES, *documents.CUES, *addresses.CUES, *names.CUES)
+        )
+        kinds = PersonalDataKind
+        self._passes: tuple[_Pass, ...] = (
+            _Pass(kinds.EMAIL, lambda scan: _email_spans(scan.text), _Needs.AT_SIGN),
+            _Pass(kinds.EMAIL, emails.obfuscated_email_spans, _Needs.NOTHING),
+            _Pass(kinds.SECRET, secrets.secret_spans, _Needs.NOTHING),
+            _Pass(kinds.DATE_OF_BIRTH, documents.date_of_birth_spans, _Needs.DIGIT),
+            _Pass(kinds.IBAN, lambda scan: _iban_spans(scan.text), _Needs.DIGIT),
+            _Pass(kinds.CARD, lambda scan: _card_spans(scan.text), _Needs.DIGIT),
+            _Pass(kinds.IP_ADDRESS, lambda scan: _ip_spans(scan.text), _Needs.DIGIT_OR_COLON),
+            _Pass(kinds.NATIONAL_ID, _national_id_and_document_spans, _Needs.DIGIT),
+            _Pass(kinds.POSTAL_ADDRESS, addresses.address_spans, _Needs.NOTHING),
+            _Pass(kinds.PHONE, lambda scan: self._phone_spans(scan.text), _Needs.DIGIT),
+            _Pass(kinds.NAME, names.cued_name_spans, _Needs.NOTHING),
         )
 
-    def redact(self, text: str) -> RedactionResult:
-        kinds: set[PersonalDataKind] = set()
-        has_digits = _DIGIT.search(text) is not None
-        for kind, find_spans in self._passes:
-            # Cheap gates: most ticket text has no "@" and many bodies have no digit at all.
-            if kind is PersonalDataKind.EMAIL:
-                if "@" not in text:
-                    continue
-            elif kind is PersonalDataKind.IP_ADDRESS:
-                if not has_digits and ":" not in text:
-                    continue
-            elif not has_digits:
+    def redact(self, text: str, known_names: KnownNames = NO_NAMES) -> RedactionResult:
+        """Redact ``text``; ``known_names`` are the person names the event carries."""
+        found: set[PersonalDataKind] = set()
+        scan = TextScan(text)
+        scan.cues = self._cues.present(scan.lowered)
+        for step in self._passes:
+            if step.needs is not _Needs.NOTHING and not step.needs.met_by(scan):
                 continue
-            spans = find_spans(text)
+            spans = step.find(scan)
+            if step.kind is PersonalDataKind.NAME:
+                if known_names:
+                    spans += names.known_name_spans(scan, known_names)
+                spans = _joined_across_spaces(scan.text, spans)
             if spans:
-                text = _replace(text, spans, PLACEHOLDERS[kind])
-                kinds.add(kind)
-                has_digits = _DIGIT.search(text) is not None
-        return RedactionResult(text, frozenset(kinds))
+                scan = TextScan(_replace(scan.text, spans, PLACEHOLDERS[step.kind]), scan.cues)
+                found.add(step.kind)
+        return RedactionResult(scan.text, frozenset(found))
 
     def _phone_spans(self, text: str) -> list[Span]:
         spans: list[Span] = []
@@ -250,6 +333,19 @@ def _email_spans(text: str) -> list[Span]:
     return [m.span() for m in _EMAIL.finditer(text)]
 
 
+def _joined_across_spaces(text: str, spans: list[Span]) -> list[Span]:
+    """First and last name found apart are one name: "[NAME]", not "[NAME] [NAME]"."""
+    joined: list[Span] = []
+    for start, end in sorted(spans):
+        if (joined and (gap := text[joined[-1][1] : start]) and not gap.strip(" \t")) or (
+            joined and start <= joined[-1][1]
+        ):
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
+
+
 def _replace(text: str, spans: list[Span], placeholder: str) -> str:
     """Replace possibly overlapping spans, each merged run once."""
     merged: list[list[int]] = []
@@ -271,6 +367,6 @@ def _replace(text: str, spans: list[Span], placeholder: str) -> str:
 DEFAULT_REDACTOR = Redactor()
 
 
-def redact(text: str) -> RedactionResult:
+def redact(text: str, known_names: KnownNames = NO_NAMES) -> RedactionResult:
     """Redact with the default phone regions (US, GB, DE, FR)."""
-    return DEFAULT_REDACTOR.redact(text)
+    return DEFAULT_REDACTOR.redact(text, known_names)

@@ -1,0 +1,321 @@
+"""Postal addresses: streets with house numbers, postcodes, and what "I live at" introduces.
+
+No well-kept library finds addresses in free text without a large model or a native
+dependency (libpostal), so these are patterns, each anchored on something an address has and
+prose rarely does:
+
+* a street with its number: English "221B Baker Street" / "1600 Pennsylvania Ave", French
+  "12 rue de la Paix", German and Dutch "Hauptstraße 5" / "Berliner Str. 12a" /
+  "Keizersgracht 123", and "PO Box 123";
+* a UK postcode ("NW1 6XE", with Royal Mail's letter rules) anywhere; a US state and ZIP code
+  after a city ("Springfield, IL 62704");
+* a cue: "I live at", "my address is", ``Address:`` (and their German, French and Dutch
+  forms), then the address-looking words that follow.
+
+From a street the address is extended over what follows it on the same or the next lines:
+flat or suite, postcode, city ("London NW1 6XE", "10115 Berlin", "1015 CJ Amsterdam") and a
+city or country ending the line. A bare five-digit number is never an address on its own: it
+is far more often an order number. Every pattern but the cues is tried only at a digit run.
+"""
+
+from __future__ import annotations
+
+import re
+
+from riskrelay.intake.pii import Cue, Span, TextScan, ends_word, starts_word
+
+_STREET_TYPES = (
+    r"Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Place|Pl|Square|Sq|"
+    r"Terrace|Way|Close|Crescent|Gardens|Grove|Hill|Parkway|Pkwy|Highway|Hwy|Row|Mews|Walk|"
+    r"Circle|Cir|Trail|Alley|Green|Rise|Parade|Esplanade|Embankment|Wharf|Quay|Plaza"
+)
+_HOUSE_NUMBER = r"\d{1,5}[A-Za-z]?(?:[-/]\d{1,5}[A-Za-z]?)?"
+_UNIT = r"(?:Flat|Apt|Apartment|Unit|Suite|Ste|Floor|Fl)\.?[ \t]*\w{1,5}"
+_UK_POSTCODE = (
+    r"(?:GIR ?0AA|[A-PR-UWYZ](?:\d[A-HJKPSTUW\d]?|[A-HK-Y]\d[ABEHMNPRV-Y\d]?) ?"
+    r"\d[ABD-HJLNP-UW-Z]{2})"
+)
+_US_STATES = (
+    r"AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|"
+    r"NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR"
+)
+_CAPITALIZED = r"[A-ZÄÖÜÉÈÊÀÂÎÔÛÇ][\w'.-]*"
+_US_CITY_STATE_ZIP = (
+    rf"(?:[A-Z][a-z]+[ \t]+){{0,2}}[A-Z][a-z]+,?[ \t]+(?:{_US_STATES})[ \t]+\d{{5}}(?:-\d{{4}})?"
+)
+
+# Streets that start with their number (English, French), matched at a digit run.
+_NUMBERED_STREET = re.compile(
+    rf"{_HOUSE_NUMBER}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?:"
+    rf"(?:(?:[NSEW]|North|South|East|West|Upper|Lower|Old|New)\.?[ \t]+)?"
+    rf"(?:[A-Z][\w'-]*[ \t]+){{1,4}}(?i:{_STREET_TYPES})\b\.?"
+    r"(?:[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b)?"
+    r"|(?i:rue|avenue|av\.|boulevard|bd|place|chemin|all[ée]e|impasse|quai|route|cours|passage|"
+    r"square|voie|esplanade|rond-point)[ \t]+"
+    r"(?:(?i:de[ \t]+la|de[ \t]+l'|des|du|de|d'|l'|la|le|les|aux|au)[ \t]*)?"
+    rf"{_CAPITALIZED}(?:[ \t]+(?:(?i:de|du|des|la|le|d')[ \t]*)?{_CAPITALIZED}){{0,3}})"
+)
+_UNIT_BEFORE = re.compile(rf"{_UNIT},?[ \t]+$")
+# German and Dutch streets end with their number: "Hauptstraße 5", "Berliner Str. 12a".
+_STREET_BEFORE_NUMBER = re.compile(
+    r"(?:[A-ZÄÖÜ][\wäöüß'-]+(?:straße|strasse|str\.|gasse|allee|platz|weg|damm|ufer|chaussee|"
+    r"straat|laan|gracht|plein|kade|singel|dijk|steeg)|[A-ZÄÖÜ][\wäöüß.'-]*[ \t]+(?:Straße|"
+    r"Strasse|Str\.|Weg|Platz|Allee|Gasse|Ring|Damm|Ufer|Straat|Laan|Plein|Kade))[ \t]*$"
+)
+_HOUSE_NUMBER_AT = re.compile(rf"{_HOUSE_NUMBER}(?![\w])")
+_UK_POSTCODE_AT = re.compile(rf"{_UK_POSTCODE}(?![A-Za-z0-9])")
+_US_CITY_STATE_BEFORE = re.compile(
+    rf"(?:[A-Z][a-z]+[ \t]+){{0,2}}[A-Z][a-z]+,?[ \t]+(?:{_US_STATES})[ \t]+$"
+)
+_ZIP_EXTENSION = re.compile(r"-\d{4}(?!\d)")
+_CITY = rf"{_CAPITALIZED}(?:[ \t-]{_CAPITALIZED}){{0,2}}"
+# What may follow a street (or an earlier part of its address) and still belong to it.
+_CONTINUATION = re.compile(
+    rf"(?P<separator>[ \t]*,[ \t]*|[ \t]*\n[ \t]*|[ \t]+)"
+    rf"(?:(?P<coded>{_UNIT}|{_UK_POSTCODE}(?![A-Za-z0-9])|{_US_CITY_STATE_ZIP}(?!\d)"
+    rf"|\d{{4,5}}(?:[ \t]?[A-Z]{{2}})?[ \t]+{_CITY}|{_CITY}[ \t]+{_UK_POSTCODE}(?![A-Za-z0-9])"
+    rf"|(?:{_US_STATES})[ \t]+\d{{5}}(?:-\d{{4}})?(?!\d))"
+    rf"|(?P<place>{_CITY})(?=[ \t]*(?:$|\n|[,;)]|\.(?:\s|$))))"
+)
+# These two run over the lower-cased text (see riskrelay.intake.pii).
+_PO_BOX = re.compile(r"(?:p\.?[ \t]?o\.?[ \t]*box|postfach|boîte[ \t]+postale)[ \t]+\d{1,6}")
+_CUE = re.compile(
+    r"(?:i[ \t]+(?:live|reside|am[ \t]+living)[ \t]+(?:at|on)|i'm[ \t]+living[ \t]+"
+    r"(?:at|on)|my[ \t]+(?:(?:home|postal|delivery|billing|shipping|mailing|street|new|old|"
+    r"current|registered|correct)[ \t]+)?address[ \t]+(?:is|was|has[ \t]+changed[ \t]+to|"
+    r"changed[ \t]+to)|address[ \t]*:|ich[ \t]+wohne[ \t]+(?:in[ \t]+der|an[ \t]+"
+    r"der|am)|meine[ \t]+(?:adresse|anschrift)[ \t]+(?:ist|lautet)|anschrift[ \t]*:|"
+    r"adresse[ \t]*:|j'habite[ \t]+(?:au|à|a)|mon[ \t]+adresse[ \t]+est|ik[ \t]+woon[ \t]+"
+    r"(?:op|aan)|mijn[ \t]+adres[ \t]+is|adres[ \t]*:)[ \t]*:?[ \t]*"
+)
+
+ADDRESS_CUE = Cue(
+    "address",
+    (
+        "i live",
+        "i reside",
+        "living at",
+        "living on",
+        "address",
+        "adress",
+        "anschrift",
+        "wohne",
+        "habite",
+        "woon",
+    ),
+)
+PO_BOX_CUE = Cue("po box", ("box", "postfach", "boîte"))
+CUES = (ADDRESS_CUE, PO_BOX_CUE)
+
+# Words an address written after a cue may hold besides numbers and capitalized words.
+_ADDRESS_WORDS = frozenset(
+    [
+        "street",
+        "st",
+        "road",
+        "rd",
+        "avenue",
+        "ave",
+        "lane",
+        "ln",
+        "drive",
+        "dr",
+        "boulevard",
+        "blvd",
+        "court",
+        "ct",
+        "place",
+        "pl",
+        "square",
+        "sq",
+        "terrace",
+        "way",
+        "close",
+        "crescent",
+        "gardens",
+        "grove",
+        "hill",
+        "parkway",
+        "highway",
+        "row",
+        "mews",
+        "walk",
+        "flat",
+        "apt",
+        "apartment",
+        "unit",
+        "suite",
+        "floor",
+        "po",
+        "box",
+        "rue",
+        "chemin",
+        "impasse",
+        "quai",
+        "allée",
+        "allee",
+        "straße",
+        "strasse",
+        "str",
+        "weg",
+        "gasse",
+        "platz",
+        "straat",
+        "laan",
+        "gracht",
+        "plein",
+        "kade",
+    ]
+)
+_STOPS = frozenset(
+    [
+        "and",
+        "but",
+        "so",
+        "since",
+        "because",
+        "which",
+        "where",
+        "who",
+        "when",
+        "while",
+        "is",
+        "was",
+        "for",
+        "with",
+        "to",
+        "my",
+        "i",
+        "if",
+        "or",
+        "then",
+        "that",
+        "this",
+        "it",
+        "please",
+    ]
+)
+_CUE_TOKEN = re.compile(
+    rf"(?P<postcode>{_UK_POSTCODE})(?![A-Za-z0-9])|(?P<number>#?\d[\w/-]*)|"
+    r"(?P<word>[^\W\d_][\w'.-]*)|(?P<comma>,)"
+)
+_SPACE = re.compile(r"[ \t]+")
+_LOOK_BEHIND = 60
+_MAX_CUE_TOKENS = 16
+_MAX_LOWERCASE_RUN = 3
+_ZIP_LENGTH = 5
+
+
+def address_spans(scan: TextScan) -> list[Span]:
+    """Spans of postal addresses in the text."""
+    text = scan.text
+    spans: list[Span] = []
+    for run_start, run_end in scan.digit_runs:
+        found = _address_at_number(text, run_start, run_end)
+        if found is not None:
+            spans.append((found[0], _extend(text, found[1])))
+    if scan.has_digits and scan.has(PO_BOX_CUE):
+        for match in _PO_BOX.finditer(scan.lowered):
+            if starts_word(text, match.start()):
+                spans.append((match.start(), _extend(text, match.end())))
+    if not scan.has(ADDRESS_CUE):
+        return spans
+    for match in _CUE.finditer(scan.lowered):
+        if starts_word(text, match.start()):
+            found = _address_after_cue(text, match.end())
+            if found is not None:
+                spans.append((found[0], _extend(text, found[1])))
+    return spans
+
+
+def _address_at_number(text: str, start: int, end: int) -> Span | None:
+    """The street, postcode or ZIP code that the digit run ``text[start:end]`` belongs to."""
+    window = max(0, start - _LOOK_BEHIND)
+    previous = text[start - 1] if start else " "
+    if not (previous.isalnum() or previous in "-_+"):
+        # Cheap looks first: a street follows its number after a space or comma (and maybe a
+        # letter, "221B"); a German or Dutch street name ends right before it.
+        following = text[end : end + 2]
+        if following[:1] in (" ", ",") or (following[:1].isalpha() and following[1:] in " ,"):
+            street = _NUMBERED_STREET.match(text, start)
+            if street is not None:
+                unit = _UNIT_BEFORE.search(text, window, start)
+                return (unit.start() if unit else start), street.end()
+        if (
+            previous in " \t"
+            and start >= 2
+            and (text[start - 2].isalpha() or text[start - 2] == ".")
+        ):
+            before = _STREET_BEFORE_NUMBER.search(text, window, start)
+            number = _HOUSE_NUMBER_AT.match(text, start)
+            if before is not None and number is not None and starts_word(text, before.start()):
+                return before.start(), number.end()
+    if end - start == _ZIP_LENGTH and (ends_word(text, end) or text.startswith("-", end)):
+        state = _US_CITY_STATE_BEFORE.search(text, window, start)
+        if state is not None and starts_word(text, state.start()):
+            extension = _ZIP_EXTENSION.match(text, end)
+            return state.start(), extension.end() if extension else end
+    # A UK postcode's inward part is a digit and two letters ("NW1 6XE"): look for its outward
+    # part before it.
+    inward_letters = text[end : end + 2]
+    if end - start <= 2 and inward_letters.isalpha() and inward_letters.isupper():
+        for begin in range(max(0, end - 7), start):
+            postcode = _UK_POSTCODE_AT.match(text, begin)
+            if postcode is not None and postcode.end() == end + 2 and starts_word(text, begin):
+                return begin, postcode.end()
+    return None
+
+
+def _extend(text: str, end: int) -> int:
+    """Extend an address that ends at ``end`` over its unit, postcode, city and country."""
+    lines_crossed = 0
+    while True:
+        match = _CONTINUATION.match(text, end)
+        if match is None:
+            return end
+        crosses_line = "\n" in match.group("separator")
+        # A line below an address belongs to it only when it carries a code (postcode, unit).
+        if crosses_line and (match.group("coded") is None or lines_crossed >= 2):
+            return end
+        lines_crossed += crosses_line
+        end = match.end()
+
+
+def _address_after_cue(text: str, position: int) -> Span | None:
+    """The address-looking words after a cue, on its line: numbers, postcodes, capitalized and
+    street words; lower-case words only between those ("12 baker street"). It ends before the
+    first word that continues the sentence ("... and my parcel never came")."""
+    index = position
+    start: int | None = None
+    end: int | None = None
+    tentative = 0
+    for _ in range(_MAX_CUE_TOKENS):
+        match = _CUE_TOKEN.match(text, index)
+        if match is None:
+            break
+        token = match.group()
+        key = token.lower().rstrip(".")
+        if match.group("word") is not None and key in _STOPS:
+            break
+        committed = (
+            match.group("postcode") is not None
+            or match.group("number") is not None
+            or (match.group("word") is not None and (token[0].isupper() or key in _ADDRESS_WORDS))
+        )
+        if committed:
+            start = match.start() if start is None else start
+            end = match.end()
+            if token.endswith(".") and key not in _ADDRESS_WORDS:
+                end -= 1  # a sentence's full stop
+            tentative = 0
+        else:
+            tentative += 1
+            if tentative > _MAX_LOWERCASE_RUN:
+                break
+        index = match.end()
+        spaces = _SPACE.match(text, index)
+        if spaces:
+            index = spaces.end()
+    if start is None or end is None:
+        return None
+    return start, end
