@@ -92,6 +92,11 @@ class TextScan:
         return self._digit_runs
 
 
+def words(text: str) -> frozenset[str]:
+    """The whitespace-separated words of ``text``, for the word lists of the finders."""
+    return frozenset(text.split())
+
+
 def starts_word(text: str, index: int) -> bool:
     """Nothing word-like (letter, digit, underscore) stands right before ``index``."""
     return index == 0 or not (text[index - 1].isalnum() or text[index - 1] == "_")

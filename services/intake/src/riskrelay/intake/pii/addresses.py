@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from riskrelay.intake.pii import Cue, Span, TextScan, ends_word, starts_word
+from riskrelay.intake.pii import Cue, Span, TextScan, ends_word, starts_word, words
 
 _STREET_TYPES = (
     r"Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Place|Pl|Square|Sq|"
@@ -108,92 +108,19 @@ PO_BOX_CUE = Cue("po box", ("box", "postfach", "boîte"))
 CUES = (ADDRESS_CUE, PO_BOX_CUE)
 
 # Words an address written after a cue may hold besides numbers and capitalized words.
-_ADDRESS_WORDS = frozenset(
-    [
-        "street",
-        "st",
-        "road",
-        "rd",
-        "avenue",
-        "ave",
-        "lane",
-        "ln",
-        "drive",
-        "dr",
-        "boulevard",
-        "blvd",
-        "court",
-        "ct",
-        "place",
-        "pl",
-        "square",
-        "sq",
-        "terrace",
-        "way",
-        "close",
-        "crescent",
-        "gardens",
-        "grove",
-        "hill",
-        "parkway",
-        "highway",
-        "row",
-        "mews",
-        "walk",
-        "flat",
-        "apt",
-        "apartment",
-        "unit",
-        "suite",
-        "floor",
-        "po",
-        "box",
-        "rue",
-        "chemin",
-        "impasse",
-        "quai",
-        "allée",
-        "allee",
-        "straße",
-        "strasse",
-        "str",
-        "weg",
-        "gasse",
-        "platz",
-        "straat",
-        "laan",
-        "gracht",
-        "plein",
-        "kade",
-    ]
+_ADDRESS_WORDS = words(
+    """
+    street st road rd avenue ave lane ln drive dr boulevard blvd court ct place pl square sq
+    terrace way close crescent gardens grove hill parkway highway row mews walk flat apt
+    apartment unit suite floor po box rue chemin impasse quai allée allee straße strasse str
+    weg gasse platz straat laan gracht plein kade
+    """
 )
-_STOPS = frozenset(
-    [
-        "and",
-        "but",
-        "so",
-        "since",
-        "because",
-        "which",
-        "where",
-        "who",
-        "when",
-        "while",
-        "is",
-        "was",
-        "for",
-        "with",
-        "to",
-        "my",
-        "i",
-        "if",
-        "or",
-        "then",
-        "that",
-        "this",
-        "it",
-        "please",
-    ]
+_STOPS = words(
+    """
+    and but so since because which where who when while is was for with to my i if or then
+    that this it please
+    """
 )
 _CUE_TOKEN = re.compile(
     rf"(?P<postcode>{_UK_POSTCODE})(?![A-Za-z0-9])|(?P<number>#?\d[\w/-]*)|"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from riskrelay.intake.pii import Cue, Span, TextScan, starts_word
+from riskrelay.intake.pii import Cue, Span, TextScan, starts_word, words
 
 _AT = r"(?P<at>[ \t]*[\[({<][ \t]*at[ \t]*[\])}>][ \t]*|[ \t]+at[ \t]+|[ \t]*@[ \t]+)"
 _DOT = r"(?:[ \t]*[\[({<][ \t]*(?:dot|\.)[ \t]*[\])}>][ \t]*|[ \t]+dot[ \t]+|[ \t]?\.[ \t]?)"
@@ -21,52 +21,18 @@ _TOP_LEVEL_DOMAINS = (
     r"com|net|org|edu|gov|io|co|uk|de|fr|nl|be|es|it|pt|ie|ch|at|se|no|dk|fi|pl|cz|eu|us|ca|"
     r"au|nz|in|jp|cn|br|mx|ru|info|biz|me|app|dev|ai|tv|online|email|mail"
 )
-_WEBMAIL = [
-    "gmail",
-    "googlemail",
-    "yahoo",
-    "ymail",
-    "hotmail",
-    "outlook",
-    "live",
-    "msn",
-    "icloud",
-    "me",
-    "mac",
-    "aol",
-    "gmx",
-    "web",
-    "proton",
-    "protonmail",
-    "pm",
-    "t-online",
-    "orange",
-    "free",
-    "wanadoo",
-    "laposte",
-    "btinternet",
-    "sky",
-    "virginmedia",
-    "talktalk",
-    "mail",
-    "yandex",
-    "zoho",
-    "fastmail",
-    "hey",
-    "tutanota",
-    "posteo",
-    "freenet",
-    "ziggo",
-    "kpnmail",
-    "hetnet",
-    "comcast",
-]
-_WEBMAIL_NAMES = frozenset(_WEBMAIL)
+_WEBMAIL = words(
+    """
+    gmail googlemail yahoo ymail hotmail outlook live msn icloud me mac aol gmx web proton
+    protonmail pm t-online orange free wanadoo laposte btinternet sky virginmedia talktalk
+    mail yandex zoho fastmail hey tutanota posteo freenet ziggo kpnmail hetnet comcast
+    """
+)
 # Runs over the lower-cased text (see riskrelay.intake.pii). Most tickets hold no "dot", no
 # bracketed "at", no spaced "@" and no "at <webmail>": the cue.
 OBFUSCATED_EMAIL_CUE = Cue(
     "disguised e-mail",
-    ("dot", "at]", "at)", "at}", "at>", "@ ", *(f" at {name}" for name in _WEBMAIL)),
+    ("dot", "at]", "at)", "at}", "at>", "@ ", *(f" at {name}" for name in sorted(_WEBMAIL))),
 )
 CUES = (OBFUSCATED_EMAIL_CUE,)
 _OBFUSCATED_EMAIL = re.compile(
@@ -97,6 +63,6 @@ def obfuscated_email_spans(scan: TextScan) -> list[Span]:
         domain = match.group("domain")
         spelled_dot = _SPELLED_DOT.search(match.group()) is not None
         provider = _DOMAIN_LABEL_END.split(domain, maxsplit=1)[0]
-        if disguised_at or spelled_dot or provider in _WEBMAIL_NAMES:
+        if disguised_at or spelled_dot or provider in _WEBMAIL:
             spans.append(match.span())
     return spans
