@@ -43,6 +43,16 @@ class DatabaseEndpoint:
     backend: Backend
 
 
+@pytest.fixture(scope="session", autouse=True)
+def scheduled_reports_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where a reporting service a test starts (here or as a child process) writes its
+    scheduled reports: a temporary folder, not ``reports/`` in the checkout."""
+    folder = tmp_path_factory.mktemp("scheduled-reports")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RISKRELAY_REPORTING_SCHEDULE__DIRECTORY", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def docker_available() -> bool:
     if os.environ.get(KAFKA_ENV) and os.environ.get(DATABASE_ENV):

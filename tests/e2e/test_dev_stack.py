@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,9 +22,17 @@ from riskrelay.shared.events import Role
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def test_dev_stack_starts_every_service_healthy_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's tmp_path: PostgreSQL runs as another user when we are root, and
+    pytest makes its temporary root private again whenever another session starts."""
+    with tempfile.TemporaryDirectory(prefix="riskrelay-devstack-") as folder:
+        yield Path(folder) / ".riskrelay"
+
+
+def test_dev_stack_starts_every_service_healthy_and_stops_cleanly(data_dir: Path) -> None:
     config = StackConfig(
-        data_dir=tmp_path / ".riskrelay",
+        data_dir=data_dir,
         kafka_port=free_port(),
         pg_port=free_port(),
         service_ports={name: free_port() for name in SERVICES},
@@ -77,8 +87,7 @@ def wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes], timeo
     raise AssertionError(f"{text!r} not printed in {timeout:.0f} s:\n{path.read_text()}")
 
 
-def test_dev_down_is_reported_by_dev_up_as_a_requested_stop(tmp_path: Path) -> None:
-    data_dir = tmp_path / ".riskrelay"
+def test_dev_down_is_reported_by_dev_up_as_a_requested_stop(data_dir: Path, tmp_path: Path) -> None:
     base = free_port_run(len(SERVICES) + 1)
     command = [sys.executable, "-m", "riskrelay.cli.main", "dev"]
     output = tmp_path / "dev-up.out"
