@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console, RenderableType
 from rich.measure import Measurement
@@ -178,7 +179,11 @@ def dev_up(
         console.print("[green]✓[/] all five services answer /readyz")
         print_whole(console, stack_table(config, stack))
         if sample:
-            _run_demo(config, sample, seed, datetime.now(UTC).replace(microsecond=0))
+            try:
+                _run_demo(config, sample, seed, datetime.now(UTC).replace(microsecond=0))
+            except (TimeoutError, kafka_tools.BrokerError, httpx.HTTPError) as error:
+                # The stack itself is up: say what went wrong and keep it running.
+                errors.print(f"[red]the demo's traffic did not land: {error}[/]")
         console.print("running; press Ctrl-C (or run `riskrelay dev down`) to stop")
         started = time.monotonic()
         while exit_after is None or time.monotonic() - started <= exit_after:
