@@ -2,8 +2,8 @@
 
     python -m riskrelay.evaluation [--dataset eval/tickets.jsonl --labels eval/labels.jsonl]
 
-runs the offline pipeline (:mod:`riskrelay.offline`, the services' own domain code) over the
-dataset and compares every ticket's final state with what a person said about it
+runs the offline pipeline (:mod:`riskrelay.offline`, the services' own application steps) over
+the dataset and compares every ticket's final state with what a person said about it
 (``labels.jsonl``, one row per upstream event id: the ticket's indicators, level and category
 once that event happened). Each ticket is scored once, against the label of its latest event,
 because the pipeline reports a ticket's final state.
@@ -36,6 +36,7 @@ from rich.table import Table
 
 from riskrelay.classifier.policy import RiskPolicy
 from riskrelay.intake.rules import RulePack
+from riskrelay.intake.service import Intake
 from riskrelay.offline import InputLine, TicketOutcome, parse_lines, run_offline
 from riskrelay.shared.events import Indicator
 
@@ -332,7 +333,7 @@ def evaluate(
     if invalid:
         raise LabelError(f"dataset line {invalid[0].line_number}: {invalid[0].error}")
     expected = expected_per_ticket(inputs, labels)
-    result = run_offline(inputs, rule_pack, policy)
+    result = run_offline(inputs, Intake(rule_pack), policy)
     rejected = [line for line in result.lines if line.error is not None]
     if rejected:
         raise LabelError(f"dataset line {rejected[0].line_number}: {rejected[0].error}")

@@ -1,17 +1,19 @@
 """Offline classification: upstream ticket events in, each ticket's final risk out, no broker.
 
-This is the whole pipeline of the services run in memory, in event-time order, with the same
-pure domain functions the services call: intake's :func:`~riskrelay.intake.domain.decide_ticket`
-(redaction, rules, clusters, surges, rates, follow-ups) and
-:func:`~riskrelay.intake.domain.reflag_for_surge`, then the classifier's
-:func:`~riskrelay.classifier.domain.classify` on every ``ticket-flagged`` payload intake would
-publish. The state the services keep in PostgreSQL (cluster index, rate baselines, ticket
-memories, risk states) lives in one :class:`OfflineRun` instead.
+This runs the services' own application steps in memory: intake's
+:func:`~riskrelay.intake.service.intake_step` (clusters, surges and their re-flags, rates,
+follow-ups) over each batch of assessed events, then the classifier's
+:func:`~riskrelay.classifier.service.classify_step` over the ``ticket-flagged`` events that
+batch produced. What the services keep in PostgreSQL (cluster indexes, rate baselines, ticket
+memories, risk states) lives in the in-memory repositories of one :class:`OfflineRun`; nothing
+else of the decision path is written here, so ``riskrelay classify`` and ``make eval`` measure
+the services' code.
 
 Events are processed sorted by (event time, input position), so the outcome does not depend on
-how the file happens to be ordered and ties are broken the same way every time. A repeated
-upstream event id is processed once, as the services do. Nothing reads a clock: every time
-comes from the events, so the same input always gives the same output.
+how the file happens to be ordered and ties are broken the same way every time, in batches the
+size of a consumer's default batch (pruning idle clusters runs per batch, as in the service).
+A repeated upstream event id is processed once, as the services do. Nothing reads a clock:
+every time comes from the events, so the same input always gives the same output.
 
 Results are per ticket and *final*: a ticket whose cluster surges after it arrived is reported
 with the flag and the risk it ends up with, which is what an operator replaying last month's
@@ -20,6 +22,7 @@ tickets against a new policy or rule pack wants to compare.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,25 +30,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from riskrelay.classifier.domain import RiskState, classify, risk_id_for
+from riskrelay.classifier.domain import RiskState, risk_id_for
 from riskrelay.classifier.policy import RiskPolicy
-from riskrelay.intake.clustering import ClusterIndex
-from riskrelay.intake.domain import (
-    DEFAULT_ASSESSMENT_CONFIG,
-    AssessmentConfig,
-    TicketAssessment,
-    decide_ticket,
-    reflag_for_surge,
-    remembered_assessment,
-)
+from riskrelay.classifier.service import classify_step
 from riskrelay.intake.errors import IntakeRejection
-from riskrelay.intake.followups import ordered
-from riskrelay.intake.patterns import RateBaselines
-from riskrelay.intake.rules import RulePack
-from riskrelay.shared.events import Indicator, TicketEvent, TicketFlagged
+from riskrelay.intake.service import AssessedTicket, Intake, MemoryIntakeRepository, intake_step
+from riskrelay.shared.events import TicketEvent
 from riskrelay.shared.kafka import describe_error
+from riskrelay.shared.settings import KafkaSettings
 
 ProgressCallback = Callable[[int], None]
+
+BATCH_EVENTS = KafkaSettings().batch_max_records
+"""Events per step: the most a service's consumer reads in one batch by default."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,89 +87,35 @@ def parse_lines(lines: Iterable[str | bytes]) -> list[InputLine]:
 
 
 @dataclass
-class _TicketMemory:
-    """What intake remembers of a ticket between its events (the service's ticket row)."""
-
-    assessment: TicketAssessment
-    known_indicators: list[Indicator] = field(default_factory=list)
-    risk_flag_level: int | None = None
-    risk_id: str | None = None
-
-
-@dataclass
 class OfflineRun:
-    """All state of one offline run; mutated by :meth:`process`, read by :meth:`outcome`."""
+    """All state of one offline run; changed by :meth:`process`, read by :meth:`outcome`."""
 
-    rule_pack: RulePack
+    intake: Intake
     policy: RiskPolicy
-    config: AssessmentConfig = DEFAULT_ASSESSMENT_CONFIG
-    clusters: ClusterIndex = field(default_factory=ClusterIndex)
-    rates: RateBaselines = field(default_factory=RateBaselines)
-    tickets: dict[str, _TicketMemory] = field(default_factory=dict)
+    tickets: MemoryIntakeRepository = field(default_factory=MemoryIntakeRepository)
     risks: dict[str, RiskState] = field(default_factory=dict)
+    ticket_risks: dict[str, str] = field(default_factory=dict)
+    """Ticket id -> the risk of its latest flag."""
     seen_event_ids: dict[str, int] = field(default_factory=dict)
+    """Upstream event id -> the input line it was processed from."""
     flags_published: int = 0
 
-    def process(self, event: TicketEvent) -> None:
-        """Run one event through intake and every resulting flag through the classifier.
-
-        Raises :class:`~riskrelay.intake.errors.IntakeRejection` for input intake refuses
-        (the service dead-letters it); state is then unchanged.
-        """
-        ticket_id = event.data.ticket_id
-        memory = self.tickets.get(ticket_id)
-        decision = decide_ticket(
-            event,
-            self.rule_pack,
-            clusters=self.clusters,
-            rates=self.rates,
-            known_indicators=memory.known_indicators if memory else (),
-            known_risk_flag_level=memory.risk_flag_level if memory else None,
-            config=self.config,
-        )
-        assessment = remembered_assessment(
-            memory.assessment if memory else None, decision.assessment
-        )
-        if memory is None:
-            memory = self.tickets[ticket_id] = _TicketMemory(assessment=assessment)
-        else:
-            memory.assessment = assessment
-        if decision.assessment.risk_flag is not None:
-            # The highest level the agent ever set, as the service remembers it: a lowered
-            # flag followed by a raise back to an earlier level is not news downstream.
-            memory.risk_flag_level = max(
-                int(decision.assessment.risk_flag.level), memory.risk_flag_level or 0
-            )
-        if decision.flagged is not None:
-            memory.known_indicators = decision.known_indicators_after
-            self._classify(memory, decision.flagged, event)
-        for earlier_id in decision.reflag_ticket_ids:
-            earlier = self.tickets.get(earlier_id)
-            if earlier is None:  # a member intake never assessed here cannot be re-flagged
-                continue
-            reflag = reflag_for_surge(
-                earlier.assessment,
-                decision.cluster.info,
-                known_indicators=earlier.known_indicators,
-                config=self.config.clusters,
-            )
-            if reflag is not None:
-                earlier.known_indicators = ordered(
-                    [*earlier.known_indicators, Indicator.MULTIPLE_SIMILAR_REPORTS]
-                )
-                self._classify(earlier, reflag, event)
-
-    def _classify(self, memory: _TicketMemory, flagged: TicketFlagged, cause: TicketEvent) -> None:
-        risk_id = risk_id_for(flagged)
-        outcome = classify(flagged, self.risks.get(risk_id), self.policy, cause.time)
-        self.risks[risk_id] = outcome.state
-        memory.risk_id = risk_id
-        self.flags_published += 1
+    async def process(self, batch: Sequence[AssessedTicket]) -> None:
+        """One batch of new, assessed events (event-time order) through intake's step, then the
+        flags it publishes through the classifier's step, as the two services would."""
+        flagged = await intake_step(self.intake, self.tickets, batch)
+        await self.tickets.save(flagged.changes)
+        classified = classify_step(self.policy, self.risks, flagged.flags)
+        self.risks.update(classified.changed)
+        for flag in flagged.flags:
+            self.ticket_risks[flag.data.ticket_id] = risk_id_for(flag.data)
+        self.flags_published += len(flagged.flags)
 
     def outcome(self, ticket_id: str) -> TicketOutcome:
         """The ticket's final state (after everything processed so far)."""
-        memory = self.tickets.get(ticket_id)
-        if memory is None or memory.risk_id is None:
+        memory = self.tickets.memories.get(ticket_id)
+        risk_id = self.ticket_risks.get(ticket_id)
+        if memory is None or risk_id is None:
             return TicketOutcome(
                 ticket_id=ticket_id,
                 flagged=False,
@@ -180,9 +123,9 @@ class OfflineRun:
                 category=None,
                 risk_id=None,
                 indicators=[],
-                explanation=f"no risk indicator detected (rule pack {self.rule_pack.version})",
+                explanation=f"no risk indicator detected (rule pack {self.rule_pack_version})",
             )
-        risk = self.risks[memory.risk_id]
+        risk = self.risks[risk_id]
         return TicketOutcome(
             ticket_id=ticket_id,
             flagged=True,
@@ -190,8 +133,12 @@ class OfflineRun:
             category=risk.category.value,
             risk_id=risk.risk_id,
             indicators=[indicator.value for indicator in memory.known_indicators],
-            explanation=_risk_explanation(risk, self.rule_pack.version),
+            explanation=_risk_explanation(risk, self.rule_pack_version),
         )
+
+    @property
+    def rule_pack_version(self) -> str:
+        return self.intake.rule_pack.version
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,14 +228,16 @@ class OfflineResult:
 
 def run_offline(
     inputs: Sequence[InputLine],
-    rule_pack: RulePack,
+    intake: Intake,
     policy: RiskPolicy,
     *,
-    config: AssessmentConfig = DEFAULT_ASSESSMENT_CONFIG,
     on_progress: ProgressCallback | None = None,
 ) -> OfflineResult:
-    """Process every valid event in event-time order; results come back in input order."""
-    run = OfflineRun(rule_pack=rule_pack, policy=policy, config=config)
+    """Process every valid event in event-time order; results come back in input order.
+
+    Runs the steps in an event loop of its own, so call it where none is running (a thread).
+    """
+    run = OfflineRun(intake=intake, policy=policy)
     valid = [item for item in inputs if item.event is not None]
     order = sorted(
         range(len(valid)),
@@ -296,22 +245,30 @@ def run_offline(
     )
     rejected: dict[int, str] = {}
     duplicates: dict[int, int] = {}
-    for done, position in enumerate(order, start=1):
-        item = valid[position]
-        event = item.event
-        assert event is not None
-        first_line = run.seen_event_ids.get(event.id)
-        if first_line is not None:
-            duplicates[item.line_number] = first_line
-        else:
-            try:
-                run.process(event)
-            except IntakeRejection as error:
-                rejected[item.line_number] = f"rejected by intake: {error}"
+
+    async def process_all() -> None:
+        batch: list[AssessedTicket] = []
+        for done, position in enumerate(order, start=1):
+            item = valid[position]
+            event = item.event
+            assert event is not None
+            first_line = run.seen_event_ids.get(event.id)
+            if first_line is not None:
+                duplicates[item.line_number] = first_line
             else:
-                run.seen_event_ids[event.id] = item.line_number
-        if on_progress is not None:
-            on_progress(done)
+                try:
+                    batch.append(AssessedTicket(event, intake.assess(event)))
+                except IntakeRejection as error:
+                    rejected[item.line_number] = f"rejected by intake: {error}"
+                else:
+                    run.seen_event_ids[event.id] = item.line_number
+            if len(batch) == BATCH_EVENTS or done == len(order):
+                await run.process(batch)
+                batch = []
+                if on_progress is not None:
+                    on_progress(done)
+
+    asyncio.run(process_all())
 
     results: list[LineResult] = []
     for item in inputs:

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from riskrelay.classifier.policy import PolicyError, RiskPolicy, default_policy, load_policy
 from riskrelay.intake.errors import RulePackError
 from riskrelay.intake.rules import RulePack, load_rule_pack
+from riskrelay.intake.service import Intake
 from riskrelay.offline import OfflineResult, parse_lines, run_offline
 
 EXIT_INVALID_LINES = 1
@@ -85,13 +86,13 @@ def classify_command(
 ) -> None:
     """Classify ticket events offline: intake's checks and the classifier, no broker or database.
 
-    Events are processed in event-time order (ties: input order) with the same domain code the
-    intake and classifier services run. One JSON object is printed per non-blank input line, in
-    input order: `line`, `event_id`, `ticket_id`, `flagged`, `level`, `category`, `risk_id`,
-    `indicators`, `explanation` (`level`, `category`, `risk_id` are null when the ticket is not
-    flagged). Each ticket is reported in its final state, so a ticket flagged later because
-    its cluster surged shows that flag on its own line too. The output depends only on the
-    input, the policy and the rules.
+    Events are processed in event-time order (ties: input order) through the same application
+    steps the intake and classifier services run. One JSON object is printed per non-blank input
+    line, in input order: `line`, `event_id`, `ticket_id`, `flagged`, `level`, `category`,
+    `risk_id`, `indicators`, `explanation` (`level`, `category`, `risk_id` are null when the
+    ticket is not flagged). Each ticket is reported in its final state, so a ticket flagged
+    later because its cluster surged shows that flag on its own line too. The output depends
+    only on the input, the policy and the rules.
 
     An invalid line prints `{"line": N, "error": "..."}` in its place (so output lines stay
     aligned with input lines), the rest is still classified, and the exit code is 1. A missing
@@ -103,6 +104,7 @@ def classify_command(
     march.jsonl --policy new.yaml)`.
     """
     risk_policy, rule_pack = load_configuration(policy, rules or [])
+    intake = Intake(rule_pack)
     inputs = parse_lines(_read_lines(file))
     valid = sum(1 for item in inputs if item.event is not None)
     if _errors.is_terminal and valid >= _PROGRESS_MIN_EVENTS:
@@ -117,12 +119,12 @@ def classify_command(
             task = progress.add_task("classify", total=valid)
             result = run_offline(
                 inputs,
-                rule_pack,
+                intake,
                 risk_policy,
                 on_progress=lambda done: progress.update(task, completed=done),
             )
     else:
-        result = run_offline(inputs, rule_pack, risk_policy)
+        result = run_offline(inputs, intake, risk_policy)
     _write(result, sys.stdout)
     if result.error_count:
         _errors.print(

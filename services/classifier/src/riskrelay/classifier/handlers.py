@@ -1,5 +1,6 @@
 """Classifier edges: ticket-flagged in, risk-classified out (through the outbox), and the
-human override endpoint. Decisions are made by :mod:`riskrelay.classifier.domain`."""
+human override endpoint. A batch is decided by :func:`~riskrelay.classifier.service.classify_step`
+(the step ``riskrelay classify`` runs too); this module claims, loads, saves and publishes."""
 
 from __future__ import annotations
 
@@ -14,16 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from riskrelay.classifier import store
 from riskrelay.classifier.domain import (
-    ClassificationOutcome,
     OverrideError,
     OverrideNotAllowedError,
-    RiskState,
     apply_override,
-    classify,
-    redundant_publications,
     risk_id_for,
 )
 from riskrelay.classifier.policy import RiskPolicy, default_policy, load_policy
+from riskrelay.classifier.service import classified_event, classify_step
 from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.auth import Principal, require_roles
 from riskrelay.shared.envelope import derive_event_id
@@ -39,29 +37,9 @@ from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.store import claim_new, claim_new_event_ids
 from riskrelay.shared.topics import RISK_CLASSIFIED, TICKET_FLAGGED
 
-SOURCE = "riskrelay/classifier"
 
-
-def _outgoing(
-    context: ServiceContext,
-    outcome: ClassificationOutcome,
-    event_id: str,
-    cause_id: str | None,
-    time: datetime,
-) -> OutgoingEvent | None:
-    if outcome.classified is None:
-        return None
-    risk_id = outcome.state.risk_id
-    event = RiskClassifiedEvent(
-        id=event_id,
-        source=SOURCE,
-        time=time,
-        subject=risk_id,
-        correlationid=risk_id,
-        causationid=cause_id,
-        data=outcome.classified,
-    )
-    return OutgoingEvent(context.topic(RISK_CLASSIFIED), risk_id, event)
+def _outgoing(context: ServiceContext, event: RiskClassifiedEvent) -> OutgoingEvent:
+    return OutgoingEvent(context.topic(RISK_CLASSIFIED), event.data.risk_id, event)
 
 
 @dataclass(frozen=True)
@@ -94,7 +72,6 @@ class ClassifierMetrics:
 async def classify_batch(
     context: ServiceContext, policy: RiskPolicy, batch: list[Received[TicketFlaggedEvent]]
 ) -> list[OutgoingEvent]:
-    outgoing: list[OutgoingEvent] = []
     async with context.db.acquire() as connection, connection.transaction():
         events: list[TicketFlaggedEvent] = await claim_new(
             connection,
@@ -104,28 +81,10 @@ async def classify_batch(
         )
         if not events:
             return []
-        risk_ids = [risk_id_for(event.data) for event in events]
-        states: dict[str, RiskState] = await store.load_states(connection, risk_ids)
-        changed: dict[str, RiskState] = {}
-        outcomes: list[ClassificationOutcome] = []
-        for event, risk_id in zip(events, risk_ids, strict=True):
-            outcome = classify(event.data, states.get(risk_id), policy, event.time)
-            states[risk_id] = changed[risk_id] = outcome.state
-            outcomes.append(outcome)
-        redundant = redundant_publications(outcomes)
-        for position, (event, outcome) in enumerate(zip(events, outcomes, strict=True)):
-            if outcome.event_step is None or position in redundant:
-                continue
-            published = _outgoing(
-                context,
-                outcome,
-                derive_event_id(event.id, outcome.event_step),
-                event.id,
-                event.time,
-            )
-            if published is not None:
-                outgoing.append(published)
-        await store.save_states(connection, changed.values())
+        states = await store.load_states(connection, (risk_id_for(e.data) for e in events))
+        result = classify_step(policy, states, events)
+        outgoing = [_outgoing(context, event) for event in result.classified]
+        await store.save_states(connection, result.changed.values())
         await Outbox.write(connection, outgoing)
     context.state["metrics"].count(outgoing)
     return outgoing
@@ -193,8 +152,9 @@ def build_router(context: ServiceContext) -> APIRouter:
             except OverrideError as error:
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
             await store.save_states(connection, [outcome.state])
-            item = _outgoing(context, outcome, event_id, None, now)
-            assert item is not None  # an override always publishes
+            classified = classified_event(outcome, event_id, None, now)
+            assert classified is not None  # an override always publishes
+            item = _outgoing(context, classified)
             await Outbox.write(connection, [item])
         assert context.outbox is not None
         await context.outbox.publish_after_commit([item])

@@ -134,7 +134,7 @@ class IntakeConsumer:
     intake: Intake
     metrics: IntakeMetrics
     cache: ClusterCache = field(default_factory=ClusterCache)
-    """Cluster indexes of this instance, revalidated per batch (see :mod:`~riskrelay.intake.store`)."""
+    """This instance's cluster indexes, checked per batch (see :mod:`riskrelay.intake.store`)."""
 
     def assess(self, event: TicketEvent) -> TicketAssessment:
         """:meth:`Intake.assess`, counting what it refuses."""
