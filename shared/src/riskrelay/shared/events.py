@@ -206,8 +206,9 @@ class TicketData(Contract):
     agent_name: ShortText | None = Field(
         default=None,
         description=(
-            "The assigned agent's name, if known. Like `customer.name`, only used to redact it "
-            "from the text; never copied into an outgoing event."
+            "The agent's name (the assignee, or the agent who wrote the comment), if known. "
+            "Like `customer.name`, only used to redact it from the text; never copied into an "
+            "outgoing event."
         ),
     )
     risk_flag: RiskFlag | None = Field(default=None, description="The agent's Risk Flag, if set.")

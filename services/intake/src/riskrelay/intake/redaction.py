@@ -40,10 +40,12 @@ is far more often an order or invoice number than an identity number):
 * Passport, driving-licence and identity-card numbers after their cue, and UK driving-licence
   numbers anywhere (:mod:`riskrelay.intake.pii.documents`).
 
-The order of the passes matters: e-mail first (addresses contain digits and dots), then
-secrets (a token holds digits that later passes would half-eat) and dates of birth, then IBAN
-and card before IP, national id, address and phone, so a card number is never half-eaten as a
-phone; names last, once every address and e-mail holding one is gone. Placeholders contain no
+The order of the passes matters: e-mail first (addresses contain digits and dots), then keys
+and tokens in a known format (a token holds digit runs that later passes would half-eat) and
+dates of birth (a birth date reads as a phone number to ``phonenumbers``), then IBAN and card
+before IP, national id, address and phone, so a card number is never half-eaten as a phone;
+then the values after a password, PIN or code cue (an IBAN or phone number after "senha" stays
+an IBAN or a phone number), and names last, once every address and e-mail holding one is gone. Placeholders contain no
 digits, so later passes cannot match inside them. Each pass is gated by something cheap (an
 ``@``, a digit, a cue word in the lower-cased text), because most of a ticket has none of
 them. Phone numbers are looked up with ``phonenumbers`` only inside digit-bearing candidate
@@ -276,7 +278,7 @@ class Redactor:
         self._passes: tuple[_Pass, ...] = (
             _Pass(kinds.EMAIL, lambda scan: _email_spans(scan.text), _Needs.AT_SIGN),
             _Pass(kinds.EMAIL, emails.obfuscated_email_spans, _Needs.NOTHING),
-            _Pass(kinds.SECRET, secrets.secret_spans, _Needs.NOTHING),
+            _Pass(kinds.SECRET, secrets.token_spans, _Needs.NOTHING),
             _Pass(kinds.DATE_OF_BIRTH, documents.date_of_birth_spans, _Needs.DIGIT),
             _Pass(kinds.IBAN, lambda scan: _iban_spans(scan.text), _Needs.DIGIT),
             _Pass(kinds.CARD, lambda scan: _card_spans(scan.text), _Needs.DIGIT),
@@ -284,6 +286,7 @@ class Redactor:
             _Pass(kinds.NATIONAL_ID, _national_id_and_document_spans, _Needs.DIGIT),
             _Pass(kinds.POSTAL_ADDRESS, addresses.address_spans, _Needs.NOTHING),
             _Pass(kinds.PHONE, lambda scan: self._phone_spans(scan.text), _Needs.DIGIT),
+            _Pass(kinds.SECRET, secrets.cued_secret_spans, _Needs.NOTHING),
             _Pass(kinds.NAME, names.cued_name_spans, _Needs.NOTHING),
         )
 

@@ -21,6 +21,13 @@ Zammad
     ``System``), ``type`` (``email``, ``phone``, ``web``, ``note``, ``twitter status`` ...)
     and ``internal``. An article inside ``ticket`` is accepted too.
 
+Person names, where a payload carries them, go to ``customer.name`` and ``agent_name`` so that
+intake can redact them from the text (they are never copied into an outgoing event): Zendesk's
+``requester.name`` and ``assignee.name`` (trigger JSON) and a comment author's ``name`` (staff:
+the agent; otherwise the customer), Zammad's ``customer`` and ``owner`` (``firstname`` and
+``lastname``, or ``name``) and the display name of the article's ``from``. An e-mail address
+is never taken for a name.
+
 Neither helpdesk knows riskrelay's product or segment, so they come from configuration
 (:class:`MappingOptions`): tags (``product:<name>``, ``segment:<name>``), the Zendesk brand id,
 the Zammad group, or a default. An agent's Risk Flag is read from tags ``risk_level_<1-5>``
@@ -346,7 +353,12 @@ def _map_zendesk_event(
             _ZENDESK_CHANNELS,
             "detail.via.channel",
         ),
-        "customer": _customer(str(requester), tags, options),
+        "customer": _customer(
+            str(requester),
+            tags,
+            options,
+            name=None if author_is_staff else _person_name(_get(payload, "event.comment.author")),
+        ),
         "product": _product(
             tags, options, ("brand", options.product_by_brand.get(str(brand)) if brand else None)
         ),
@@ -355,6 +367,9 @@ def _map_zendesk_event(
         ),
         "tags": tags,
         "agent_id": _optional_id(_get(detail, "assignee_id")),
+        "agent_name": (
+            _person_name(_get(payload, "event.comment.author")) if author_is_staff else None
+        ),
         "risk_flag": _risk_flag_from_tags(tags),
         "comment": (
             {"author_type": "agent" if author_is_staff else "customer", "body": comment_body}
@@ -381,6 +396,7 @@ def _map_zendesk_trigger(
     )
     comment = _first(ticket, "comment", "latest_comment") or _get(payload, "comment")
     comment_body = ""
+    comment_author_name: str | None = None
     author_type: Literal["customer", "agent", "system"] = "customer"
     if isinstance(comment, Mapping):
         comment_body = _text(_first(comment, "body", "value", "html_body"), "ticket.comment.body")
@@ -388,6 +404,7 @@ def _map_zendesk_trigger(
         is_agent = _first(comment, "author.is_staff", "author_is_agent")
         if is_agent is True or str(author).casefold() in {"agent", "admin", "staff"}:
             author_type = "agent"
+        comment_author_name = _person_name(_get(comment, "author"))
     elif isinstance(comment, str):
         comment_body = comment
     status = _text(_get(ticket, "status"), "ticket.status").casefold()
@@ -428,7 +445,13 @@ def _map_zendesk_trigger(
         "channel": _normalized_channel(
             _text(raw_channel, "ticket.via.channel"), _ZENDESK_CHANNELS, "ticket.via.channel"
         ),
-        "customer": _customer(customer_id, tags, options),
+        "customer": _customer(
+            customer_id,
+            tags,
+            options,
+            name=_person_name(_get(ticket, "requester"))
+            or (comment_author_name if author_type == "customer" else None),
+        ),
         "product": _product(
             tags,
             options,
@@ -440,6 +463,8 @@ def _map_zendesk_trigger(
         ),
         "tags": tags,
         "agent_id": _optional_id(_first(ticket, "assignee.id", "assignee_id")),
+        "agent_name": _person_name(_get(ticket, "assignee"))
+        or (comment_author_name if author_type == "agent" else None),
         "risk_flag": _risk_flag_from_tags(tags),
         "comment": {"author_type": author_type, "body": comment_body} if comment_body else None,
     }
@@ -463,13 +488,39 @@ def _optional_id(value: Any) -> str | None:
     return str(value)
 
 
-def _customer(customer_id: str, tags: list[str], options: MappingOptions) -> dict[str, Any]:
+def _customer(
+    customer_id: str, tags: list[str], options: MappingOptions, *, name: str | None = None
+) -> dict[str, Any]:
     lowered = {tag.casefold() for tag in tags}
     return {
         "id": customer_id,
         "segment": _prefixed_tag(tags, options.segment_tag_prefix) or options.default_segment,
         "vulnerable": bool(lowered & options.vulnerable_tags),
+        "name": name,
     }
+
+
+_DISPLAY_NAME = re.compile(r'^\s*"?([^"<]*?)"?\s*<[^>]*>\s*$')
+_NAME_LIMIT = 256
+
+
+def _person_name(value: Any) -> str | None:
+    """A person's name from a user object (``name``, or ``firstname`` and ``lastname``) or an
+    address header (``"Emily Adams <emily@example.com>"``); never an e-mail address."""
+    if isinstance(value, Mapping):
+        name = value.get("name")
+        if not isinstance(name, str) or not name.strip():
+            parts = [value.get("firstname"), value.get("lastname")]
+            name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    elif isinstance(value, str):
+        header = _DISPLAY_NAME.match(value)
+        name = header.group(1) if header else value
+    else:
+        return None
+    name = " ".join(name.split())
+    if not name or "@" in name:
+        return None
+    return name[:_NAME_LIMIT]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,7 +610,13 @@ def map_zammad(
         "subject": title,
         "description": description,
         "channel": _normalized_channel(raw_channel, _ZAMMAD_CHANNELS, "article.type"),
-        "customer": _customer(str(customer_id), tags, options),
+        "customer": _customer(
+            str(customer_id),
+            tags,
+            options,
+            name=_person_name(customer)
+            or (_person_name(_get(article, "from")) if author_type == "customer" else None),
+        ),
         "product": _product(
             tags,
             options,
@@ -569,6 +626,8 @@ def map_zammad(
         "tags": tags,
         # Zammad's user 1 is the system placeholder for "nobody".
         "agent_id": None if str(owner) in {"1", "None"} else _optional_id(owner),
+        "agent_name": (None if str(owner) in {"1", "None"} else _person_name(_get(ticket, "owner")))
+        or (_person_name(_get(article, "from")) if author_type == "agent" else None),
         "risk_flag": _risk_flag_from_tags(tags),
         "comment": {"author_type": author_type, "body": comment_body} if comment_body else None,
     }

@@ -266,10 +266,15 @@ def _key_spans(text: str, lowered: str) -> Iterator[Span]:
         yield start, start + len(value)
 
 
-def secret_spans(scan: TextScan) -> list[Span]:
-    """Spans of secrets in the text."""
+def token_spans(scan: TextScan) -> list[Span]:
+    """Spans of keys and tokens in a known format (``detect-secrets``) and private-key blocks."""
+    return list(_format_spans(scan))
+
+
+def cued_secret_spans(scan: TextScan) -> list[Span]:
+    """Spans of the values after a password, PIN, code or key cue."""
     text, lowered = scan.text, scan.lowered
-    spans = list(_format_spans(scan))
+    spans: list[Span] = []
     if scan.has(PASSWORD_CUE):
         spans.extend(_password_spans(text, lowered))
     if scan.has(PIN_CUE):
