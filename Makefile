@@ -33,6 +33,13 @@ demo: setup  ## Start broker, database and all five services, then publish sampl
 test: setup lint  ## Lint, then every test (unit, integration on the real broker and PostgreSQL, e2e).
 	$(RUN) pytest $(PYTEST_ARGS)
 
+# Tests must pass on any date: CI runs them all again with the clock of the tests, the services
+# and the embedded PostgreSQL moved (scripts/moved-clock.sh says how and what is not moved).
+MOVED_CLOCK ?= +1 year
+.PHONY: test-moved-clock
+test-moved-clock: setup  ## Every test again with the clock moved to MOVED_CLOCK (`date -d` syntax; default a year ahead).
+	$(RUN) bash scripts/moved-clock.sh "$(MOVED_CLOCK)" pytest $(PYTEST_ARGS)
+
 test-unit: setup  ## Pure tests only.
 	$(RUN) pytest -m unit $(PYTEST_ARGS)
 

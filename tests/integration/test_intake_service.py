@@ -13,6 +13,7 @@ import pytest
 
 from riskrelay.intake.app import create_app
 from riskrelay.intake.settings import IntakeSettings
+from riskrelay.shared.clock import CLOCK
 from riskrelay.shared.events import (
     TICKET_EVENT_TYPES,
     Indicator,
@@ -368,3 +369,11 @@ async def test_http_ingestion_accepts_checks_and_maps_webhooks(
         rates = await client.get("/v1/flag-rates", params=window, headers=bearer("analyst-token"))
         assert rates.status_code == 200
         assert sum(row["total"] for row in rates.json()) >= 1
+        # Without a window: the 7 days before the service's clock, set beside the events.
+        app.state.context.state[CLOCK] = lambda: T0 + timedelta(days=1)
+        recent = await client.get("/v1/flag-rates", headers=bearer("analyst-token"))
+        assert sum(row["total"] for row in recent.json()) >= 1
+        app.state.context.state[CLOCK] = lambda: T0 + timedelta(days=30)
+        later = await client.get("/v1/flag-rates", headers=bearer("analyst-token"))
+        assert later.status_code == 200
+        assert later.json() == []

@@ -22,6 +22,7 @@ from riskrelay.register import store
 from riskrelay.register.app import create_app
 from riskrelay.register.rebuild import rebuild_from_topic
 from riskrelay.register.settings import RegisterSettings
+from riskrelay.shared.clock import CLOCK
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
     Indicator,
@@ -37,6 +38,8 @@ from riskrelay.testing import eventually, produce, read_topic, running
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+# The register's time for edits made through the API: after the seeded risks were reported.
+EDITED_AT = T0 + timedelta(days=5)
 TOKENS = {
     "risk_management": [{"token": "rm-token-lena", "subject": "rm-lena"}],
     "support_manager": [{"token": "sm-token-omar", "subject": "sm-omar"}],
@@ -100,6 +103,7 @@ async def register_api(
             gauge_refresh_seconds=0.2,
         )
     )
+    app.state.context.state[CLOCK] = lambda: EDITED_AT
     async with running(app):
         await produce(
             kafka.bootstrap,
@@ -264,6 +268,7 @@ async def test_assessments_and_transitions_need_the_current_etag(
         assert saved.headers["etag"] == '"v2"'
         entry = saved.json()
         assert (entry["inherent_score"], entry["residual_score"]) == (16, 8)
+        assert entry["updated_at"] == EDITED_AT.isoformat().replace("+00:00", "Z")
         assert entry["mitigation"]["owner"] == "eng-payments"
 
         stale = await client.patch(url, json={"owner": "someone"}, headers=SM | v1)
@@ -357,7 +362,7 @@ async def test_overdue_reviews_follow_the_injected_clock_and_feed_the_gauge(
         state = app.state.context.state
 
         async def overdue_at(at: datetime) -> list[str]:
-            state["clock"] = lambda: at
+            state[CLOCK] = lambda: at
             response = await client.get("/v1/reviews/overdue", headers=ANALYST)
             assert response.status_code == 200, response.text
             assert response.json()["count"] == len(response.json()["items"])

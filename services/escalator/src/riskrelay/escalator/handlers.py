@@ -8,7 +8,7 @@ together with :func:`claim_new_event_ids`, so a redelivered batch changes nothin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
@@ -30,8 +30,9 @@ from riskrelay.escalator.notifications import DeliveryWorker
 from riskrelay.escalator.policy import EscalationPolicy, load_policy
 from riskrelay.escalator.roster import Roster, load_roster
 from riskrelay.escalator.settings import DeliverySettings, TimerSettings
-from riskrelay.escalator.timers import SOURCE, Clock, StagedFiring, Sweeper, TimerLoop
+from riskrelay.escalator.timers import SOURCE, StagedFiring, Sweeper, TimerLoop
 from riskrelay.shared.app import ServiceContext
+from riskrelay.shared.clock import CLOCK, now_of, system_clock
 from riskrelay.shared.events import (
     EscalationAcknowledged,
     EscalationAcknowledgedEvent,
@@ -50,10 +51,6 @@ class UnknownRiskError(ValueError):
 
 class UnknownEscalationError(ValueError):
     """An acknowledgement names an escalation id no plan has (dead-lettered)."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -106,8 +103,7 @@ class Escalator:
 
     def now(self) -> datetime:
         """The service's clock; tests replace ``context.state["clock"]`` to move time."""
-        clock: Clock = self.context.state["clock"]
-        return clock()
+        return now_of(self.context.state)
 
     async def start(self, context: ServiceContext) -> None:
         self._http = httpx.AsyncClient(timeout=self.delivery_settings.timeout_s)
@@ -390,7 +386,7 @@ def configure(context: ServiceContext) -> None:
         delivery_settings=getattr(settings, "delivery", DeliverySettings()),
     )
     context.state["escalator"] = escalator
-    context.state.setdefault("clock", utc_now)
+    context.state.setdefault(CLOCK, system_clock)
     context.consume(
         RISK_CLASSIFIED, RiskClassifiedEvent.model_validate_json, escalator.apply_classifications
     )

@@ -37,6 +37,7 @@ import asyncpg
 from riskrelay.escalator.metrics import EscalatorMetrics
 from riskrelay.escalator.roster import Roster, build_notifications
 from riskrelay.escalator.store import Connection
+from riskrelay.shared.clock import Clock
 from riskrelay.shared.events import (
     EscalationDue,
     EscalationDueEvent,
@@ -51,7 +52,6 @@ from riskrelay.shared.outbox import Outbox
 log = get_logger(__name__)
 
 SOURCE = "riskrelay/escalator"
-Clock = Callable[[], datetime]
 
 # One statement claims, fences and marks: due rows are locked (skipping rows another loop holds),
 # each is checked against its plan and step, and set fired (or cancelled as stale) at once.

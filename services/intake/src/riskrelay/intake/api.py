@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
@@ -26,6 +26,7 @@ from riskrelay.intake.store import flag_rates
 from riskrelay.intake.webhooks import map_zammad, map_zendesk
 from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.auth import Principal, require_roles
+from riskrelay.shared.clock import now_of
 from riskrelay.shared.events import Role, TicketEvent
 from riskrelay.shared.kafka import OutgoingEvent
 from riskrelay.shared.topics import TICKET_EVENTS
@@ -265,7 +266,7 @@ def build_router(
         since: Annotated[datetime | None, Query(description="Start (default: 7 days ago).")] = None,
         until: Annotated[datetime | None, Query(description="End (default: now).")] = None,
     ) -> list[FlagRate]:
-        end = until or datetime.now(UTC)
+        end = until or now_of(context.state)
         start = since or end - timedelta(days=7)
         if start.tzinfo is None or end.tzinfo is None:
             raise HTTPException(422, "since and until need a time zone offset")

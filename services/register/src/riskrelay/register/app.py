@@ -11,11 +11,11 @@ from riskrelay.register.handlers import (
     Register,
     apply_classifications,
     apply_escalation_signals,
-    system_clock,
 )
 from riskrelay.register.metrics import RegisterMetrics
 from riskrelay.register.settings import RegisterSettings
 from riskrelay.shared.app import ServiceContext, create_service_app
+from riskrelay.shared.clock import CLOCK, system_clock
 from riskrelay.shared.events import (
     EscalationAcknowledgedEvent,
     EscalationDueEvent,
@@ -42,7 +42,7 @@ def configure(context: ServiceContext) -> None:
     context.publishes(RISK_REGISTERED)
     register = Register(context, policy, metrics)
     # Tests replace the clock of a running app; everything reads it through register.now().
-    context.state.setdefault("clock", system_clock)
+    context.state.setdefault(CLOCK, system_clock)
     context.state["register"] = register
 
     async def classified(batch: list[Received[RiskClassifiedEvent]]) -> list[OutgoingEvent]:

@@ -9,9 +9,9 @@ so the same change always has the same event id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from riskrelay.register.domain import (
 )
 from riskrelay.register.metrics import RegisterMetrics
 from riskrelay.shared.app import ServiceContext
+from riskrelay.shared.clock import now_of, system_clock
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
     EscalationAcknowledged,
@@ -49,12 +50,6 @@ from riskrelay.shared.topics import DLQ_SUFFIX, RISK_REGISTERED
 log = get_logger(__name__)
 
 SOURCE = "riskrelay/register"
-
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def registered_event_id(risk_id: str, version: int) -> str:
@@ -97,8 +92,7 @@ class Register:
         self._registered_topic = self.context.topic(RISK_REGISTERED)
 
     def now(self) -> datetime:
-        clock: Clock = self.context.state.get("clock", system_clock)
-        return clock()
+        return now_of(self.context.state)
 
     def outgoing(self, change: Change) -> OutgoingEvent:
         entry = change.after
