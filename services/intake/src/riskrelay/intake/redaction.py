@@ -42,7 +42,8 @@ is far more often an order or invoice number than an identity number):
 
 The order of the passes matters: e-mail first (addresses contain digits and dots), then keys
 and tokens in a known format (a token holds digit runs that later passes would half-eat) and
-dates of birth (a birth date reads as a phone number to ``phonenumbers``), then IBAN and card
+dates of birth (a birth date reads as a phone number to ``phonenumbers``) and identity-document
+numbers after their cue (a licence number's digits can pass Luhn), then IBAN and card
 before IP, national id, address and phone, so a card number is never half-eaten as a phone;
 then the values after a password, PIN or code cue (an IBAN or phone number after "senha" stays
 an IBAN or a phone number), and names last, once every address and e-mail holding one is gone. Placeholders contain no
@@ -234,10 +235,6 @@ def _national_id_spans(text: str) -> list[Span]:
     return spans
 
 
-def _national_id_and_document_spans(scan: TextScan) -> list[Span]:
-    return _national_id_spans(scan.text) + documents.id_document_spans(scan)
-
-
 class _Needs(enum.Enum):
     """The cheap look that decides whether a pass can find anything at all."""
 
@@ -280,10 +277,11 @@ class Redactor:
             _Pass(kinds.EMAIL, emails.obfuscated_email_spans, _Needs.NOTHING),
             _Pass(kinds.SECRET, secrets.token_spans, _Needs.NOTHING),
             _Pass(kinds.DATE_OF_BIRTH, documents.date_of_birth_spans, _Needs.DIGIT),
+            _Pass(kinds.NATIONAL_ID, documents.id_document_spans, _Needs.DIGIT),
             _Pass(kinds.IBAN, lambda scan: _iban_spans(scan.text), _Needs.DIGIT),
             _Pass(kinds.CARD, lambda scan: _card_spans(scan.text), _Needs.DIGIT),
             _Pass(kinds.IP_ADDRESS, lambda scan: _ip_spans(scan.text), _Needs.DIGIT_OR_COLON),
-            _Pass(kinds.NATIONAL_ID, _national_id_and_document_spans, _Needs.DIGIT),
+            _Pass(kinds.NATIONAL_ID, lambda scan: _national_id_spans(scan.text), _Needs.DIGIT),
             _Pass(kinds.POSTAL_ADDRESS, addresses.address_spans, _Needs.NOTHING),
             _Pass(kinds.PHONE, lambda scan: self._phone_spans(scan.text), _Needs.DIGIT),
             _Pass(kinds.SECRET, secrets.cued_secret_spans, _Needs.NOTHING),

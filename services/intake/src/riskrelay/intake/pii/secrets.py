@@ -53,6 +53,7 @@ _TOKEN_CHARACTERS = frozenset(
 )
 _WORD_PUNCTUATION = ".,;:!?()[]{}<>\"'"
 _MIN_TOKEN_WORD = 11
+_MIN_UNDERSCORED_TOKEN = 20
 _MIN_GROUP_SECRET = 8
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
@@ -137,7 +138,8 @@ _TRAILING_PUNCTUATION = ".,;:)]}"
 
 
 def _may_hold_token(text: str) -> bool:
-    """A long word of letters and digits, or a URL with credentials: every format needs one."""
+    """A long word of letters and digits (or a long one with an underscore), or a URL with
+    credentials: every format needs one."""
     words = text.split()
     if max(map(len, words), default=0) < _MIN_TOKEN_WORD:
         return False
@@ -147,8 +149,14 @@ def _may_hold_token(text: str) -> bool:
         core = word.strip(_WORD_PUNCTUATION)
         if len(core) < _MIN_TOKEN_WORD:
             continue
-        if ("://" in core and "@" in core) or (
-            "'" not in core and _LETTER.search(core) is not None and _DIGIT.search(core) is not None
+        if (
+            ("://" in core and "@" in core)
+            or (len(core) >= _MIN_UNDERSCORED_TOKEN and "_" in core)
+            or (
+                "'" not in core
+                and _LETTER.search(core) is not None
+                and _DIGIT.search(core) is not None
+            )
         ):
             return True
     return False
@@ -169,8 +177,6 @@ def _format_spans(scan: TextScan) -> Iterator[Span]:
     text = scan.text
     if scan.has(PRIVATE_KEY_CUE):
         yield from (match.span() for match in _PRIVATE_KEY.finditer(text))
-    if not scan.has_digits and "://" not in text:
-        return
     if not _may_hold_token(text):
         return
     for pattern in _FORMATS:
