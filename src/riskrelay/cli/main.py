@@ -25,6 +25,7 @@ from rich.table import Table
 from riskrelay.cli import kafka_tools
 from riskrelay.cli.classify import classify_command
 from riskrelay.cli.report import report_app
+from riskrelay.cli.train import train_command
 from riskrelay.cli.stack import (
     INBOX_PORT,
     SERVICES,
@@ -50,6 +51,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(sample_app, name="sample")
 app.add_typer(escalation_app, name="escalation")
 app.command("classify")(classify_command)
+app.command("train")(train_command)
 app.add_typer(report_app, name="report")
 
 # soft_wrap: a message is one line whatever the width, so the addresses in it stay whole.

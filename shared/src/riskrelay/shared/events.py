@@ -251,8 +251,28 @@ class TicketEvent(CloudEvent[TicketData]):
 # ---------------------------------------------------------------------------------------------
 
 
+class NearestExample(Contract):
+    """A labelled example sentence close to what triggered a model detection."""
+
+    text: str = Field(max_length=1_000, description="The labelled example sentence.")
+    similarity: float = Field(ge=-1.0, le=1.0, description="Cosine similarity to the trigger.")
+
+
+class ModelExplanation(Contract):
+    """Why a learned indicator model fired: its score against its threshold and the labelled
+    examples nearest to the triggering sentence."""
+
+    score: float = Field(ge=0.0, le=1.0, description="The model's score for the sentence.")
+    threshold: float = Field(ge=0.0, le=1.0, description="Score at or above which it fires.")
+    model_version: str = Field(max_length=128, description="Content id of the trained models.")
+    encoder: str = Field(max_length=128, description="Content id of the sentence encoder.")
+    nearest_examples: list[NearestExample] = Field(
+        default_factory=list, max_length=10, description="Closest labelled positives."
+    )
+
+
 class Detection(Contract):
-    """One indicator found by one rule, with the evidence that makes it reviewable."""
+    """One indicator found by one rule or model, with the evidence that makes it reviewable."""
 
     indicator: Indicator = Field(description="Which protocol indicator this is.")
     rule_id: str = Field(max_length=128, description="Id of the rule that fired.")
@@ -260,6 +280,11 @@ class Detection(Contract):
         max_length=1_000, description="Matched span of the *redacted* text, or a computed reason."
     )
     confidence: float = Field(ge=0.0, le=1.0, description="Rule confidence, 0-1.")
+    explanation: ModelExplanation | None = Field(
+        default=None,
+        description="For detections of a learned model (`model.*` rule ids): score, threshold,"
+        " model version and nearest labelled examples; `evidence` is the triggering sentence.",
+    )
 
 
 class ClusterInfo(Contract):

@@ -1,0 +1,1 @@
+"""Semantic detection: indicator models over sentence embeddings, trained from labelled examples."""

@@ -1,0 +1,200 @@
+"""The trained indicator models: one linear classifier per text indicator, in two spaces.
+
+``riskrelay train`` fits, for each of the five text indicators, a logistic regression on the
+full sentence encoder's embeddings (the decision) and one on the static token table's
+embeddings (the cascade's cheap first pass), and keeps the embeddings of the positive examples
+so a detection can name the labelled sentences nearest to what triggered it. The artifact is
+one JSON file: readable, diff-able, byte-identical for the same inputs, and stamped with the
+hashes of its training data, of the encoder and of the trainer, so a model trained for another
+encoder is refused at start-up instead of silently scoring nonsense.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from riskrelay.shared.events import Indicator
+
+ARTIFACT_FORMAT = "riskrelay-indicator-models/1"
+Vector = NDArray[np.float32]
+
+
+class ModelArtifactError(RuntimeError):
+    """The indicator model file is missing, corrupt, or was trained for another encoder."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _encode_array(array: NDArray[Any], dtype: str) -> dict[str, Any]:
+    data = np.ascontiguousarray(array, dtype=dtype)
+    return {
+        "dtype": dtype,
+        "shape": list(data.shape),
+        "base64": base64.b64encode(data.tobytes()).decode("ascii"),
+    }
+
+
+def _decode_array(raw: dict[str, Any]) -> NDArray[Any]:
+    data = np.frombuffer(base64.b64decode(raw["base64"]), dtype=raw["dtype"])
+    return data.reshape(raw["shape"]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LinearScorer:
+    """``sigmoid(weights · x + bias)`` with the threshold at which it counts."""
+
+    weights: Vector
+    bias: float
+    threshold: float
+
+    def scores(self, vectors: Vector) -> Vector:
+        logits = vectors @ self.weights + self.bias
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float32)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "weights": _encode_array(self.weights, "<f4"),
+            "bias": float(self.bias),
+            "threshold": float(self.threshold),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> LinearScorer:
+        return cls(_decode_array(raw["weights"]), float(raw["bias"]), float(raw["threshold"]))
+
+
+@dataclass(frozen=True)
+class IndicatorModel:
+    """One indicator's classifiers and labelled positives (``indicator`` is ``None`` for the
+    problem-report model)."""
+
+    indicator: Indicator | None
+    full: LinearScorer
+    fast: LinearScorer
+    fast_floor: float
+    example_texts: tuple[str, ...]
+    example_vectors: Vector
+
+    def nearest_examples(self, vector: Vector, count: int = 3) -> list[tuple[str, float]]:
+        if not self.example_texts:
+            return []
+        similarity = self.example_vectors @ vector
+        best = np.argsort(-similarity, kind="stable")[:count]
+        return [(self.example_texts[i], float(similarity[i])) for i in best]
+
+
+@dataclass(frozen=True)
+class IndicatorModels:
+    """Every indicator's model plus the provenance the artifact carries."""
+
+    indicators: dict[Indicator, IndicatorModel]
+    problem: IndicatorModel | None
+    """Problem report versus routine request: only problems form similar-report clusters."""
+    encoder_id: str
+    static_id: str
+    data_hash: str
+    trainer_version: str
+    metrics: dict[str, Any]
+
+    @cached_property
+    def version(self) -> str:
+        """Short content id of the models, stamped on every model detection."""
+        digest = hashlib.sha256(
+            f"{self.data_hash}|{self.encoder_id}|{self.static_id}|{self.trainer_version}".encode()
+        )
+        return f"indicators@{digest.hexdigest()[:12]}"
+
+    def to_json(self) -> str:
+        def model_json(model: IndicatorModel) -> dict[str, Any]:
+            return {
+                "full": model.full.to_json(),
+                "fast": model.fast.to_json(),
+                "fast_floor": float(model.fast_floor),
+                "example_texts": list(model.example_texts),
+                "example_vectors": _encode_array(model.example_vectors, "<f2"),
+            }
+
+        body = {
+            "format": ARTIFACT_FORMAT,
+            "encoder_id": self.encoder_id,
+            "static_id": self.static_id,
+            "data_hash": self.data_hash,
+            "trainer_version": self.trainer_version,
+            "metrics": self.metrics,
+            "indicators": {
+                indicator.value: model_json(model) for indicator, model in self.indicators.items()
+            },
+            "problem": model_json(self.problem) if self.problem else None,
+        }
+        return json.dumps(body, indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> IndicatorModels:
+        body = json.loads(text)
+        if body.get("format") != ARTIFACT_FORMAT:
+            raise ValueError(f"format {body.get('format')!r}, expected {ARTIFACT_FORMAT!r}")
+
+        def model_from(indicator: Indicator | None, raw: dict[str, Any]) -> IndicatorModel:
+            return IndicatorModel(
+                indicator=indicator,
+                full=LinearScorer.from_json(raw["full"]),
+                fast=LinearScorer.from_json(raw["fast"]),
+                fast_floor=float(raw["fast_floor"]),
+                example_texts=tuple(raw["example_texts"]),
+                example_vectors=_decode_array(raw["example_vectors"]),
+            )
+
+        indicators = {
+            Indicator(name): model_from(Indicator(name), raw)
+            for name, raw in body["indicators"].items()
+        }
+        problem = body.get("problem")
+        return cls(
+            indicators=indicators,
+            problem=model_from(None, problem) if problem else None,
+            encoder_id=body["encoder_id"],
+            static_id=body["static_id"],
+            data_hash=body["data_hash"],
+            trainer_version=body["trainer_version"],
+            metrics=body.get("metrics", {}),
+        )
+
+
+def load_models(path: Path, *, encoder_id: str, static_id: str) -> IndicatorModels:
+    """Read the artifact at ``path`` and check it was trained for these encoders."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ModelArtifactError(
+            path,
+            f"cannot read the indicator models ({error.strerror or error}); run `riskrelay train`",
+        ) from error
+    try:
+        models = IndicatorModels.from_json(text)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelArtifactError(path, f"corrupt indicator model file: {error}") from error
+    if models.encoder_id != encoder_id:
+        raise ModelArtifactError(
+            path,
+            f"trained for encoder {models.encoder_id}, but the configured encoder is {encoder_id};"
+            " run `riskrelay train` for this encoder",
+        )
+    if models.static_id != static_id:
+        raise ModelArtifactError(
+            path,
+            f"trained for static table {models.static_id}, but the configured one is {static_id};"
+            " run `riskrelay train`",
+        )
+    return models

@@ -1,0 +1,56 @@
+"""`riskrelay train`: fit intake's indicator models from the labelled examples."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riskrelay.training import DEFAULT_CLINC_TRAIN, TrainingConfig, train_to_file
+
+
+def train_command(
+    examples: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--examples",
+            help="More example files (YAML, the shape of the shipped ones), after the shipped ones.",
+        ),
+    ] = None,
+    clinc: Annotated[
+        Path, typer.Option(help="CLINC150 training split (JSONL of text and intent).")
+    ] = DEFAULT_CLINC_TRAIN,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the models; default: the bundled models file."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the solver.")] = TrainingConfig.seed,
+) -> None:
+    """Fit the learned indicator models (deterministic for the same inputs and seed)."""
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    try:
+        path, models = train_to_file(
+            extra_examples=examples or [],
+            clinc=clinc,
+            output=output,
+            config=TrainingConfig(seed=seed),
+            progress=progress,
+        )
+    except (OSError, ValueError) as error:
+        print(f"riskrelay train: {error}", file=sys.stderr)
+        raise typer.Exit(2) from error
+    print(f"wrote {path} ({models.version}, encoder {models.encoder_id})")
+    for indicator, figures in models.metrics.items():
+        print(
+            f"  {indicator:<20} positives {figures['positives']:>4}  threshold"
+            f" {figures['threshold']:.3f}  out-of-fold recall {figures['oof_recall']:.3f}"
+            f"  false flags {figures['oof_false_flags_harmless']:.4f}"
+            f"  to full encoder {figures['oof_harmless_reaching_full_encoder']:.3f}"
+        )

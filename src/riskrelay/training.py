@@ -1,0 +1,342 @@
+"""Fit intake's indicator models from labelled examples (``riskrelay train``).
+
+For each text indicator, a logistic regression (scikit-learn, fixed seed) separates its
+positives from everything that must not fire it: harmless everyday requests, every file's hard
+negatives, and, with a lower weight, the other indicators' positives (a reputation threat is not
+a security issue). Thresholds are chosen on out-of-fold scores of the training data itself
+(stratified k-fold), never on a validation split: the full model's threshold keeps its
+out-of-fold false flags on harmless text at ``target_false_flag_rate``; the fast model's floor
+lets through all but ``fast_miss_rate`` of the positives, so the cascade costs little recall.
+
+The result is deterministic for the same examples, encoders, seed and code: scikit-learn's
+lbfgs solver is deterministic, folds come from the seed, and the artifact has no time stamp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from riskrelay.intake.encoder import EncoderSettings, TextEncoder, load_encoder, load_static_encoder
+from riskrelay.intake.semantic.examples import (
+    MODEL_INDICATORS,
+    PROBLEM,
+    Example,
+    corpus_hash,
+    default_example_paths,
+    load_clinc,
+    load_examples,
+)
+from riskrelay.intake.semantic.load import bundled_models_path
+from riskrelay.intake.semantic.model import (
+    IndicatorModel,
+    IndicatorModels,
+    LinearScorer,
+    Vector,
+)
+from riskrelay.shared.events import Indicator
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 20261201
+    folds: int = 5
+    regularization: float = 4.0
+    other_positive_weight: float = 0.3
+    hard_negative_weight: float = 3.0
+    target_false_flag_rate: float = 0.002
+    problem_false_flag_rate: float = 0.05
+    fast_miss_rate: float = 0.03
+    problem_fast_miss_rate: float = 0.05
+    min_threshold: float = 0.5
+    max_examples_kept: int = 600
+    encode_batch: int = 256
+
+
+def trainer_version() -> str:
+    """Hash of this module and the model format: a changed trainer means a new model id."""
+    from riskrelay.intake.semantic import examples, model
+
+    digest = hashlib.sha256()
+    for path in (Path(__file__), Path(model.__file__), Path(examples.__file__)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def _encode_all(
+    encoder: TextEncoder,
+    texts: Sequence[str],
+    batch: int,
+    label: str,
+    progress: Progress,
+    cache_dir: Path | None = None,
+) -> Vector:
+    """Embed ``texts``; with ``cache_dir``, embeddings of earlier runs with the same encoder
+    are reused, so a retrain after adding a few examples only embeds the new ones."""
+    known: dict[str, Vector] = {}
+    cache = None
+    if cache_dir is not None:
+        safe_id = "".join(c if c.isalnum() else "-" for c in encoder.model_id)
+        cache = cache_dir / f"training-embeddings-{safe_id}.npz"
+        if cache.exists():
+            with np.load(cache) as stored:
+                known = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+    keys = [_text_key(text) for text in texts]
+    todo = list(dict.fromkeys(i for i, key in enumerate(keys) if key not in known))
+    if known:
+        progress(f"{label}: {len(texts) - len(todo)} sentences from the embedding cache")
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        vectors = np.asarray(encoder.encode([texts[i] for i in chunk]))
+        for i, vector in zip(chunk, vectors, strict=True):
+            known[keys[i]] = vector
+        progress(f"{label}: {min(start + batch, len(todo))}/{len(todo)} sentences")
+    if cache is not None and todo:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        ordered = sorted(known)
+        np.savez(cache, keys=np.asarray(ordered), vectors=np.stack([known[k] for k in ordered]))
+    if not texts:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
+    return np.stack([known[key] for key in keys]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One indicator's training rows: indices into the corpus, labels, weights."""
+
+    rows: NDArray[np.int64]
+    labels: NDArray[np.int64]
+    weights: NDArray[np.float64]
+    harmless: NDArray[np.bool_]
+
+
+def _rows_for(
+    examples: Sequence[Example], target: Indicator | str, config: TrainingConfig
+) -> _Problem:
+    """Training rows of one model. Indicator models learn from everything: the other
+    indicators' positives as light negatives, every hard negative and everyday request as
+    harmless. The problem-report model learns from its own file, every indicator positive (a
+    risk report is a problem report) and CLINC's requests (routine, by construction)."""
+    rows: list[int] = []
+    labels: list[int] = []
+    weights: list[float] = []
+    harmless: list[bool] = []
+    for i, example in enumerate(examples):
+        if target == PROBLEM:
+            if example.role == "positive" and example.target is not None:
+                rows.append(i)
+                labels.append(1)
+                weights.append(1.0)
+                harmless.append(False)
+            elif example.target == PROBLEM or example.source.startswith("clinc150"):
+                rows.append(i)
+                labels.append(0)
+                weights.append(
+                    config.hard_negative_weight if example.role == "hard_negative" else 1.0
+                )
+                harmless.append(True)
+            continue
+        if example.target == PROBLEM:
+            continue
+        if example.role == "positive" and example.target == target:
+            rows.append(i)
+            labels.append(1)
+            weights.append(1.0)
+            harmless.append(False)
+        elif example.role == "positive":
+            rows.append(i)
+            labels.append(0)
+            weights.append(config.other_positive_weight)
+            harmless.append(False)
+        else:
+            rows.append(i)
+            labels.append(0)
+            weights.append(config.hard_negative_weight if example.role == "hard_negative" else 1.0)
+            harmless.append(True)
+    return _Problem(
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(labels, dtype=np.int64),
+        np.asarray(weights, dtype=np.float64),
+        np.asarray(harmless, dtype=np.bool_),
+    )
+
+
+def _fit(x: Vector, y: NDArray[np.int64], w: NDArray[np.float64], config: TrainingConfig) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    positives = max(int(y.sum()), 1)
+    balance = np.where(y == 1, (len(y) - positives) / positives, 1.0) * w
+    model = LogisticRegression(C=config.regularization, max_iter=2_000, random_state=config.seed)
+    model.fit(x, y, sample_weight=balance)
+    return model
+
+
+def _out_of_fold(
+    x: Vector, y: NDArray[np.int64], w: NDArray[np.float64], config: TrainingConfig
+) -> NDArray[np.float64]:
+    from sklearn.model_selection import StratifiedKFold
+
+    scores = np.zeros(len(y), dtype=np.float64)
+    folds = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+    for train, test in folds.split(x, y):
+        model = _fit(x[train], y[train], w[train], config)
+        scores[test] = model.predict_proba(x[test])[:, 1]
+    return scores
+
+
+def _scorer(model: Any, threshold: float) -> LinearScorer:
+    return LinearScorer(
+        weights=np.asarray(model.coef_[0], dtype=np.float32),
+        bias=float(model.intercept_[0]),
+        threshold=float(threshold),
+    )
+
+
+DEFAULT_CLINC_TRAIN = Path(__file__).resolve().parents[2] / "datasets" / "clinc150" / "train.jsonl"
+
+
+def training_examples(extra_examples: Sequence[Path], clinc: Path) -> list[Example]:
+    """The shipped example files, then ``extra_examples``, then CLINC150's training split."""
+    paths = [*default_example_paths(), *extra_examples]
+    return [*load_examples(paths), *load_clinc(clinc, f"clinc150:{clinc.name}")]
+
+
+def train_to_file(
+    *,
+    extra_examples: Sequence[Path],
+    clinc: Path,
+    output: Path | None,
+    config: TrainingConfig,
+    encoder: EncoderSettings | None = None,
+    progress: Progress = lambda _: None,
+) -> tuple[Path, IndicatorModels]:
+    """Train on the examples with the configured encoders and write the artifact."""
+    settings = encoder or EncoderSettings()
+    examples = training_examples(extra_examples, clinc)
+    progress(f"{len(examples)} labelled examples; loading the encoders")
+    models = train_models(
+        examples,
+        full=load_encoder(settings),
+        fast=load_static_encoder(settings),
+        config=config,
+        progress=progress,
+        embedding_cache=settings.cache_dir,
+    )
+    path = output or bundled_models_path()
+    path.write_text(models.to_json(), encoding="utf-8")
+    return path, models
+
+
+def _train_one(
+    indicator: Indicator | None,
+    rows: _Problem,
+    texts: Sequence[str],
+    full_vectors: Vector,
+    fast_vectors: Vector,
+    config: TrainingConfig,
+    progress: Progress,
+    target_false_flag_rate: float | None = None,
+    fast_miss_rate: float | None = None,
+) -> tuple[IndicatorModel, dict[str, Any]]:
+    name = indicator.value if indicator else PROBLEM
+    y, w = rows.labels, rows.weights
+    x_full, x_fast = full_vectors[rows.rows], fast_vectors[rows.rows]
+    progress(f"{name}: cross-validating ({int(y.sum())} positives, {len(y)} rows)")
+    oof_full = _out_of_fold(x_full, y, w, config)
+    oof_fast = _out_of_fold(x_fast, y, w, config)
+    rate = (
+        config.target_false_flag_rate if target_false_flag_rate is None else target_false_flag_rate
+    )
+    harmless_scores = np.sort(oof_full[rows.harmless])
+    allowed = int(np.floor(rate * len(harmless_scores)))
+    threshold = float(harmless_scores[len(harmless_scores) - allowed - 1]) + 1e-6
+    threshold = min(max(threshold, config.min_threshold), 0.999)
+    miss = config.fast_miss_rate if fast_miss_rate is None else fast_miss_rate
+    floor = float(np.quantile(oof_fast[y == 1], miss))
+    caught = oof_full[y == 1] >= threshold
+    passed = oof_fast[y == 1] >= floor
+    metrics = {
+        "positives": int(y.sum()),
+        "rows": len(y),
+        "threshold": round(threshold, 4),
+        "fast_floor": round(floor, 4),
+        "oof_recall": round(float(caught.mean()), 4),
+        "oof_recall_after_cascade": round(float((caught & passed).mean()), 4),
+        "oof_false_flags_harmless": round(float((oof_full[rows.harmless] >= threshold).mean()), 5),
+        "oof_harmless_reaching_full_encoder": round(
+            float((oof_fast[rows.harmless] >= floor).mean()), 4
+        ),
+    }
+    kept = rows.rows[y == 1][: config.max_examples_kept]
+    model = IndicatorModel(
+        indicator=indicator,
+        full=_scorer(_fit(x_full, y, w, config), threshold),
+        fast=_scorer(_fit(x_fast, y, w, config), floor),
+        fast_floor=floor,
+        example_texts=tuple(texts[i] for i in kept),
+        example_vectors=full_vectors[kept],
+    )
+    return model, metrics
+
+
+def train_models(
+    examples: Sequence[Example],
+    *,
+    full: TextEncoder,
+    fast: TextEncoder,
+    config: TrainingConfig = TrainingConfig(),
+    progress: Progress = lambda _: None,
+    embedding_cache: Path | None = None,
+) -> IndicatorModels:
+    """Fit every indicator's models; ``examples`` must hold positives of each indicator."""
+    texts = [e.text for e in examples]
+    full_vectors = _encode_all(
+        full, texts, config.encode_batch, "full encoder", progress, embedding_cache
+    )
+    fast_vectors = _encode_all(
+        fast, texts, config.encode_batch, "static table", progress, embedding_cache
+    )
+    models: dict[Indicator, IndicatorModel] = {}
+    metrics: dict[str, Any] = {}
+    for indicator in MODEL_INDICATORS:
+        rows = _rows_for(examples, indicator, config)
+        if not rows.labels.any():
+            raise ValueError(f"no positive examples for {indicator.value}")
+        models[indicator], metrics[indicator.value] = _train_one(
+            indicator, rows, texts, full_vectors, fast_vectors, config, progress
+        )
+    problem: IndicatorModel | None = None
+    if any(e.target == PROBLEM for e in examples):
+        rows = _rows_for(examples, PROBLEM, config)
+        problem, metrics[PROBLEM] = _train_one(
+            None,
+            rows,
+            texts,
+            full_vectors,
+            fast_vectors,
+            config,
+            progress,
+            target_false_flag_rate=config.problem_false_flag_rate,
+            fast_miss_rate=config.problem_fast_miss_rate,
+        )
+    return IndicatorModels(
+        indicators=models,
+        problem=problem,
+        encoder_id=full.model_id,
+        static_id=fast.model_id,
+        data_hash=corpus_hash(examples),
+        trainer_version=trainer_version(),
+        metrics=metrics,
+    )

@@ -1,0 +1,93 @@
+"""The indicator models file: round trip, provenance checks, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from riskrelay.intake.semantic.examples import MODEL_INDICATORS
+from riskrelay.intake.semantic.model import (
+    IndicatorModel,
+    IndicatorModels,
+    LinearScorer,
+    ModelArtifactError,
+    load_models,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def _models(encoder_id: str = "enc@1", static_id: str = "enc@1:static") -> IndicatorModels:
+    rng = np.random.default_rng(7)
+
+    def model(indicator: object) -> IndicatorModel:
+        vectors = rng.normal(size=(3, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        return IndicatorModel(
+            indicator=indicator,  # type: ignore[arg-type]
+            full=LinearScorer(rng.normal(size=384).astype(np.float32), -1.5, 0.8),
+            fast=LinearScorer(rng.normal(size=384).astype(np.float32), 0.25, 0.1),
+            fast_floor=0.1,
+            example_texts=("one", "two", "three"),
+            example_vectors=vectors,
+        )
+
+    return IndicatorModels(
+        indicators={indicator: model(indicator) for indicator in MODEL_INDICATORS},
+        problem=model(None),
+        encoder_id=encoder_id,
+        static_id=static_id,
+        data_hash="d" * 64,
+        trainer_version="t" * 16,
+        metrics={"security_issue": {"oof_recall": 0.9}},
+    )
+
+
+def test_round_trip_is_byte_identical_and_scores_alike(tmp_path: Path) -> None:
+    models = _models()
+    text = models.to_json()
+    again = IndicatorModels.from_json(text)
+    assert again.to_json() == text
+    assert again.version == models.version
+    probe = np.ones((2, 384), dtype=np.float32) / np.sqrt(384)
+    for indicator in MODEL_INDICATORS:
+        np.testing.assert_allclose(
+            again.indicators[indicator].full.scores(probe),
+            models.indicators[indicator].full.scores(probe),
+            rtol=1e-6,
+        )
+    assert again.problem is not None
+
+
+def test_nearest_examples_are_the_most_similar_first() -> None:
+    model = _models().indicators[MODEL_INDICATORS[0]]
+    nearest = model.nearest_examples(model.example_vectors[1], count=2)
+    assert nearest[0][0] == "two"
+    assert nearest[0][1] == pytest.approx(1.0, abs=1e-2)
+    assert nearest[0][1] >= nearest[1][1]
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "absent.json"
+    with pytest.raises(ModelArtifactError, match="absent.json.*riskrelay train"):
+        load_models(path, encoder_id="enc@1", static_id="enc@1:static")
+
+
+@pytest.mark.parametrize("content", ["", "{", '{"format": "other"}', '{"format": 1}'])
+def test_corrupt_file_names_the_path_and_reason(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "models.json"
+    path.write_text(content)
+    with pytest.raises(ModelArtifactError, match="models.json: corrupt"):
+        load_models(path, encoder_id="enc@1", static_id="enc@1:static")
+
+
+def test_models_for_another_encoder_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "models.json"
+    path.write_text(_models().to_json())
+    assert load_models(path, encoder_id="enc@1", static_id="enc@1:static").encoder_id == "enc@1"
+    with pytest.raises(ModelArtifactError, match="trained for encoder enc@1"):
+        load_models(path, encoder_id="enc@2", static_id="enc@1:static")
+    with pytest.raises(ModelArtifactError, match="static table"):
+        load_models(path, encoder_id="enc@1", static_id="other:static")
