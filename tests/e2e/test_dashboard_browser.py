@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,12 +26,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from riskrelay.cli.demo import run_demo, viewer_token
+from riskrelay.cli.demo import busiest_periods, run_demo, viewer_token
 from riskrelay.cli.inbox import read_notifications
 from riskrelay.cli.stack import SERVICES, Stack, StackConfig
 from riskrelay.devstack import free_port
 from riskrelay.reporting.app import create_app
-from riskrelay.reporting.periods import month_of, week_of
 from riskrelay.reporting.settings import DashboardSettings, ReportingSettings, ScheduleSettings
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
@@ -306,16 +304,10 @@ async def test_the_demo_traffic_fills_the_dashboard_reports_and_inbox(
     reporting = config.service_url("reporting")
     # The week and the month holding most of the traffic, not those of `now`: on a Monday or a
     # first of the month the current one holds only the last minutes of the demo's 14 days.
-    busiest_week = Counter(week_of(event.time).label for event in result.events)
-    busiest_month = Counter(month_of(event.time).label for event in result.events)
+    week, month = busiest_periods(result.events)
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
-        weekly = await client.get(
-            f"{reporting}/v1/reports/weekly", params={"week": busiest_week.most_common(1)[0][0]}
-        )
-        monthly = await client.get(
-            f"{reporting}/v1/reports/monthly",
-            params={"month": busiest_month.most_common(1)[0][0]},
-        )
+        weekly = await client.get(f"{reporting}/v1/reports/weekly", params={"week": week})
+        monthly = await client.get(f"{reporting}/v1/reports/monthly", params={"month": month})
         inbox = await client.get(f"{config.inbox_url}/notifications.json")
     for report in (weekly, monthly):
         assert report.status_code == 200, report.text

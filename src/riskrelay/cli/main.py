@@ -256,7 +256,7 @@ def _run_demo(config: StackConfig, count: int, seed: int, now: datetime) -> None
     events, acknowledged = result.events, result.acknowledged
     token = demo.viewer_token(config)
     figures = result.figures
-    links = demo.demo_links(config, token, now)
+    links = demo.demo_links(config, token, events)
     table = Table(title="demo traffic", show_header=False)
     table.add_column("what")
     table.add_column("where")

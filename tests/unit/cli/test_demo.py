@@ -12,6 +12,7 @@ from riskrelay.cli.demo import (
     DashboardFigures,
     OpenStep,
     as_lines,
+    busiest_periods,
     demo_events,
     demo_links,
     history_acknowledgements,
@@ -91,6 +92,14 @@ def test_history_acknowledgements_are_deterministic_and_mostly_on_time() -> None
     assert 0.03 < len(late) / len(first) < 0.2
 
 
+def test_the_busiest_periods_follow_the_traffic_not_the_calendar() -> None:
+    just_after_midnight_on_monday = datetime(2026, 12, 7, 0, 10, tzinfo=UTC)
+    events = demo_events(300, seed=7, now=just_after_midnight_on_monday)
+    in_current_week = [e for e in events if e.time >= datetime(2026, 12, 7, tzinfo=UTC)]
+    assert 0 < len(in_current_week) < 0.1 * len(events)
+    assert busiest_periods(events) == ("2026-W49", "2026-12")
+
+
 def test_demo_records_are_keyed_by_ticket_and_cover_the_traffic() -> None:
     events = demo_events(120, seed=7, now=NOW)
     lines = as_lines(events, ticket_key)
@@ -99,12 +108,13 @@ def test_demo_records_are_keyed_by_ticket_and_cover_the_traffic() -> None:
     assert decode_event(lines[-1].value).time == NOW - timedelta(minutes=2)
 
 
-def test_links_name_this_week_and_month_and_carry_the_token(tmp_path: Path) -> None:
+def test_links_name_the_busiest_week_and_month_and_carry_the_token(tmp_path: Path) -> None:
     config = StackConfig(data_dir=tmp_path, topic_prefix="t1.")
-    links = demo_links(config, "tok", NOW)
+    links = demo_links(config, "tok", demo_events(300, seed=7, now=NOW))
     assert links.dashboard == "http://127.0.0.1:8005/dashboard?token=tok"
+    # Tuesday 1 December: this week (Monday and the surge), but November (13 of the 14 days).
     assert "week=2026-W49" in links.weekly
-    assert "month=2026-12" in links.monthly
+    assert "month=2026-11" in links.monthly
     assert "Authorization: Bearer tok" in links.open_escalations
     assert links.notifications == "http://127.0.0.1:8006/"
     assert service_groups(config)[0] == "t1.riskrelay-intake"
