@@ -13,6 +13,7 @@ import pytest
 from riskrelay.classifier.app import create_app
 from riskrelay.classifier.domain import cluster_risk_id
 from riskrelay.classifier.settings import ClassifierSettings
+from riskrelay.shared.clock import CLOCK
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
     ClusterInfo,
@@ -130,6 +131,8 @@ async def test_override_is_role_checked_validated_and_published(
         kafka=kafka_settings, database=database_settings, auth=AuthSettings(tokens_file=tokens)
     )
     app = create_app(settings)
+    overridden_at = START + timedelta(hours=2)
+    app.state.context.state[CLOCK] = lambda: overridden_at
     risk_id = cluster_risk_id("cl-checkout")
     async with running(app):
         await produce(
@@ -178,5 +181,7 @@ async def test_override_is_role_checked_validated_and_published(
         assert override[0].data.override is not None
         assert override[0].data.override.role.value == "support_manager"
         assert override[0].data.override.reason == "confirmed data exposure in logs"
+        assert override[0].time == overridden_at
+        assert override[0].data.flagged_at == overridden_at  # the level changed: a new clock
         assert await app.state.context.db.fetchval("SELECT level FROM risks") == 5
         await client.aclose()

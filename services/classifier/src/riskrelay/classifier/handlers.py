@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, status
@@ -24,6 +23,7 @@ from riskrelay.classifier.policy import RiskPolicy, default_policy, load_policy
 from riskrelay.classifier.service import classified_event, classify_step
 from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.auth import Principal, require_roles
+from riskrelay.shared.clock import now_of
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
     RiskCategory,
@@ -124,7 +124,7 @@ def build_router(context: ServiceContext) -> APIRouter:
         ],
         idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
     ) -> OverrideResponse:
-        now = datetime.now(UTC)
+        now = now_of(context.state)
         event_id = derive_event_id(
             f"override:{risk_id}:{idempotency_key or uuid.uuid4()}", "risk-classified/override"
         )
