@@ -24,6 +24,7 @@ setup:  ## Install uv (through pip) if missing, then the workspace from the lock
 		$(PYTHON) -m pip install --quiet --disable-pip-version-check uv \
 		|| $(PYTHON) -m pip install --quiet --disable-pip-version-check --user uv; }
 	@$(UV) sync --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
+	@$(RUN) python -m riskrelay.intake.encoder build --threads 2
 	@bash scripts/ensure-promtool.sh || echo "promtool missing: the Prometheus config test will skip (fails under CI=true)"
 	@bash scripts/ensure-chromium.sh || { if [ -n "$$CI" ]; then exit 1; fi; echo "chromium unavailable: the dashboard browser test will be skipped"; }
 
@@ -65,7 +66,7 @@ schemas: setup  ## Regenerate the committed JSON Schemas of every event type.
 BENCH_EVENTS ?= 20000
 bench: setup  ## Benchmarks: throughput ladder (raw aiokafka vs each service), timers, reports; figures in bench/results/.
 	$(RUN) python bench/services.py --events $(BENCH_EVENTS)
-	@for script in bench/escalator_timers.py bench/reporting_monthly.py; do \
+	@for script in bench/escalator_timers.py bench/reporting_monthly.py bench/encoder.py; do \
 		if [ -f "$$script" ]; then echo "== $$script"; $(RUN) python "$$script" || exit 1; fi; \
 	done
 

@@ -5,7 +5,10 @@ int8-quantized sibling with onnxruntime's quantizer."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +174,22 @@ def build_model(weights: BertWeights, *, normalize: bool = True) -> bytes:
     return serialized
 
 
+class _PreprocessingAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Please consider to run pre-processing")
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    """The quantizer advises pre-processing on the root logger even after it ran."""
+    advice = _PreprocessingAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(advice)
+
+
 def quantize(model: bytes) -> bytes:
     """The model with its MatMul weights quantized to int8, one scale per output channel
     (activations are quantized per batch at run time). onnxruntime's pre-processing (shape
@@ -183,7 +202,10 @@ def quantize(model: bytes) -> bytes:
         quant_pre_process,
     )
 
-    with tempfile.TemporaryDirectory(prefix="riskrelay-quantize-") as directory:
+    with (
+        tempfile.TemporaryDirectory(prefix="riskrelay-quantize-") as directory,
+        _without_preprocessing_advice(),
+    ):
         source = Path(directory) / "fp32.onnx"
         prepared = Path(directory) / "prepared.onnx"
         target = Path(directory) / "int8.onnx"
