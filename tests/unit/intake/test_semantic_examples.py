@@ -29,7 +29,7 @@ NO_INDICATOR = "none"
 INDICATORS = ("data_concern", "security", "compliance", "severe_impact", "reputation_threat")
 # Each round of examples adds one file per indicator and one of everyday sentences, named
 # after the indicator with the round appended from the second on: "security_2.yaml".
-ROUND_TWO = ("security", "data_concern", "compliance", "severe_impact")
+ROUND_TWO = ("security", "data_concern", "compliance", "severe_impact", "reputation_threat")
 ROUND_SUFFIX = re.compile(r"_\d+$")
 INDUSTRIES = frozenset(
     {
