@@ -29,7 +29,7 @@ NO_INDICATOR = "none"
 INDICATORS = ("data_concern", "security", "compliance", "severe_impact", "reputation_threat")
 # Each round of examples adds one file per indicator and one of everyday sentences, named
 # after the indicator with the round appended from the second on: "security_2.yaml".
-ROUND_TWO = ("security", "data_concern", "compliance", "severe_impact", "reputation_threat")
+ROUNDS = ("", "_2")
 ROUND_SUFFIX = re.compile(r"_\d+$")
 INDUSTRIES = frozenset(
     {
@@ -86,8 +86,8 @@ def load(path: Path) -> Any:
 
 
 def training_files() -> list[Path]:
-    names = [*INDICATORS, EVERYDAY, *(f"{name}_2" for name in ROUND_TWO), PROBLEM]
-    return [EXAMPLES_DIR / f"{name}.yaml" for name in names]
+    names = [f"{name}{suffix}" for suffix in ROUNDS for name in (*INDICATORS, EVERYDAY)]
+    return [EXAMPLES_DIR / f"{name}.yaml" for name in (*names, PROBLEM)]
 
 
 def file_indicator(path: Path) -> str:
