@@ -147,9 +147,8 @@ _UK_NINO = re.compile(
 _DE_IDNR_CANDIDATE = re.compile(r"(?<![\d+])\d{2} ?\d{3} ?\d{3} ?\d{3}(?![\d])")
 
 # --- phones ---------------------------------------------------------------------------------
-# Not after "<word>-": the digits are then the tail of a longer identifier (a licence number).
-_PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?<!\w-)\+?\(?\d[\d ()./\-]{5,28}\d(?!\d)")
-_INTERNATIONAL_FALLBACK = re.compile(r"(?<![\w+])(?<!\w-)\+\d(?:[ ().\-]?\d){6,16}(?!\d)")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+])\+?\(?\d[\d ()./\-]{5,28}\d(?!\d)")
+_INTERNATIONAL_FALLBACK = re.compile(r"(?<![\w+])\+\d(?:[ ().\-]?\d){6,16}(?!\d)")
 
 
 def _iban_spans(text: str) -> list[Span]:
@@ -235,29 +234,28 @@ def _national_id_spans(text: str) -> list[Span]:
     return spans
 
 
-class _Needs(enum.Enum):
+class _Needs(enum.IntEnum):
     """The cheap look that decides whether a pass can find anything at all."""
 
-    NOTHING = enum.auto()
-    AT_SIGN = enum.auto()
-    DIGIT = enum.auto()
-    DIGIT_OR_COLON = enum.auto()
+    NOTHING = 0
+    AT_SIGN = 1
+    DIGIT = 2
+    DIGIT_OR_COLON = 3
 
-    def met_by(self, scan: TextScan) -> bool:
-        if self is _Needs.NOTHING:
-            return True
-        if self is _Needs.DIGIT:
-            return scan.has_digits
-        if self is _Needs.AT_SIGN:
-            return "@" in scan.text
-        return scan.has_digits or ":" in scan.text
+
+def _needs_met(needs: int, scan: TextScan) -> bool:
+    if needs == _Needs.DIGIT:
+        return scan.has_digits
+    if needs == _Needs.AT_SIGN:
+        return "@" in scan.text
+    return scan.has_digits or ":" in scan.text
 
 
 @dataclass(frozen=True, slots=True)
 class _Pass:
     kind: PersonalDataKind
     find: Callable[[TextScan], list[Span]]
-    needs: _Needs
+    needs: int  # a _Needs; a plain int keeps the per-pass check cheap
 
 
 class Redactor:
@@ -294,7 +292,7 @@ class Redactor:
         scan = TextScan(text)
         scan.cues = self._cues.present(scan.lowered)
         for step in self._passes:
-            if step.needs is not _Needs.NOTHING and not step.needs.met_by(scan):
+            if step.needs and not _needs_met(step.needs, scan):
                 continue
             spans = step.find(scan)
             if step.kind is PersonalDataKind.NAME:
@@ -309,6 +307,9 @@ class Redactor:
     def _phone_spans(self, text: str) -> list[Span]:
         spans: list[Span] = []
         for candidate in _PHONE_CANDIDATE.finditer(text):
+            begin = candidate.start()
+            if begin >= 2 and text[begin - 1] == "-" and text[begin - 2].isalnum():
+                continue  # the tail of a longer identifier ("D1234-56789-01234")
             raw = candidate.group()
             if sum(ch.isdigit() for ch in raw) < 7:
                 continue

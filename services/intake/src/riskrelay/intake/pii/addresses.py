@@ -64,6 +64,7 @@ _STREET_BEFORE_NUMBER = re.compile(
 )
 _HOUSE_NUMBER_AT = re.compile(rf"{_HOUSE_NUMBER}(?![\w])")
 _UK_POSTCODE_AT = re.compile(rf"{_UK_POSTCODE}(?![A-Za-z0-9])")
+_UK_INWARD = re.compile(r"\d[ABD-HJLNP-UW-Z]{2}(?![A-Za-z0-9])")
 _US_CITY_STATE_BEFORE = re.compile(
     rf"(?:[A-Z][a-z]+[ \t]+){{0,2}}[A-Z][a-z]+,?[ \t]+(?:{_US_STATES})[ \t]+$"
 )
@@ -105,7 +106,18 @@ ADDRESS_CUE = Cue(
     ),
 )
 PO_BOX_CUE = Cue("po box", ("box", "postfach", "boîte"))
-CUES = (ADDRESS_CUE, PO_BOX_CUE)
+STREET_NAME_CUE = Cue(
+    "street name before its number",
+    tuple(
+        sorted(
+            words(
+                "straße strasse str. gasse allee platz weg damm ufer chaussee "
+                "straat laan gracht plein kade singel dijk steeg ring"
+            )
+        )
+    ),
+)
+CUES = (ADDRESS_CUE, PO_BOX_CUE, STREET_NAME_CUE)
 
 # Words an address written after a cue may hold besides numbers and capitalized words.
 _ADDRESS_WORDS = words(
@@ -137,60 +149,84 @@ def address_spans(scan: TextScan) -> list[Span]:
     """Spans of postal addresses in the text."""
     text = scan.text
     spans: list[Span] = []
-    for run_start, run_end in scan.digit_runs:
-        found = _address_at_number(text, run_start, run_end)
-        if found is not None:
+    if scan.has_digits:
+        for found in (
+            *_numbered_streets(text),
+            *_streets_before_numbers(scan),
+            *_us_zip_codes(scan),
+            *_uk_postcodes(text),
+        ):
             spans.append((found[0], _extend(text, found[1])))
-    if scan.has_digits and scan.has(PO_BOX_CUE):
-        for match in _PO_BOX.finditer(scan.lowered):
+        if scan.has(PO_BOX_CUE):
+            for match in _PO_BOX.finditer(scan.lowered):
+                if starts_word(text, match.start()):
+                    spans.append((match.start(), _extend(text, match.end())))
+    if scan.has(ADDRESS_CUE):
+        for match in _CUE.finditer(scan.lowered):
             if starts_word(text, match.start()):
-                spans.append((match.start(), _extend(text, match.end())))
-    if not scan.has(ADDRESS_CUE):
-        return spans
-    for match in _CUE.finditer(scan.lowered):
-        if starts_word(text, match.start()):
-            found = _address_after_cue(text, match.end())
-            if found is not None:
-                spans.append((found[0], _extend(text, found[1])))
+                found = _address_after_cue(text, match.end())
+                if found is not None:
+                    spans.append((found[0], _extend(text, found[1])))
     return spans
 
 
-def _address_at_number(text: str, start: int, end: int) -> Span | None:
-    """The street, postcode or ZIP code that the digit run ``text[start:end]`` belongs to."""
-    window = max(0, start - _LOOK_BEHIND)
-    previous = text[start - 1] if start else " "
-    if not (previous.isalnum() or previous in "-_+"):
-        # Cheap looks first: a street follows its number after a space or comma (and maybe a
-        # letter, "221B"); a German or Dutch street name ends right before it.
-        following = text[end : end + 2]
-        if following[:1] in (" ", ",") or (following[:1].isalpha() and following[1:] in " ,"):
-            street = _NUMBERED_STREET.match(text, start)
-            if street is not None:
-                unit = _UNIT_BEFORE.search(text, window, start)
-                return (unit.start() if unit else start), street.end()
-        if (
-            previous in " \t"
-            and start >= 2
-            and (text[start - 2].isalpha() or text[start - 2] == ".")
-        ):
-            before = _STREET_BEFORE_NUMBER.search(text, window, start)
-            number = _HOUSE_NUMBER_AT.match(text, start)
-            if before is not None and number is not None and starts_word(text, before.start()):
-                return before.start(), number.end()
-    if end - start == _ZIP_LENGTH and (ends_word(text, end) or text.startswith("-", end)):
-        state = _US_CITY_STATE_BEFORE.search(text, window, start)
+def _after_a_number_boundary(text: str, start: int) -> bool:
+    """A house number or ZIP code is not the tail of a longer token ("A-12", "+44 12")."""
+    return start == 0 or not (text[start - 1].isalnum() or text[start - 1] in "-_+")
+
+
+def _numbered_streets(text: str) -> list[Span]:
+    found: list[Span] = []
+    for street in _NUMBERED_STREET.finditer(text):
+        start = street.start()
+        if _after_a_number_boundary(text, start):
+            unit = _UNIT_BEFORE.search(text, max(0, start - _LOOK_BEHIND), start)
+            found.append(((unit.start() if unit else start), street.end()))
+    return found
+
+
+def _streets_before_numbers(scan: TextScan) -> list[Span]:
+    """German and Dutch streets: the name, then the number ("Hauptstraße 5")."""
+    if not scan.has(STREET_NAME_CUE):
+        return []
+    text = scan.text
+    found: list[Span] = []
+    for start, _ in scan.digit_runs:
+        if start < 2 or text[start - 1] not in " \t" or not _after_a_number_boundary(text, start):
+            continue
+        before = _STREET_BEFORE_NUMBER.search(text, max(0, start - _LOOK_BEHIND), start)
+        number = _HOUSE_NUMBER_AT.match(text, start)
+        if before is not None and number is not None and starts_word(text, before.start()):
+            found.append((before.start(), number.end()))
+    return found
+
+
+def _us_zip_codes(scan: TextScan) -> list[Span]:
+    """A five-digit ZIP code counts only after a city and a state ("Springfield, IL")."""
+    text = scan.text
+    found: list[Span] = []
+    for start, end in scan.digit_runs:
+        if end - start != _ZIP_LENGTH or not (ends_word(text, end) or text.startswith("-", end)):
+            continue
+        if start < 3 or not text[start - 3 : start - 1].isupper():
+            continue  # not "<state> <zip>"
+        state = _US_CITY_STATE_BEFORE.search(text, max(0, start - _LOOK_BEHIND), start)
         if state is not None and starts_word(text, state.start()):
             extension = _ZIP_EXTENSION.match(text, end)
-            return state.start(), extension.end() if extension else end
-    # A UK postcode's inward part is a digit and two letters ("NW1 6XE"): look for its outward
-    # part before it.
-    inward_letters = text[end : end + 2]
-    if end - start <= 2 and inward_letters.isalpha() and inward_letters.isupper():
-        for begin in range(max(0, end - 7), start):
+            found.append((state.start(), extension.end() if extension else end))
+    return found
+
+
+def _uk_postcodes(text: str) -> list[Span]:
+    """From each inward part (a digit and two letters, "6XE") back to its outward part."""
+    found: list[Span] = []
+    for inward in _UK_INWARD.finditer(text):
+        for begin in range(max(0, inward.start() - 5), inward.start()):
             postcode = _UK_POSTCODE_AT.match(text, begin)
-            if postcode is not None and postcode.end() == end + 2 and starts_word(text, begin):
-                return begin, postcode.end()
-    return None
+            if postcode is not None and postcode.end() == inward.end() and starts_word(text, begin):
+                found.append((begin, postcode.end()))
+                break
+    return found
 
 
 def _extend(text: str, end: int) -> int:

@@ -177,7 +177,7 @@ def _format_spans(scan: TextScan) -> Iterator[Span]:
     text = scan.text
     if scan.has(PRIVATE_KEY_CUE):
         yield from (match.span() for match in _PRIVATE_KEY.finditer(text))
-    if not _may_hold_token(text):
+    if not (scan.has_digits or "_" in text or "://" in text) or not _may_hold_token(text):
         return
     for pattern in _FORMATS:
         for match in pattern.finditer(text):
