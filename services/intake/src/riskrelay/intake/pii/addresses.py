@@ -150,13 +150,13 @@ def address_spans(scan: TextScan) -> list[Span]:
     text = scan.text
     spans: list[Span] = []
     if scan.has_digits:
-        for found in (
+        for start, end in (
             *_numbered_streets(text),
             *_streets_before_numbers(scan),
             *_us_zip_codes(scan),
             *_uk_postcodes(text),
         ):
-            spans.append((found[0], _extend(text, found[1])))
+            spans.append((start, _extend(text, end)))
         if scan.has(PO_BOX_CUE):
             for match in _PO_BOX.finditer(scan.lowered):
                 if starts_word(text, match.start()):
@@ -164,9 +164,9 @@ def address_spans(scan: TextScan) -> list[Span]:
     if scan.has(ADDRESS_CUE):
         for match in _CUE.finditer(scan.lowered):
             if starts_word(text, match.start()):
-                found = _address_after_cue(text, match.end())
-                if found is not None:
-                    spans.append((found[0], _extend(text, found[1])))
+                after_cue = _address_after_cue(text, match.end())
+                if after_cue is not None:
+                    spans.append((after_cue[0], _extend(text, after_cue[1])))
     return spans
 
 
