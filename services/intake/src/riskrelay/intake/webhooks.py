@@ -615,7 +615,7 @@ def map_zammad(
             tags,
             options,
             name=_person_name(customer)
-            or (_person_name(_get(article, "from")) if author_type == "customer" else None),
+            or (_person_name(_get(article or {}, "from")) if author_type == "customer" else None),
         ),
         "product": _product(
             tags,
@@ -627,7 +627,7 @@ def map_zammad(
         # Zammad's user 1 is the system placeholder for "nobody".
         "agent_id": None if str(owner) in {"1", "None"} else _optional_id(owner),
         "agent_name": (None if str(owner) in {"1", "None"} else _person_name(_get(ticket, "owner")))
-        or (_person_name(_get(article, "from")) if author_type == "agent" else None),
+        or (_person_name(_get(article or {}, "from")) if author_type == "agent" else None),
         "risk_flag": _risk_flag_from_tags(tags),
         "comment": {"author_type": author_type, "body": comment_body} if comment_body else None,
     }
