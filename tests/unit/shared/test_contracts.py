@@ -34,11 +34,12 @@ README_EXAMPLE = {
         "subject": "Someone logged into my account",
         "description": "I got an e-mail that my password changed. I did not do this.",
         "channel": "email",
-        "customer": {"id": "C-77", "segment": "smb"},
+        "customer": {"id": "C-77", "segment": "smb", "name": "Jane Roe"},
         "product": "Payments API",
         "priority": "high",
         "tags": ["account"],
         "agent_id": "agent-12",
+        "agent_name": "Sam Lee",
     },
 }
 
