@@ -46,7 +46,8 @@ chmod 755 "$copy_dir"
 install -m 0644 "$library" "$copy_dir/libfaketime.so.1"
 
 offset=$((target - $(date -u +%s)))
-export FAKETIME="$(printf '%+d' "$offset")"
+FAKETIME="$(printf '%+d' "$offset")"
+export FAKETIME
 export FAKETIME_DONT_FAKE_MONOTONIC=1
 export LD_PRELOAD="$copy_dir/libfaketime.so.1${LD_PRELOAD:+:$LD_PRELOAD}"
 
