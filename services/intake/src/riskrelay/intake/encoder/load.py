@@ -122,6 +122,6 @@ def load_static_encoder(settings: EncoderSettings) -> StaticEncoder:
     return StaticEncoder(
         table=static_table(settings, source),
         tokenizer=source.tokenizer(max_tokens),
-        model_id=f"{source.model_id}:static",
+        model_id=f"{source.model_id}:static-{static.recipe_id()}",
         max_tokens=max_tokens,
     )

@@ -80,13 +80,9 @@ class BertWeights:
     layers: tuple[BertLayer, ...]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _parse_json(path: Path, content: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise EncoderLoadError(path, "file not found") from None
-    except OSError as error:
-        raise EncoderLoadError(path, f"cannot read: {error.strerror or error}") from error
+        document = json.loads(content)
     except ValueError as error:
         raise EncoderLoadError(path, f"not valid JSON: {error}") from error
     if not isinstance(document, dict):
@@ -101,6 +97,10 @@ def _read_bytes(path: Path) -> bytes:
         raise EncoderLoadError(path, "file not found") from None
     except OSError as error:
         raise EncoderLoadError(path, f"cannot read: {error.strerror or error}") from error
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return _parse_json(path, _read_bytes(path))
 
 
 def _parse_config(path: Path, document: dict[str, Any], sentence: dict[str, Any]) -> BertConfig:
@@ -149,12 +149,14 @@ class ModelSource:
         self._config_bytes = _read_bytes(self.config_path)
         self._tokenizer_bytes = _read_bytes(self.tokenizer_path)
         self._pooling_bytes = _read_bytes(self.pooling_path)
-        self.config = _parse_config(self.config_path, _read_json(self.config_path), sentence)
+        config = _parse_json(self.config_path, self._config_bytes)
+        self.config = _parse_config(self.config_path, config, sentence)
         self._check_pooling()
+        self._tokenizer_json = self._checked_tokenizer_json()
         self.name = directory.name if directory != bundled_model_dir() else "all-MiniLM-L6-v2"
 
     def _check_pooling(self) -> None:
-        pooling = _read_json(self.pooling_path)
+        pooling = _parse_json(self.pooling_path, self._pooling_bytes)
         modes = sorted(
             key for key, value in pooling.items() if key.startswith("pooling_mode_") and value
         )
@@ -193,14 +195,11 @@ class ModelSource:
     def model_id(self) -> str:
         return f"{self.name}@{self.content_hash[:16]}"
 
-    def tokenizer(self, max_tokens: int, *, overlap: int = 0) -> Tokenizer:
-        """The model's tokenizer truncating to ``max_tokens`` word pieces ([CLS] and [SEP]
-        included); a long text's further windows are its ``overflowing`` encodings, each
-        sharing ``overlap`` word pieces with the one before. Padding is the caller's: it pads
-        each batch of similar lengths to its longest text."""
+    def _checked_tokenizer_json(self) -> str:
         try:
-            tokenizer = Tokenizer.from_str(self._tokenizer_bytes.decode("utf-8"))
-        except Exception as error:
+            text = self._tokenizer_bytes.decode("utf-8")
+            tokenizer = Tokenizer.from_str(text)
+        except Exception as error:  # the tokenizers library raises plain Exceptions
             raise EncoderLoadError(
                 self.tokenizer_path, f"not a valid tokenizer: {error}"
             ) from error
@@ -210,11 +209,18 @@ class ModelSource:
                 f"vocabulary of {tokenizer.get_vocab_size()} tokens exceeds the model's"
                 f" {self.config.vocab_size} embeddings",
             )
-        pad_token = tokenizer.id_to_token(self.config.pad_token_id)
-        if pad_token is None:
+        if tokenizer.id_to_token(self.config.pad_token_id) is None:
             raise EncoderLoadError(
                 self.tokenizer_path, f"no token for pad_token_id {self.config.pad_token_id}"
             )
+        return text
+
+    def tokenizer(self, max_tokens: int, *, overlap: int = 0) -> Tokenizer:
+        """A fresh copy of the model's tokenizer, truncating to ``max_tokens`` word pieces
+        ([CLS] and [SEP] included); a long text's further windows are its ``overflowing``
+        encodings, each sharing ``overlap`` word pieces with the one before. Padding is the
+        caller's: it pads each batch of similar lengths to its longest text."""
+        tokenizer = Tokenizer.from_str(self._tokenizer_json)
         tokenizer.no_padding()
         try:
             tokenizer.enable_truncation(max_length=max_tokens, stride=overlap)

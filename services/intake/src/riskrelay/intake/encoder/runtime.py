@@ -1,12 +1,13 @@
 """Sentence embeddings of ticket text: :class:`SentenceEncoder` (the transformer, on onnxruntime
 or the numpy reference) and its first-pass sibling :class:`StaticEncoder`.
 
-Every text gets a defined outcome: it is read up to ``max_chars`` characters, then up to the
-window's word pieces (``encode``) or the first ``max_windows`` windows (``encode_windows``);
-lone surrogates become U+FFFD's stand-in ``?``; control characters are dropped by the BERT
-normalizer, emoji and unknown scripts become ``[UNK]`` word pieces. A text with no word piece
-at all (empty, whitespace, control characters only) gets the zero vector: it is similar to
-nothing. Every other row is unit length, so a dot product is the cosine similarity.
+Every text gets a defined outcome: it is read up to a character bound (64 per word piece),
+then up to the window's word pieces (``encode``) or the first ``max_windows`` windows
+(``encode_windows``); a lone surrogate (not valid Unicode, which the tokenizer refuses) becomes
+``?``; the BERT normalizer drops control characters; emoji and characters outside the vocabulary
+become ``[UNK]`` word pieces. A text with no word piece at all (empty, whitespace, control
+characters only) gets the zero vector: it is similar to nothing. Every other row is unit
+length, so a dot product is the cosine similarity.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ Forward = Callable[[NDArray[np.int64], NDArray[np.int64]], FloatArray]
 """(input ids, attention mask), both (batch, length) -> unit-length embeddings (batch, dim)."""
 
 CHARS_PER_WORD_PIECE = 64
-"""Characters read per word piece of the window: far more than any text needs (English
-averages about 4.5), so clipping changes nothing but bounds the tokenizer's work on huge
-inputs."""
+"""Characters read per word piece of the window: far more than prose needs (English averages
+about 4.5), so clipping changes what is read only for text padded with long runs of spaces or
+control characters, and bounds the tokenizer's work on huge inputs."""
 
 
 class TextEncoder(Protocol):

@@ -12,6 +12,7 @@ agreement with the encoder (bench/encoder.py reports it).
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Sequence
 
@@ -29,6 +30,14 @@ from riskrelay.intake.encoder.runtime import (
 
 SIF_A = 3e-5
 BUILD_BATCH = 1024
+RECIPE = f"mean-pooled [CLS] t [SEP], centered, SIF a={SIF_A!r}"
+"""What the rows are, in the static encoder's model id: a model trained on one table's
+embeddings is not used with another's (the file's bytes are no id: floating-point kernels
+differ in the last bit between processors)."""
+
+
+def recipe_id() -> str:
+    return hashlib.sha256(RECIPE.encode()).hexdigest()[:8]
 
 
 def sif_weights(vocab_size: int, a: float = SIF_A) -> FloatArray:
