@@ -474,7 +474,7 @@ def test_other_weights_are_built_under_another_name(tiny_model: Path, tmp_path: 
     before = load_encoder(tiny_settings(tiny_model, cache))
     save_file(tiny_tensors(seed=8), str(tiny_model / "model.safetensors"))
     after = load_encoder(tiny_settings(tiny_model, cache))
-    assert len(cached_files(cache, ".onnx")) == 2
+    assert len(cached_files(cache, ".onnx")) == 1  # the superseded file is removed
     assert before.model_id != after.model_id
     assert not np.allclose(before.encode(["my card"]), after.encode(["my card"]))
 
@@ -484,9 +484,16 @@ def test_changed_builder_code_makes_the_cache_stale(
 ) -> None:
     cache = tmp_path / "cache"
     load_encoder(tiny_settings(tiny_model, cache))
+    (before,) = cached_files(cache, ".onnx")
+    unrelated = [cache / "notes.onnx", cache / "tiny-bert.fp32-draft.onnx", cache / "other.npz"]
+    for path in unrelated:
+        path.write_bytes(b"kept")
     monkeypatch.setattr(load, "source_code_hash", lambda *modules: "another builder")
     load_encoder(tiny_settings(tiny_model, cache))
-    assert len(cached_files(cache, ".onnx")) == 2
+    (after,) = [path for path in cached_files(cache, ".onnx") if path not in unrelated]
+    assert after != before
+    assert not manifest_path(before).exists()
+    assert all(path.read_bytes() == b"kept" for path in unrelated)
 
 
 @pytest.mark.parametrize("suffix", [".onnx", ".npy"])

@@ -5,6 +5,7 @@ no longer match the manifest): it is rebuilt, or refused when building is off.""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import inspect
 import json
@@ -12,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from string import hexdigits
 from types import ModuleType
 
 from riskrelay.intake.encoder.errors import EncoderLoadError
@@ -41,8 +43,22 @@ def source_code_hash(*modules: ModuleType) -> str:
     return digest.hexdigest()
 
 
+KEY_CHARS = 24
+
+
 def artifact_path(cache_dir: Path, name: str, key: str, suffix: str) -> Path:
-    return cache_dir / f"{name}-{key[:24]}{suffix}"
+    return cache_dir / f"{name}-{key[:KEY_CHARS]}{suffix}"
+
+
+def _remove_superseded(path: Path) -> None:
+    """Delete the files this one replaces: same name and suffix, another key (built from
+    older inputs or code), so the cache does not grow with every change."""
+    name = path.name[: -len(path.suffix) - KEY_CHARS - 1]
+    for other in path.parent.glob(f"{glob.escape(name)}-*{path.suffix}"):
+        key = other.name[len(name) + 1 : -len(path.suffix)]
+        if other != path and len(key) == KEY_CHARS and all(c in hexdigits for c in key):
+            other.unlink(missing_ok=True)
+            manifest_path(other).unlink(missing_ok=True)
 
 
 def manifest_path(path: Path) -> Path:
@@ -104,6 +120,7 @@ def load_or_build(path: Path, key: str, build: Builder, *, allow_build: bool) ->
             "bytes": len(content),
         }
         _write_atomically(manifest_path(path), json.dumps(manifest, indent=2).encode() + b"\n")
+        _remove_superseded(path)
     except OSError as error:
         raise EncoderLoadError(
             path, f"cannot write the derived file: {error.strerror or error}"
