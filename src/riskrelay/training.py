@@ -52,12 +52,13 @@ class TrainingConfig:
     regularization: float = 4.0
     other_positive_weight: float = 0.3
     hard_negative_weight: float = 3.0
-    target_false_flag_rate: float = 0.002
+    target_false_flag_rate: float = 0.004
     problem_false_flag_rate: float = 0.05
-    fast_miss_rate: float = 0.03
+    fast_miss_rate: float = 0.02
     problem_fast_miss_rate: float = 0.05
     min_threshold: float = 0.5
-    max_examples_kept: int = 600
+    max_examples_kept: int = 3_000
+    similarity_miss_rate: float = 0.03
     encode_batch: int = 256
 
 
@@ -280,13 +281,26 @@ def _train_one(
         ),
     }
     kept = rows.rows[y == 1][: config.max_examples_kept]
+    kept_vectors = full_vectors[kept]
+    # Leave-one-out: how close each positive's nearest other positive is.
+    similarity = kept_vectors @ kept_vectors.T
+    np.fill_diagonal(similarity, -1.0)
+    min_similarity = float(np.quantile(similarity.max(axis=1), config.similarity_miss_rate))
+    near = np.ones(len(y), dtype=np.bool_)
+    if len(kept):
+        near = (x_full @ kept_vectors.T).max(axis=1) >= min_similarity
+    metrics["min_similarity"] = round(min_similarity, 4)
+    metrics["oof_false_flags_harmless_with_similarity"] = round(
+        float(((oof_full >= threshold) & near)[rows.harmless].mean()), 5
+    )
     model = IndicatorModel(
         indicator=indicator,
         full=_scorer(_fit(x_full, y, w, config), threshold),
         fast=_scorer(_fit(x_fast, y, w, config), floor),
         fast_floor=floor,
         example_texts=tuple(texts[i] for i in kept),
-        example_vectors=full_vectors[kept],
+        example_vectors=kept_vectors,
+        min_similarity=min_similarity,
     )
     return model, metrics
 

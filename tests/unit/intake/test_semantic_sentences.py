@@ -16,25 +16,28 @@ pytestmark = pytest.mark.unit
 
 
 def test_splits_on_sentence_punctuation_and_lines() -> None:
-    text = "Hi team. My card was stolen yesterday! Can you block it?\nThanks for the help"
+    text = (
+        "Hi team, I hope you are well today. My debit card was stolen from my bag yesterday!"
+        " Can you please block it right away?\nThanks a lot for all the help"
+    )
     assert split_sentences(text) == [
-        "Hi team.",
-        "My card was stolen yesterday!",
-        "Can you block it?",
-        "Thanks for the help",
+        "Hi team, I hope you are well today.",
+        "My debit card was stolen from my bag yesterday!",
+        "Can you please block it right away?",
+        "Thanks a lot for all the help",
     ]
 
 
-def test_fragments_join_the_next_sentence() -> None:
+def test_short_sentences_are_read_with_their_context() -> None:
     assert split_sentences("Help!! My phone was stolen.") == ["Help!! My phone was stolen."]
-    assert split_sentences("Hi,\n[NAME] here. Someone used my card") == [
-        "Hi, [NAME] here.",
-        "Someone used my card",
+    assert split_sentences("My old bank had it. Your app does not have round-ups yet?") == [
+        "My old bank had it. Your app does not have round-ups yet?"
     ]
+    assert split_sentences("card stolen") == ["card stolen"]
 
 
 def test_bounds_on_count_and_length() -> None:
-    many = " ".join(f"Sentence number {i} is here." for i in range(100))
+    many = " ".join(f"This is sentence number {i} of the message." for i in range(300))
     assert len(split_sentences(many)) == MAX_SENTENCES
     long = "word " * 1_000
     assert all(len(s) <= MAX_SENTENCE_CHARS for s in split_sentences(long))
@@ -56,6 +59,7 @@ def test_empty_or_wordless_text_has_no_sentences(text: str) -> None:
         "My account wasn't hacked, I just forgot the password.",
         "I'm not going to post about it online, just tell me when it ships.",
         "Just a quick question about the invoice.",
+        "I checked and there has been no unauthorised access on the account.",
     ],
 )
 def test_denials_are_not_scored(sentence: str) -> None:
@@ -79,5 +83,16 @@ def test_negated_reports_are_still_scored(sentence: str) -> None:
 
 
 def test_only_the_denying_sentence_is_dropped() -> None:
-    text = "This is not a complaint about the app. But my card was used in another country."
+    text = "This is not a complaint about the app at all. But my card was used in another country."
     assert list(scorable_sentences(text)) == ["But my card was used in another country."]
+
+
+def test_only_the_customers_words_are_read() -> None:
+    transcript = (
+        "Bot: Welcome to live chat. An agent will be with you shortly.\n"
+        "Customer: my card was used in a shop I have never been to\n"
+        "Agent: Thanks, let me take a look at that for you.\n"
+        "Full name: [NAME]\n"
+        "Phone: [PHONE]"
+    )
+    assert split_sentences(transcript) == ["my card was used in a shop I have never been to"]

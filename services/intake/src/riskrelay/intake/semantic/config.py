@@ -11,7 +11,7 @@ class DetectionSettings(BaseModel):
     """Learned indicator detection (the rules always run)."""
 
     semantic: bool = Field(
-        default=False,
+        default=True,
         description="Run the learned indicator models beside the rules (English text only).",
     )
     models_path: Path | None = Field(

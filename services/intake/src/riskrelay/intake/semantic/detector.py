@@ -240,10 +240,16 @@ class SemanticDetector:
         for indicator in self.indicators:
             model = self.models.indicators[indicator]
             scores = model.full.scores(vectors)
-            best = int(np.argmax(scores))
-            score = float(scores[best])
-            if score < model.full.threshold:
+            fired = [
+                i
+                for i in np.argsort(-scores, kind="stable")
+                if scores[i] >= model.full.threshold
+                and model.nearest_similarity(vectors[i]) >= model.min_similarity
+            ]
+            if not fired:
                 continue
+            best = int(fired[0])
+            score = float(scores[best])
             nearest = [
                 NearestExample(text=text[:_MAX_EVIDENCE], similarity=max(-1.0, min(1.0, sim)))
                 for text, sim in model.nearest_examples(vectors[best], self.nearest_count)

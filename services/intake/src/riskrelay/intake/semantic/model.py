@@ -86,6 +86,14 @@ class IndicatorModel:
     fast_floor: float
     example_texts: tuple[str, ...]
     example_vectors: Vector
+    min_similarity: float = -1.0
+    """A detection also needs a labelled positive at least this close (cosine): a sentence
+    unlike every example is outside what the classifier learned, whatever its score."""
+
+    def nearest_similarity(self, vector: Vector) -> float:
+        if not self.example_texts:
+            return -1.0
+        return float((self.example_vectors @ vector).max())
 
     def nearest_examples(self, vector: Vector, count: int = 3) -> list[tuple[str, float]]:
         if not self.example_texts:
@@ -122,6 +130,7 @@ class IndicatorModels:
                 "full": model.full.to_json(),
                 "fast": model.fast.to_json(),
                 "fast_floor": float(model.fast_floor),
+                "min_similarity": float(model.min_similarity),
                 "example_texts": list(model.example_texts),
                 "example_vectors": _encode_array(model.example_vectors, "<f2"),
             }
@@ -152,6 +161,7 @@ class IndicatorModels:
                 full=LinearScorer.from_json(raw["full"]),
                 fast=LinearScorer.from_json(raw["fast"]),
                 fast_floor=float(raw["fast_floor"]),
+                min_similarity=float(raw.get("min_similarity", -1.0)),
                 example_texts=tuple(raw["example_texts"]),
                 example_vectors=_decode_array(raw["example_vectors"]),
             )

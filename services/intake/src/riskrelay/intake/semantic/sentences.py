@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-MAX_SENTENCES = 24
+MAX_SENTENCES = 200
 MAX_SENTENCE_CHARS = 600
-_MIN_WORDS = 2
+_MIN_WORDS = 6
 
 _BREAK = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n+|\s+[-–—]\s+(?=[A-Z])")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
@@ -46,22 +46,47 @@ _DENIALS = re.compile(
             r"\b(?:was|were|has|have|is|are)(?:\s+not|n'?t)\s+(?:been\s+)?(?:hacked|compromised|"
             r"breached|leaked|exposed|stolen)\b",
             r"\b(?:just|only|simply)\s+(?:a\s+)?(?:general|quick|simple)\s+question\b",
+            # "there has been no unauthorised access", "there were no suspicious logins"
+            r"\bthere\s+(?:has|have|had)?\s*(?:been|was|were|is|are)\s+no\s+(?:\w+\s+){0,2}"
+            r"(?:access|activity|charges?|transactions?|log-?ins?|sign-?ins?|breach|leak|fraud)\b",
         )
     ),
     re.IGNORECASE,
 )
 
 
+# Transcript turns of the company's side (agents, bots, the chat system) are not the customer's
+# report; speaker labels and form fields that only hold a redacted value carry no meaning.
+_OTHER_SIDE = re.compile(
+    r"^\s*(?:agent|bot|system|assistant|operator|advisor|adviser|support|rep|staff)\b[^:\n]{0,30}:"
+    r".*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SPEAKER = re.compile(
+    r"^\s*(?:customer|caller|client|user|member|patient|guest|me)\b[^:\n]{0,20}:\s*",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FIELD_ONLY = re.compile(r"^\s*[\w .'/-]{1,40}:\s*(?:\[[A-Z_]+\][\s,;]*)+$", re.MULTILINE)
+
+
+def customer_text(text: str) -> str:
+    """``text`` without the company's transcript turns, speaker labels and placeholder-only
+    form fields."""
+    return _SPEAKER.sub("", _FIELD_ONLY.sub("", _OTHER_SIDE.sub("", text)))
+
+
 def split_sentences(text: str) -> list[str]:
-    """The sentences of ``text`` worth scoring: at least two words, at most
-    :data:`MAX_SENTENCES` of them, each cut to :data:`MAX_SENTENCE_CHARS`.
+    """The sentences of ``text`` worth scoring: at least six words (a shorter sentence joins the
+    next one, so "My old bank had it." is read with its context, never alone), at most
+    :data:`MAX_SENTENCES` of them (the cascade's first stage reads them all and sends only the
+    likeliest few to the full encoder), each cut to :data:`MAX_SENTENCE_CHARS`.
 
     Very short fragments ("Hi,", "Thanks!") are merged into the next sentence rather than
     dropped, so "Help!! My card was stolen" keeps its context.
     """
     sentences: list[str] = []
     pending = ""
-    for piece in _BREAK.split(text):
+    for piece in _BREAK.split(customer_text(text)):
         piece = " ".join(piece.split())
         if not piece:
             continue
@@ -85,7 +110,10 @@ def denies_risk(sentence: str) -> bool:
 
 
 def scorable_sentences(text: str) -> Iterator[str]:
-    """Sentences of ``text`` that do not deny a risk, in order."""
+    """Sentences of ``text`` that do not deny a risk, in order, each once (quoted threads and
+    templates repeat sentences; scoring one copy is enough)."""
+    seen: set[str] = set()
     for sentence in split_sentences(text):
-        if not denies_risk(sentence):
+        if sentence not in seen and not denies_risk(sentence):
+            seen.add(sentence)
             yield sentence
