@@ -71,7 +71,7 @@ def test_nearest_examples_are_the_most_similar_first() -> None:
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
     path = tmp_path / "absent.json"
-    with pytest.raises(ModelArtifactError, match="absent.json.*riskrelay train"):
+    with pytest.raises(ModelArtifactError, match=r"absent\.json.*riskrelay train"):
         load_models(path, encoder_id="enc@1", static_id="enc@1:static")
 
 
@@ -79,7 +79,7 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
 def test_corrupt_file_names_the_path_and_reason(tmp_path: Path, content: str) -> None:
     path = tmp_path / "models.json"
     path.write_text(content)
-    with pytest.raises(ModelArtifactError, match="models.json: corrupt"):
+    with pytest.raises(ModelArtifactError, match=r"models\.json: corrupt"):
         load_models(path, encoder_id="enc@1", static_id="enc@1:static")
 
 
