@@ -34,13 +34,13 @@ from rich.console import Console
 from rich.table import Table
 
 from riskrelay.classifier.policy import RiskPolicy, default_policy
+from riskrelay.datasets import CLINC_VALIDATION
 from riskrelay.intake.semantic.examples import CLINC_AMBIGUOUS_INTENTS, CLINC_SECURITY_INTENTS
 from riskrelay.intake.service import Intake
 from riskrelay.intake.settings import IntakeSettings
 from riskrelay.offline import InputLine, TicketOutcome, parse_lines, run_offline
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CLINC_VALIDATION = ROOT / "datasets" / "clinc150" / "validation.jsonl"
 DEFAULT_OUTPUT = ROOT / "eval" / "detection.json"
 _EPOCH = datetime(2026, 6, 1, tzinfo=UTC)
 _HELDOUT_INDICATORS = {
@@ -215,9 +215,7 @@ def _print(figures: dict[str, Any], console: Console) -> None:
 
 
 def main(
-    clinc: Annotated[Path, typer.Option(help="CLINC150 validation split.")] = (
-        DEFAULT_CLINC_VALIDATION
-    ),
+    clinc: Annotated[Path, typer.Option(help="CLINC150 validation split.")] = (CLINC_VALIDATION),
     heldout: Annotated[Path | None, typer.Option(help="Folder of held-out YAML.")] = None,
     output: Annotated[Path, typer.Option(help="Where to write the figures.")] = DEFAULT_OUTPUT,
 ) -> None:

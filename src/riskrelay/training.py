@@ -205,9 +205,6 @@ def _scorer(model: Any, threshold: float) -> LinearScorer:
     )
 
 
-DEFAULT_CLINC_TRAIN = Path(__file__).resolve().parents[2] / "datasets" / "clinc150" / "train.jsonl"
-
-
 def training_examples(extra_examples: Sequence[Path], clinc: Path) -> list[Example]:
     """The shipped example files, then ``extra_examples``, then CLINC150's training split."""
     paths = [*default_example_paths(), *extra_examples]

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from riskrelay.training import DEFAULT_CLINC_TRAIN, TrainingConfig, train_to_file
+from riskrelay.datasets import CLINC_TRAIN
 
 
 def train_command(
@@ -22,14 +22,20 @@ def train_command(
     ] = None,
     clinc: Annotated[
         Path, typer.Option(help="CLINC150 training split (JSONL of text and intent).")
-    ] = DEFAULT_CLINC_TRAIN,
+    ] = CLINC_TRAIN,
     output: Annotated[
         Path | None,
         typer.Option(help="Where to write the models; default: the bundled models file."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the folds and the solver.")] = TrainingConfig.seed,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the folds and the solver (default: fixed).")
+    ] = None,
 ) -> None:
     """Fit the learned indicator models (deterministic for the same inputs and seed)."""
+    # Imported here so that other `riskrelay` commands do not pay for scikit-learn and the encoder.
+    from riskrelay.intake.encoder import EncoderLoadError
+    from riskrelay.training import TrainingConfig, train_to_file
+
     started = time.monotonic()
 
     def progress(message: str) -> None:
@@ -40,10 +46,10 @@ def train_command(
             extra_examples=examples or [],
             clinc=clinc,
             output=output,
-            config=TrainingConfig(seed=seed),
+            config=TrainingConfig() if seed is None else TrainingConfig(seed=seed),
             progress=progress,
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EncoderLoadError) as error:
         print(f"riskrelay train: {error}", file=sys.stderr)
         raise typer.Exit(2) from error
     print(f"wrote {path} ({models.version}, encoder {models.encoder_id})")

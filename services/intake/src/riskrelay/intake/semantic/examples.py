@@ -97,17 +97,17 @@ def load_example_file(path: Path) -> list[Example]:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         parsed = ExampleFile.model_validate(raw)
     except (OSError, yaml.YAMLError, ValidationError) as error:
-        raise RulePackError(f"{path}: {error}") from error
+        raise RulePackError(str(path), str(error)) from error
     if parsed.indicator not in _FILE_INDICATORS:
         known = ", ".join(sorted(_FILE_INDICATORS))
-        raise RulePackError(f"{path}: unknown indicator {parsed.indicator!r} (known: {known})")
+        raise RulePackError(str(path), f"unknown indicator {parsed.indicator!r} (known: {known})")
     indicator = _FILE_INDICATORS[parsed.indicator]
     source = f"{path.name}@{parsed.version}"
     examples = [Example(e.text, indicator, "positive", source) for e in parsed.positives]
     examples += [Example(e.text, indicator, "hard_negative", source) for e in parsed.hard_negatives]
     examples += [Example(e.text, None, "negative", source) for e in parsed.negatives]
     if indicator is None and (parsed.positives or parsed.hard_negatives):
-        raise RulePackError(f"{path}: an everyday file holds only `negatives`")
+        raise RulePackError(str(path), "an everyday file holds only `negatives`")
     return examples
 
 
