@@ -73,7 +73,8 @@ bench: setup  ## Benchmarks: throughput ladder (raw aiokafka vs each service), t
 faults: setup  ## Fault injection: kills, broker pause, PostgreSQL restart, scaling, malformed records; checks no loss, no duplicate effects, lag recovery (bench/results/faults.json).
 	$(RUN) python bench/faults.py
 
-eval: setup  ## Measure intake's rules and the risk policy against the labelled set (eval/).
+eval: setup  ## Measure detection on data never trained on (CLINC150 validation, held-out sentences), then rules and policy on the labelled set (eval/).
+	$(RUN) python -m riskrelay.detection_eval
 	$(RUN) python -m riskrelay.evaluation
 
 clean:  ## Remove the dev stack's data and caches.
