@@ -96,3 +96,10 @@ def test_only_the_customers_words_are_read() -> None:
         "Phone: [PHONE]"
     )
     assert split_sentences(transcript) == ["my card was used in a shop I have never been to"]
+
+
+def test_a_subject_repeating_the_description_is_read_once() -> None:
+    assert split_sentences("my visa got stolen\n\nmy visa got stolen") == ["my visa got stolen"]
+    assert split_sentences("Card stolen\n\nCard stolen at the station this morning") == [
+        "Card stolen at the station this morning"
+    ]

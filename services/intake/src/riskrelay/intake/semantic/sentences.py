@@ -90,7 +90,9 @@ def split_sentences(text: str) -> list[str]:
         piece = " ".join(piece.split())
         if not piece:
             continue
-        candidate = f"{pending} {piece}".strip() if pending else piece
+        # A subject is often the description's first words: read them once.
+        repeated = pending and piece.casefold().startswith(pending.rstrip(".!?…").casefold())
+        candidate = piece if repeated or not pending else f"{pending} {piece}"
         if len(_WORD.findall(_PLACEHOLDER.sub(" ", candidate))) < _MIN_WORDS:
             pending = candidate
             continue
