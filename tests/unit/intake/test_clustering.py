@@ -1,237 +1,282 @@
-"""Similar-report clusters: paraphrases group, different problems stay apart, surges by event time."""
+"""Similar-report clusters by meaning: paraphrases of one problem group, different problems stay
+apart, surges are judged by event time against the history of the problem's topic.
+
+Tests about wording use the real sentence encoder; tests about the clustering logic use fake
+report vectors (one random direction per problem, a little noise per wording), so they say
+exactly what they mean."""
 
 from __future__ import annotations
 
 import json
+import random
+import zlib
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from riskrelay.intake.clustering import (
     ClusterAssignment,
     ClusterConfig,
     ClusterIndex,
-    Fingerprint,
+    Vector,
     assign_to_cluster,
     cluster_id_for,
-    concept_similarity,
-    fingerprint,
+    cosine,
     prune,
-    signature_similarity,
-    similarity,
-    surge_detection,
-    text_features,
+    quantize,
 )
+from riskrelay.intake.encoder import TextEncoder
 from riskrelay.shared.events import Indicator
 
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-PRODUCT = "Mobile App"
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday; event time only, no clock is read
+PRODUCT = "Web Shop"
+DIM = 384
+SAMPLES = Path(__file__).parent / "samples"
 
-LOGIN_INCIDENT = [
-    "can't log in to the app since this morning",
-    "sign-in fails with error 500 since 9am",
-    "Login not working - keeps spinning and then shows an error",
-    "Unable to sign in on my phone, tried twice",
-    "I cannot access my account, the log on page gives an error",
-    "Authentication failed again!!",
-]
-BILLING_QUESTION = "Why was I charged twice for my subscription this month?"
+# Six customers' wordings of each of three incidents.
+INCIDENTS: dict[str, list[str]] = {
+    name: texts
+    for name, texts in json.loads((SAMPLES / "surge_reports.json").read_text()).items()
+    if not name.startswith("_")
+}
+EXPOSURE = INCIDENTS["data_exposure"]
+
+
+def direction(name: str) -> Vector:
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    vector = rng.standard_normal(DIM)
+    return np.asarray(vector / np.linalg.norm(vector), dtype=np.float32)
+
+
+def report(problem: str, wording: int = 0) -> Vector:
+    """A fake embedding of one wording of ``problem``: cosine about 0.8 with the problem's other
+    wordings, about 0 with other problems."""
+    vector = direction(problem) + 0.5 * direction(f"{problem}#{wording}")
+    return np.asarray(vector / np.linalg.norm(vector), dtype=np.float32)
 
 
 def assign(
     index: ClusterIndex,
     ticket: str,
     customer: str,
-    text: str,
+    vector: Vector | None,
     minutes: float = 0,
     product: str = PRODUCT,
     config: ClusterConfig | None = None,
 ) -> ClusterAssignment:
-    config = config or ClusterConfig()
-    return assign_to_cluster(
+    result = assign_to_cluster(
         index,
         ticket_id=ticket,
         customer_id=customer,
         occurred_at=T0 + timedelta(minutes=minutes),
-        fp=fingerprint(text, product, config),
-        config=config,
+        product=product,
+        vector=vector,
+        config=config or ClusterConfig(),
+    )
+    assert result is not None, "a problem report (a ticket with a vector) always clusters"
+    return result
+
+
+def assign_without_vector(index: ClusterIndex, vector: Vector | None) -> ClusterAssignment | None:
+    return assign_to_cluster(
+        index, ticket_id="R-1", customer_id="C-1", occurred_at=T0, product=PRODUCT, vector=vector
     )
 
 
-# --- fingerprints ------------------------------------------------------------------------------
+# --- by meaning (the real encoder) ---------------------------------------------------------
 
 
-def test_paraphrases_reduce_to_the_same_concepts() -> None:
-    first = text_features(LOGIN_INCIDENT[0])
-    second = text_features(LOGIN_INCIDENT[1])
-    assert first.concepts == second.concepts == {"fail", "login"}
-
-
-def test_placeholders_numbers_and_times_are_not_words() -> None:
-    features = text_features("[EMAIL] reported at 10:30 on 2025 that the colour picker resets")
-    assert features.words == {"report", "colour", "picker", "reset"}
-
-
-def test_fingerprint_is_serializable_and_deterministic() -> None:
-    fp = fingerprint(LOGIN_INCIDENT[0], PRODUCT)
-    assert all(isinstance(v, int) for v in fp.signature)
-    assert len(fp.signature) == ClusterConfig().num_perm
-    assert Fingerprint.model_validate_json(fp.model_dump_json()) == fp
-    assert fingerprint(LOGIN_INCIDENT[0], PRODUCT) == fp
-    assert fp.product == "mobile app"
-
-
-def test_fingerprint_json_is_compact_and_earlier_decimal_lists_still_load() -> None:
-    fp = fingerprint(LOGIN_INCIDENT[0], PRODUCT)
-    compact = fp.model_dump_json()
-    decimal = json.dumps({**json.loads(compact), "signature": fp.signature})
-    assert len(json.loads(compact)["signature"]) * 1.5 < len(json.dumps(fp.signature))
-    assert Fingerprint.model_validate_json(decimal) == fp
-    assert fp.model_dump()["signature"] == fp.signature  # Python mode keeps the ints
-
-
-def test_login_paraphrases_are_similar_billing_is_not() -> None:
-    login = [fingerprint(t, PRODUCT) for t in LOGIN_INCIDENT]
-    billing = fingerprint(BILLING_QUESTION, PRODUCT)
-    for fp in login[1:]:
-        assert similarity(login[0], fp) >= 0.5
-        assert similarity(billing, fp) < 0.5
-
-
-def test_same_words_for_another_product_are_not_similar() -> None:
-    assert (
-        similarity(fingerprint(LOGIN_INCIDENT[0], "App"), fingerprint(LOGIN_INCIDENT[0], "Web"))
-        == 0
-    )
-
-
-def test_near_duplicates_without_support_vocabulary_match_by_minhash() -> None:
-    a = fingerprint("The colour picker in the theme editor resets to purple", PRODUCT)
-    b = fingerprint("theme editor colour picker resets to purple", PRODUCT)
-    c = fingerprint("Exported spreadsheet columns are in the wrong order", PRODUCT)
-    assert a.concepts == b.concepts == []
-    assert signature_similarity(a.signature, b.signature) >= 0.8
-    assert similarity(a, c) < 0.3
-
-
-def test_generic_failure_alone_is_not_a_shared_concept() -> None:
-    assert concept_similarity(["fail"], ["fail"]) == 0.0
-    assert concept_similarity(["fail", "login"], ["fail", "login"]) == 1.0
-
-
-def test_one_everyday_topic_in_common_is_not_one_incident() -> None:
-    assert concept_similarity(["payment"], ["fail", "payment"]) == 0.0
-    assert concept_similarity(["fail", "login"], ["login"]) == 0.0
-    assert concept_similarity(["fail", "payment"], ["fail", "payment", "refund"]) == 2 / 3
-
-
-def test_an_incident_concept_in_common_is_enough() -> None:
-    assert concept_similarity(["outage"], ["fail", "outage"]) == 0.5
-    assert concept_similarity(["hacked"], ["hacked"]) == 1.0
-
-
-# --- assignment --------------------------------------------------------------------------------
-
-
-def test_same_incident_in_different_words_joins_one_cluster() -> None:
+def test_six_wordings_of_one_data_exposure_join_one_cluster(
+    sentence_encoder: TextEncoder,
+) -> None:
+    vectors = sentence_encoder.encode(EXPOSURE)
     index = ClusterIndex()
-    first = assign(index, "T-1", "c1", LOGIN_INCIDENT[0])
-    second = assign(index, "T-2", "c2", LOGIN_INCIDENT[1], minutes=5)
+    results = [
+        assign(index, f"T-{n}", f"C-{n}", vector, minutes=5 * n) for n, vector in enumerate(vectors)
+    ]
+    assert {r.cluster_id for r in results} == {cluster_id_for("web shop", "T-0")}
+    assert results[-1].info.size == 6
+    assert results[-1].info.distinct_customers == 6
+    assert [r.surge_started for r in results] == [False] * 4 + [True, False]
+    assert set(results[4].tickets_to_flag) == {"T-0", "T-1", "T-2", "T-3"}
+
+
+def test_interleaved_incidents_on_one_product_each_form_their_own_cluster(
+    sentence_encoder: TextEncoder,
+) -> None:
+    vectors = {name: sentence_encoder.encode(texts) for name, texts in INCIDENTS.items()}
+    index = ClusterIndex()
+    clusters: dict[str, set[str]] = {name: set() for name in INCIDENTS}
+    for wording in range(6):
+        for name in INCIDENTS:
+            ticket = f"{name}-{wording}"
+            result = assign(index, ticket, ticket, vectors[name][wording], minutes=wording)
+            clusters[name].add(result.cluster_id)
+    assert all(len(ids) == 1 for ids in clusters.values()), clusters
+    assert len(set.union(*clusters.values())) == 3
+    assert all(cluster.size == 6 for cluster in index.clusters.values())
+    assert len(index.topics) == 3
+
+
+def test_in_any_arrival_order_each_incident_keeps_a_surge_in_one_cluster(
+    sentence_encoder: TextEncoder,
+) -> None:
+    """Arrival order decides which wording starts a cluster, so a far-off wording may stay on
+    its own; the other five of its incident still surge together, and incidents never mix."""
+    reports = [
+        (name, text, vector)
+        for name, texts in INCIDENTS.items()
+        for text, vector in zip(texts, sentence_encoder.encode(texts), strict=True)
+    ]
+    shuffler = random.Random(17)
+    for _ in range(25):
+        shuffler.shuffle(reports)
+        index = ClusterIndex()
+        members: dict[str, Counter[str]] = {name: Counter() for name in INCIDENTS}
+        for n, (name, _, vector) in enumerate(reports):
+            members[name][assign(index, f"T-{n}", f"C-{n}", vector, minutes=n).cluster_id] += 1
+        for counts in members.values():
+            assert counts.most_common(1)[0][1] >= 5
+        owners = [c for counts in members.values() for c in counts]
+        assert len(owners) == len(set(owners)), "a cluster holds two incidents"
+
+
+# --- who clusters ----------------------------------------------------------------------------
+
+
+def test_a_ticket_without_a_vector_takes_no_part() -> None:
+    index = ClusterIndex()
+    assert assign_without_vector(index, None) is None
+    assert index.clusters == {}
+    assert index.ticket_clusters == {}
+
+
+def test_a_zero_vector_is_similar_to_nothing() -> None:
+    index = ClusterIndex()
+    assert assign_without_vector(index, np.zeros(DIM, dtype=np.float32)) is None
+
+
+def test_similar_reports_join_dissimilar_ones_start_their_own_cluster() -> None:
+    index = ClusterIndex()
+    first = assign(index, "T-1", "C-1", report("exposure", 1))
+    second = assign(index, "T-2", "C-2", report("exposure", 2), minutes=5)
+    other = assign(index, "T-3", "C-3", report("login", 1), minutes=6)
     assert first.is_new_cluster
     assert not second.is_new_cluster
-    assert second.cluster_id == first.cluster_id == cluster_id_for("mobile app", "T-1")
+    assert second.cluster_id == first.cluster_id == cluster_id_for("web shop", "T-1")
+    assert 0.55 <= second.similarity < 1
     assert second.info.size == 2
     assert second.info.distinct_customers == 2
     assert second.info.first_seen_at == T0
+    assert other.is_new_cluster
+    assert other.topic_id != first.topic_id
 
 
-def test_billing_question_about_the_same_product_starts_its_own_cluster() -> None:
+def test_the_same_problem_on_another_product_starts_its_own_cluster() -> None:
     index = ClusterIndex()
-    login = assign(index, "T-1", "c1", LOGIN_INCIDENT[0])
-    billing = assign(index, "T-2", "c2", BILLING_QUESTION, minutes=1)
-    assert billing.is_new_cluster
-    assert billing.cluster_id != login.cluster_id
+    shop = assign(index, "T-1", "C-1", report("exposure", 1), product="Web Shop")
+    app = assign(index, "T-2", "C-2", report("exposure", 1), product="Mobile App")
+    assert app.cluster_id != shop.cluster_id
+    assert app.topic_id != shop.topic_id
 
 
-def test_same_problem_for_another_product_starts_its_own_cluster() -> None:
+def test_the_centroid_is_the_running_mean_of_the_members() -> None:
     index = ClusterIndex()
-    app = assign(index, "T-1", "c1", LOGIN_INCIDENT[0], product="Mobile App")
-    web = assign(index, "T-2", "c2", LOGIN_INCIDENT[0], product="Web Portal")
-    assert web.cluster_id != app.cluster_id
+    vectors = [report("exposure", n) for n in range(4)]
+    for n, vector in enumerate(vectors):
+        assign(index, f"T-{n}", f"C-{n}", vector, minutes=n)
+    [cluster] = index.clusters.values()
+    mean = np.mean(vectors, axis=0)
+    assert cosine(cluster.centroid, quantize(mean / np.linalg.norm(mean)).tobytes()) > 0.9999
+    assert len(cluster.centroid) == 2 * DIM
+
+
+def test_the_threshold_is_configurable() -> None:
+    strict = ClusterConfig(similarity_threshold=0.95)
+    index = ClusterIndex()
+    first = assign(index, "T-1", "C-1", report("exposure", 1), config=strict)
+    second = assign(index, "T-2", "C-2", report("exposure", 2), config=strict)
+    assert second.cluster_id != first.cluster_id
 
 
 def test_follow_up_of_a_member_changes_nothing() -> None:
     index = ClusterIndex()
-    assign(index, "T-1", "c1", LOGIN_INCIDENT[0])
-    again = assign(index, "T-1", "c1", "completely different words now", minutes=10)
+    assign(index, "T-1", "C-1", report("exposure", 1))
+    again = assign(index, "T-1", "C-1", report("login", 3), minutes=10)
     assert again.already_member
     assert again.changed_cluster_ids == ()
     assert again.info.size == 1
+    assert assign(index, "T-1", "C-1", None, minutes=11).already_member
 
 
-def test_cluster_closes_after_the_join_window() -> None:
+def test_a_cluster_closes_a_join_window_after_its_first_ticket_and_its_topic_carries_on() -> None:
     index = ClusterIndex()
-    first = assign(index, "T-1", "c1", LOGIN_INCIDENT[0])
-    later = assign(index, "T-2", "c2", LOGIN_INCIDENT[1], minutes=60 * 25)
+    first = assign(index, "T-1", "C-1", report("exposure", 1))
+    assign(index, "T-2", "C-2", report("exposure", 2), minutes=60 * 23)
+    later = assign(index, "T-3", "C-3", report("exposure", 3), minutes=60 * 25)
     assert later.cluster_id != first.cluster_id
+    assert later.is_new_cluster
+    assert later.topic_id == first.topic_id
+    assert index.topics[first.topic_id].reports == 3
 
 
-# --- surges ------------------------------------------------------------------------------------
+# --- surges: distinct customers in the window ------------------------------------------------
 
 
 def test_four_distinct_customers_are_no_surge_five_are() -> None:
     index = ClusterIndex()
     results = [
-        assign(index, f"T-{i}", f"c{i}", LOGIN_INCIDENT[i], minutes=10 * i) for i in range(4)
+        assign(index, f"T-{n}", f"C-{n}", report("exposure", n), minutes=10 * n) for n in range(4)
     ]
     assert {r.cluster_id for r in results} == {results[0].cluster_id}
-    assert not any(r.surging for r in results)
-    assert all(surge_detection(r.info) is None for r in results)
+    assert not any(r.surging or r.surge for r in results)
 
-    fifth = assign(index, "T-4", "c4", LOGIN_INCIDENT[4], minutes=45)
+    fifth = assign(index, "T-4", "C-4", report("exposure", 4), minutes=45)
     assert fifth.cluster_id == results[0].cluster_id
     assert fifth.surge_started
-    assert fifth.surging
     assert set(fifth.tickets_to_flag) == {"T-0", "T-1", "T-2", "T-3"}
-    detection = surge_detection(fifth.info)
-    assert detection is not None
-    assert detection.indicator is Indicator.MULTIPLE_SIMILAR_REPORTS
-    assert fifth.cluster_id in detection.evidence
+    assert fifth.surge is not None
+    assert fifth.surge.indicator is Indicator.MULTIPLE_SIMILAR_REPORTS
+    assert fifth.cluster_id in fifth.surge.evidence
+    assert "5 distinct customers within 60 minutes" in fifth.surge.evidence
+    assert "no history" in fifth.surge.evidence
 
-    sixth = assign(index, "T-5", "c5", LOGIN_INCIDENT[5], minutes=50)
+    sixth = assign(index, "T-5", "C-5", report("exposure", 5), minutes=50)
     assert sixth.surging
     assert not sixth.surge_started
     assert sixth.tickets_to_flag == ()
+    assert sixth.surge == fifth.surge
 
 
-def test_same_customer_five_times_is_not_a_surge() -> None:
+def test_the_same_customer_five_times_is_not_a_surge() -> None:
     index = ClusterIndex()
-    results = [
-        assign(index, f"T-{i}", "same-customer", LOGIN_INCIDENT[i], minutes=i) for i in range(5)
-    ]
+    results = [assign(index, f"T-{n}", "same", report("exposure", n), minutes=n) for n in range(5)]
     assert results[-1].info.size == 5
     assert results[-1].info.distinct_customers == 1
     assert not results[-1].surging
 
 
-def test_window_is_event_time_and_inclusive_at_sixty_minutes() -> None:
+def test_the_window_is_event_time_and_inclusive_at_sixty_minutes() -> None:
     index = ClusterIndex()
-    for i, minutes in enumerate([0, 15, 30, 45]):
-        assign(index, f"T-{i}", f"c{i}", LOGIN_INCIDENT[i], minutes=minutes)
-    assert assign(index, "T-4", "c4", LOGIN_INCIDENT[4], minutes=60).surge_started
+    for n, minutes in enumerate([0, 15, 30, 45]):
+        assign(index, f"T-{n}", f"C-{n}", report("exposure", n), minutes=minutes)
+    assert assign(index, "T-4", "C-4", report("exposure", 4), minutes=60).surge_started
 
     spread = ClusterIndex()
-    for i, minutes in enumerate([0, 15, 30, 45]):
-        assign(spread, f"T-{i}", f"c{i}", LOGIN_INCIDENT[i], minutes=minutes)
-    assert not assign(spread, "T-4", "c4", LOGIN_INCIDENT[4], minutes=61).surging
+    for n, minutes in enumerate([0, 15, 30, 45]):
+        assign(spread, f"T-{n}", f"C-{n}", report("exposure", n), minutes=minutes)
+    assert not assign(spread, "T-4", "C-4", report("exposure", 4), minutes=61).surging
 
 
-def test_slow_trickle_over_hours_is_not_a_surge() -> None:
+def test_a_slow_trickle_over_hours_is_not_a_surge() -> None:
     index = ClusterIndex()
     results = [
-        assign(index, f"T-{i}", f"c{i}", LOGIN_INCIDENT[i], minutes=40 * i) for i in range(6)
+        assign(index, f"T-{n}", f"C-{n}", report("exposure", n), minutes=40 * n) for n in range(6)
     ]
     assert results[-1].info.distinct_customers == 6
     assert not results[-1].surging
@@ -239,68 +284,198 @@ def test_slow_trickle_over_hours_is_not_a_surge() -> None:
 
 def test_out_of_order_arrival_uses_event_time() -> None:
     index = ClusterIndex()
-    order = [4, 0, 3, 1]
-    for i in order:
-        assert not assign(index, f"T-{i}", f"c{i}", LOGIN_INCIDENT[i], minutes=10 * i).surging
-    last = assign(index, "T-2", "c2", LOGIN_INCIDENT[2], minutes=20)
+    for n in [4, 0, 3, 1]:
+        assert not assign(index, f"T-{n}", f"C-{n}", report("exposure", n), minutes=10 * n).surging
+    last = assign(index, "T-2", "C-2", report("exposure", 2), minutes=20)
     assert last.surge_started
     assert last.info.first_seen_at == T0
 
 
-def test_surge_threshold_is_configurable() -> None:
+def test_surge_customers_and_window_are_configurable() -> None:
     config = ClusterConfig(surge_customers=3, surge_window=timedelta(minutes=10))
     index = ClusterIndex()
-    assign(index, "T-0", "c0", LOGIN_INCIDENT[0], config=config)
-    assign(index, "T-1", "c1", LOGIN_INCIDENT[1], minutes=5, config=config)
-    assert assign(index, "T-2", "c2", LOGIN_INCIDENT[2], minutes=9, config=config).surge_started
+    assign(index, "T-0", "C-0", report("exposure", 0), config=config)
+    assign(index, "T-1", "C-1", report("exposure", 1), minutes=5, config=config)
+    assert assign(
+        index, "T-2", "C-2", report("exposure", 2), minutes=9, config=config
+    ).surge_started
 
 
-# --- state -------------------------------------------------------------------------------------
+def test_a_full_member_list_still_counts_the_new_ticket() -> None:
+    config = ClusterConfig(max_members=4)
+    index = ClusterIndex()
+    results = [
+        assign(index, f"T-{n}", f"C-{n}", report("exposure", n), minutes=n, config=config)
+        for n in range(5)
+    ]
+    [cluster] = index.clusters.values()
+    assert len(cluster.members) == 4
+    assert cluster.size == 5
+    assert results[-1].added_member is None
+    assert results[-1].surge_started
+    assert set(results[-1].tickets_to_flag) == {"T-0", "T-1", "T-2", "T-3"}
+
+
+# --- surges: more than usual for the topic ---------------------------------------------------
+
+
+def morning_reports(
+    index: ClusterIndex, day: int, customers: int, problem: str = "payment"
+) -> list[ClusterAssignment]:
+    """``customers`` reports of ``problem`` within 50 minutes, from 09:00 plus ``day`` minutes on
+    day ``day`` (a little over 24 h after the day before: beyond its cluster's join window)."""
+    return [
+        assign(
+            index,
+            f"{problem}-{day}-{n}",
+            f"{problem}-C-{day}-{n}",
+            report(problem, day * 100 + n),
+            minutes=day * 24 * 60 + day + n * 50 / customers,
+        )
+        for n in range(customers)
+    ]
+
+
+def test_a_daily_recurring_problem_at_its_usual_rate_is_not_a_surge() -> None:
+    index = ClusterIndex()
+    week = [morning_reports(index, day, customers=8) for day in range(7)]
+    assert any(r.surge_started for r in week[0]), "on its first day it was a new problem"
+    for day in week[1:]:
+        assert len({r.cluster_id for r in day}) == 1, "a new cluster every day"
+        assert not any(r.surging for r in day)
+    assert len({r.topic_id for day in week for r in day}) == 1
+    [topic] = index.topics.values()
+    assert topic.periods_observed == 6
+    assert topic.baseline == 8, "the busiest hour of every day held 8 customers"
+
+    usual = morning_reports(index, 7, customers=8)
+    assert not any(r.surging for r in usual)
+
+
+def test_the_same_problem_at_several_times_its_rate_is_a_surge() -> None:
+    index = ClusterIndex()
+    for day in range(7):
+        morning_reports(index, day, customers=8)
+    busy = morning_reports(index, 7, customers=32)
+    started = [n for n, r in enumerate(busy) if r.surge_started]
+    assert len(started) == 1
+    # 8 customers in the busiest hour are usual: P(X >= 19) is the first below 0.001.
+    assert started[0] + 1 == 19
+    surge = busy[-1].surge
+    assert surge is not None
+    assert "usually hold 8.0 customers (EWMA over 7 periods)" in surge.evidence
+
+
+def test_a_quiet_week_brings_the_baseline_down_again() -> None:
+    index = ClusterIndex()
+    for day in range(7):
+        morning_reports(index, day, customers=8)
+    after_a_break = morning_reports(index, 21, customers=8)
+    assert any(r.surge_started for r in after_a_break)
+
+
+def test_a_new_problem_beside_a_recurring_one_surges_on_its_own_history() -> None:
+    index = ClusterIndex()
+    for day in range(7):
+        morning_reports(index, day, customers=8)
+    outage = morning_reports(index, 7, customers=5, problem="outage")
+    assert outage[-1].surge_started
+    assert outage[-1].topic_id != next(iter(index.topics))
+
+
+def test_a_late_report_never_moves_the_baseline() -> None:
+    index = ClusterIndex()
+    morning_reports(index, 3, customers=2)
+    [topic] = index.topics.values()
+    before = topic.model_copy()
+    assign(index, "late", "C-late", report("payment", 999), minutes=24 * 60)
+    assert (topic.bucket_start, topic.baseline, topic.bucket_peak) == (
+        before.bucket_start,
+        before.baseline,
+        before.bucket_peak,
+    )
+
+
+# --- state, replay, pruning ------------------------------------------------------------------
+
+
+def mixed_stream() -> list[tuple[str, str, Vector, float]]:
+    stream = []
+    for n in range(30):
+        problem = ["exposure", "login", "payment"][n % 3]
+        stream.append((f"T-{n}", f"C-{n % 11}", report(problem, n), n * 7.0))
+    return stream
 
 
 def test_state_round_trips_through_json_and_gives_the_same_answers() -> None:
+    stream = mixed_stream()
     live = ClusterIndex()
-    for i in range(3):
-        assign(live, f"T-{i}", f"c{i}", LOGIN_INCIDENT[i], minutes=i)
-    assign(live, "B-1", "c9", BILLING_QUESTION, minutes=3)
-    stored = json.loads(json.dumps(live.model_dump(mode="json")))
-    restored = ClusterIndex.model_validate(stored)
-
-    for index in (live, restored):
-        result = assign(index, "T-3", "c3", LOGIN_INCIDENT[3], minutes=4)
-        assert result.cluster_id == cluster_id_for("mobile app", "T-0")
-        assert result.info.size == 4
+    for ticket, customer, vector, minutes in stream[:20]:
+        assign(live, ticket, customer, vector, minutes)
+    restored = ClusterIndex.model_validate(json.loads(json.dumps(live.model_dump(mode="json"))))
+    assert restored.model_dump() == live.model_dump()
+    for ticket, customer, vector, minutes in stream[20:]:
+        a = assign(live, ticket, customer, vector, minutes)
+        b = assign(restored, ticket, customer, vector, minutes)
+        assert (a.cluster_id, a.similarity, a.info, a.surge) == (
+            b.cluster_id,
+            b.similarity,
+            b.info,
+            b.surge,
+        )
     assert restored.model_dump() == live.model_dump()
 
 
-def test_cluster_ids_are_deterministic_across_runs() -> None:
+def test_a_replay_gives_the_same_clusters_bit_for_bit() -> None:
     runs = []
     for _ in range(2):
         index = ClusterIndex()
-        runs.append(
-            [assign(index, f"T-{i}", f"c{i}", LOGIN_INCIDENT[i]).cluster_id for i in range(3)]
-        )
+        ids = [assign(index, t, c, v, m).cluster_id for t, c, v, m in mixed_stream()]
+        runs.append((ids, index.model_dump(mode="json")))
     assert runs[0] == runs[1]
-    assert runs[0][0].startswith("cl-")
+    assert runs[0][0][0].startswith("cl-")
 
 
-def test_prune_drops_old_clusters_and_their_tickets() -> None:
+def test_similarities_do_not_depend_on_the_order_clusters_were_loaded_in() -> None:
+    built = ClusterIndex()
+    for ticket, customer, vector, minutes in mixed_stream():
+        assign(built, ticket, customer, vector, minutes)
+    stored = built.model_dump()
+    reordered = ClusterIndex.model_validate(
+        {**stored, "clusters": dict(reversed(stored["clusters"].items()))}
+    )
+    probe = report("exposure", 1234)
+    a = assign(built, "P-1", "C-P", probe, 30 * 7)
+    b = assign(reordered, "P-1", "C-P", probe, 30 * 7)
+    assert not a.is_new_cluster
+    assert (a.cluster_id, a.similarity) == (b.cluster_id, b.similarity)
+
+
+def test_prune_drops_idle_clusters_but_keeps_their_topic_longer() -> None:
     index = ClusterIndex()
-    old = assign(index, "T-1", "c1", LOGIN_INCIDENT[0])
-    new = assign(index, "B-1", "c2", BILLING_QUESTION, minutes=60 * 24 * 3)
-    removed = prune(index, older_than=T0 + timedelta(days=1))
-    assert removed == [old.cluster_id]
+    old = assign(index, "T-1", "C-1", report("exposure", 1))
+    new = assign(index, "T-2", "C-2", report("login", 1), minutes=60 * 24 * 3)
+    pruned = prune(
+        index, older_than=T0 + timedelta(days=1), topics_older_than=T0 - timedelta(days=1)
+    )
+    assert pruned.clusters == [old.cluster_id]
+    assert pruned.topics == []
     assert set(index.clusters) == {new.cluster_id}
     assert "T-1" not in index.ticket_clusters
-    fresh = assign(index, "T-9", "c3", LOGIN_INCIDENT[1], minutes=60 * 24 * 3)
-    assert fresh.is_new_cluster
+    again = assign(index, "T-9", "C-3", report("exposure", 2), minutes=60 * 24 * 3)
+    assert again.is_new_cluster
+    assert again.topic_id == old.topic_id, "the topic outlived its cluster"
+
+    gone = prune(index, older_than=T0 + timedelta(days=4), topics_older_than=T0 + timedelta(days=4))
+    assert set(gone.clusters) == {new.cluster_id, again.cluster_id}
+    assert set(gone.topics) == {old.topic_id, new.topic_id}
+    assert index.clusters == {}
+    assert index.topics == {}
 
 
-def test_exemplars_are_bounded() -> None:
-    config = ClusterConfig(max_exemplars=2, surge_customers=50)
+def test_prune_never_drops_the_topic_of_a_remaining_cluster() -> None:
     index = ClusterIndex()
-    for i in range(6):
-        assign(index, f"T-{i}", f"c{i}", LOGIN_INCIDENT[i], minutes=i, config=config)
-    [cluster] = index.clusters.values()
-    assert len(cluster.exemplars) == 2
-    assert cluster.size == 6
+    kept = assign(index, "T-1", "C-1", report("exposure", 1), minutes=60)
+    pruned = prune(index, older_than=T0, topics_older_than=T0 + timedelta(days=1))
+    assert not pruned
+    assert kept.topic_id in index.topics

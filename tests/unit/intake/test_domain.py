@@ -27,6 +27,7 @@ from riskrelay.intake.errors import FieldTooLargeError, UnknownVocabularyError
 from riskrelay.intake.normalization import SizeLimits
 from riskrelay.intake.patterns import RateBaselines, RateConfig
 from riskrelay.intake.rules import RulePack
+from riskrelay.intake.semantic.detector import SemanticDetector
 from riskrelay.intake.webhooks import MappingOptions, map_zammad, map_zendesk
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
@@ -205,8 +206,9 @@ def test_build_ticket_flagged_copies_the_assessment(
 
 
 def test_surge_flags_the_fifth_ticket_and_lists_earlier_ones(
-    make_event: MakeEvent, rule_pack: RulePack
+    make_event: MakeEvent, rule_pack: RulePack, semantic_detector: SemanticDetector
 ) -> None:
+    config = AssessmentConfig(semantic=semantic_detector)
     clusters, rates = ClusterIndex(), RateBaselines()
     stored: dict[str, TicketAssessment] = {}
     decisions = []
@@ -218,27 +220,31 @@ def test_surge_flags_the_fifth_ticket_and_lists_earlier_ones(
             customer_id=f"c{i}",
             time=T0 + timedelta(minutes=10 * i),
         )
-        decision = decide_ticket(event, rule_pack, clusters=clusters, rates=rates)
+        decision = decide_ticket(event, rule_pack, clusters=clusters, rates=rates, config=config)
         stored[decision.assessment.ticket_id] = decision.assessment
         decisions.append(decision)
 
+    assert all(d.assessment.problem for d in decisions), "login trouble is a problem report"
     assert all(d.flagged is None for d in decisions[:4]), "plain login trouble alone is no risk"
     fifth = decisions[4]
     assert fifth.flagged is not None
-    assert fifth.flagged.new_indicators == [Indicator.MULTIPLE_SIMILAR_REPORTS]
+    assert Indicator.MULTIPLE_SIMILAR_REPORTS in fifth.flagged.new_indicators
     assert fifth.flagged.cluster is not None
     assert fifth.flagged.cluster.surging
     assert fifth.flagged.cluster.distinct_customers == 5
+    assert fifth.cluster is not None
     assert set(fifth.reflag_ticket_ids) == {"T-0", "T-1", "T-2", "T-3"}
 
-    reflag = reflag_for_surge(stored["T-0"], fifth.cluster.info)
+    reflag = reflag_for_surge(stored["T-0"], fifth.cluster)
     assert reflag is not None
     assert reflag.ticket_id == "T-0"
     assert reflag.new_indicators == [Indicator.MULTIPLE_SIMILAR_REPORTS]
     assert reflag.cluster == fifth.cluster.info
+    [surge] = [d for d in reflag.indicators if d.indicator is Indicator.MULTIPLE_SIMILAR_REPORTS]
+    assert "5 distinct customers within 60 minutes" in surge.evidence
     assert (
         reflag_for_surge(
-            stored["T-0"], fifth.cluster.info, known_indicators=[Indicator.MULTIPLE_SIMILAR_REPORTS]
+            stored["T-0"], fifth.cluster, known_indicators=[Indicator.MULTIPLE_SIMILAR_REPORTS]
         )
         is None
     )
@@ -248,10 +254,52 @@ def test_surge_flags_the_fifth_ticket_and_lists_earlier_ones(
         rule_pack,
         clusters=clusters,
         rates=rates,
+        config=config,
     )
     assert later.flagged is not None
     assert Indicator.MULTIPLE_SIMILAR_REPORTS in later.flagged.new_indicators
     assert later.reflag_ticket_ids == ()
+
+
+def test_many_customers_asking_the_same_routine_question_never_cluster(
+    make_event: MakeEvent, rule_pack: RulePack, semantic_detector: SemanticDetector
+) -> None:
+    config = AssessmentConfig(semantic=semantic_detector)
+    clusters, rates = ClusterIndex(), RateBaselines()
+    questions = [
+        "How do I pay my bill?",
+        "how can i pay my bill online",
+        "Where do I go to pay my bill?",
+        "what's the way to pay my bill",
+        "I want to pay my bill, how do I do that",
+        "how do i make a payment on my bill",
+    ]
+    for n, question in enumerate(questions):
+        decision = decide_ticket(
+            make_event(question, ticket_id=f"Q-{n}", customer_id=f"c{n}", time=T0),
+            rule_pack,
+            clusters=clusters,
+            rates=rates,
+            config=config,
+        )
+        assert not decision.assessment.problem
+        assert decision.cluster is None
+        assert decision.flagged is None
+    assert clusters == ClusterIndex()
+
+
+def test_a_ticket_flagged_by_rules_alone_stays_outside_any_cluster(
+    make_event: MakeEvent, rule_pack: RulePack
+) -> None:
+    clusters = ClusterIndex()
+    decision = decide_ticket(
+        make_event("My account was hacked."), rule_pack, clusters=clusters, rates=RateBaselines()
+    )
+    assert decision.flagged is not None
+    assert decision.flagged.indicators[0].indicator is Indicator.SECURITY_ISSUE
+    assert decision.cluster is None
+    assert decision.flagged.cluster is None
+    assert clusters.clusters == {}
 
 
 def test_follow_up_emits_only_when_it_adds_indicators(
@@ -278,6 +326,7 @@ def test_follow_up_emits_only_when_it_adds_indicators(
         rule_pack,
         clusters=clusters,
         rates=rates,
+        known_ticket=True,
         known_indicators=known,
     )
     assert same.flagged is None
@@ -293,6 +342,7 @@ def test_follow_up_emits_only_when_it_adds_indicators(
         rule_pack,
         clusters=clusters,
         rates=rates,
+        known_ticket=True,
         known_indicators=known,
     )
     assert more.flagged is not None

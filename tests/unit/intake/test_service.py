@@ -3,12 +3,14 @@ repository for, what it hands back to persist, and that batch boundaries do not 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from riskrelay.intake.domain import AssessmentConfig
 from riskrelay.intake.rules import RulePack
+from riskrelay.intake.semantic.detector import SemanticDetector
 from riskrelay.intake.service import (
     AssessedTicket,
     Intake,
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.unit
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 MakeEvent = Callable[..., TicketEvent]
+TopicDetector = Callable[[Mapping[str, str]], SemanticDetector]
 
 OUTAGE = [
     "The checkout page crashes when I press pay",
@@ -48,8 +51,11 @@ class RecordingRepository(MemoryIntakeRepository):
 
 
 @pytest.fixture
-def intake(rule_pack: RulePack) -> Intake:
-    return Intake(rule_pack)
+def intake(rule_pack: RulePack, topic_detector: TopicDetector) -> Intake:
+    # What the step does with problem reports, whatever the trained models say of these texts:
+    # every text naming the checkout is a report of one problem, every other text is routine.
+    detector = topic_detector({"checkout": "checkout outage"})
+    return Intake(rule_pack, AssessmentConfig(semantic=detector))
 
 
 def assessed(intake: Intake, events: Sequence[TicketEvent]) -> list[AssessedTicket]:
@@ -153,18 +159,25 @@ async def test_the_changes_are_what_the_service_persists(
             time=START + timedelta(minutes=70),
         ),
     ]
+    events.append(make_event(OUTAGE[0], ticket_id="T-1", time=START + timedelta(minutes=75)))
     changes: BatchChanges = (await run(intake, MemoryIntakeRepository(), events)).changes
 
     assert dict(changes.counts) == {
         (START, "email", "Mobile App", False): 1,
         (START + timedelta(hours=1), "chat", "Mobile App", True): 1,
+        (START + timedelta(hours=1), "email", "Mobile App", False): 1,
     }
     assert set(changes.cached) == {"mobile app"}
-    assert len(changes.started_cluster_ids) == 2
-    assert [member.ticket_id for _, _, member in changes.added_members] == ["Q-1", "L-1"]
+    # Only the problem report clusters: the question and the legal threat stay outside.
+    [cluster_id] = changes.started_cluster_ids
+    assert [member.ticket_id for _, _, member in changes.added_members] == ["T-1"]
+    assert changes.changed_clusters == {"mobile app": {cluster_id}}
+    [topic_id] = changes.changed_topics["mobile app"]
+    assert changes.cached["mobile app"].index.topics[topic_id].reports == 1
     rate_keys = {"mobile app\x1femail", "mobile app\x1fchat"}
     assert set(changes.rates) == set(changes.rate_products) == rate_keys
-    assert [memory.ticket_id for memory in changes.tickets] == ["L-1", "Q-1"]  # sorted
+    assert [memory.ticket_id for memory in changes.tickets] == ["L-1", "Q-1", "T-1"]  # sorted
+    assert [memory.cluster_id for memory in changes.tickets] == [None, None, cluster_id]
     assert not changes.outgoing  # the caller adds them: it knows the topic
 
 

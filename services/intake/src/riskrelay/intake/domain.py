@@ -4,7 +4,8 @@ The pipeline for one event is
 
     size limits -> normalize (HTML, Unicode, quoted replies) -> redact personal data
     -> strip boilerplate -> single-ticket rules (+ money amount, + agent Risk Flag)
-    -> fingerprint -> similar-report cluster (surge) -> rate baseline (unusual pattern)
+    -> semantic cascade (model detections; problem reports get a vector)
+    -> similar-report cluster of problem reports (surge) -> rate baseline (unusual pattern)
     -> compare with the ticket's earlier flags -> ``TicketFlagged`` payloads
 
 :func:`assess_ticket` covers the stateless part and returns a :class:`TicketAssessment`
@@ -22,17 +23,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr
 
 from riskrelay.intake.clustering import (
     DEFAULT_CLUSTER_CONFIG,
     ClusterAssignment,
     ClusterConfig,
     ClusterIndex,
-    Fingerprint,
     assign_to_cluster,
-    fingerprint,
-    surge_detection,
 )
 from riskrelay.intake.detection import (
     agent_risk_flag_detection,
@@ -60,6 +58,8 @@ from riskrelay.intake.patterns import (
 )
 from riskrelay.intake.redaction import DEFAULT_REDACTOR, KnownNames, Redactor
 from riskrelay.intake.rules import RulePack
+from riskrelay.intake.semantic.detector import SemanticDetector, SemanticText, looks_english
+from riskrelay.intake.semantic.model import Vector
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
     ClusterInfo,
@@ -90,6 +90,8 @@ class AssessmentConfig:
     clusters: ClusterConfig = DEFAULT_CLUSTER_CONFIG
     rates: RateConfig = DEFAULT_RATE_CONFIG
     summary_chars: int = 500
+    semantic: SemanticDetector | None = None
+    """The learned indicator models; ``None`` runs the rules alone."""
 
 
 DEFAULT_ASSESSMENT_CONFIG = AssessmentConfig()
@@ -119,12 +121,28 @@ class TicketAssessment(BaseModel):
     data_classification: list[PersonalDataKind]
     financial_amount: float | None
     risk_flag: RiskFlag | None = Field(description="The agent's Risk Flag, free text redacted.")
-    fingerprint: Fingerprint
     rule_pack_version: str
+    english: bool = Field(
+        default=True,
+        description="Whether the text reads as English; the indicator models are English-only.",
+    )
+    problem: bool = Field(
+        default=False,
+        description="Whether the ticket reports a problem rather than a routine request.",
+    )
+    # The semantic cascade's input and output for this event only: never stored or published.
+    _semantic_text: SemanticText | None = PrivateAttr(default=None)
+    _cluster_vector: Vector | None = PrivateAttr(default=None)
 
     @property
     def indicators(self) -> list[Indicator]:
         return ordered(d.indicator for d in self.detections)
+
+    @property
+    def cluster_vector(self) -> Vector | None:
+        """The full encoder's embedding of the ticket when it reports a problem (after
+        :func:`complete_assessments`); only problems join similar-report clusters."""
+        return self._cluster_vector
 
 
 def _summary(text: str, limit: int) -> str:
@@ -145,7 +163,8 @@ def assess_ticket(
     rule_pack: RulePack,
     config: AssessmentConfig = DEFAULT_ASSESSMENT_CONFIG,
 ) -> TicketAssessment:
-    """Normalize, redact, detect and fingerprint one ticket event (stateless).
+    """Normalize, redact and detect one ticket event (stateless; the semantic cascade's second
+    stage runs per batch, see :func:`complete_assessments`).
 
     Raises :class:`~riskrelay.intake.errors.IntakeRejection` subclasses for input intake
     refuses: over-large fields, unknown channel or priority.
@@ -207,7 +226,7 @@ def assess_ticket(
         )
         detections.append(agent_risk_flag_detection(risk_flag, _summary(flag_description, 300)))
 
-    return TicketAssessment(
+    assessment = TicketAssessment(
         ticket_id=data.ticket_id,
         upstream_event_id=event.id,
         upstream_source=event.source,
@@ -227,9 +246,38 @@ def assess_ticket(
         data_classification=[kind for kind in PersonalDataKind if kind in kinds],
         financial_amount=amount,
         risk_flag=risk_flag,
-        fingerprint=fingerprint(f"{subject}\n{description}", data.product, config.clusters),
         rule_pack_version=rule_pack.version,
+        english=looks_english(description or subject),
     )
+    if config.semantic is not None:
+        assessment._semantic_text = (detection_text, f"{subject}\n{description}")
+    return assessment
+
+
+def complete_assessments(
+    assessments: Sequence[TicketAssessment], detector: SemanticDetector | None
+) -> list[TicketAssessment]:
+    """The semantic cascade for a batch: one static-table pass over every ticket's sentences,
+    then one full-encoder pass over the sentences it left uncertain; each assessment gains its
+    model detections, whether it reports a problem, and its embedding when it does."""
+    if detector is None:
+        return list(assessments)
+    texted = [i for i, a in enumerate(assessments) if a._semantic_text is not None]
+    screenings = detector.screen([assessments[i]._semantic_text or ("", "") for i in texted])
+    pending = [(i, s) for i, s in zip(texted, screenings, strict=True) if s.needs_full]
+    results = detector.detect([s for _, s in pending])
+    completed = list(assessments)
+    for (i, _), result in zip(pending, results, strict=True):
+        if not (result.detections or result.problem):
+            continue
+        completed[i] = assessments[i].model_copy(
+            update={
+                "detections": [*assessments[i].detections, *result.detections],
+                "problem": result.problem,
+            }
+        )
+        completed[i]._cluster_vector = result.cluster_vector
+    return completed
 
 
 def build_ticket_flagged(
@@ -297,7 +345,8 @@ class IntakeDecision:
 
     assessment: TicketAssessment
     detections: list[Detection]
-    cluster: ClusterAssignment
+    cluster: ClusterAssignment | None
+    """``None`` for a ticket that takes no part in clustering (not a problem report)."""
     rate: RateObservation | None
     follow_up: FollowUpDecision
     flagged: TicketFlagged | None
@@ -315,6 +364,7 @@ def decide_ticket(
     *,
     clusters: ClusterIndex,
     rates: RateBaselines,
+    known_ticket: bool = False,
     known_indicators: Iterable[Indicator] = (),
     known_risk_flag_level: int | None = None,
     config: AssessmentConfig = DEFAULT_ASSESSMENT_CONFIG,
@@ -322,27 +372,32 @@ def decide_ticket(
 ) -> IntakeDecision:
     """Assess one event and update ``clusters`` and ``rates`` in place (explicitly passed state).
 
-    A ticket is new to intake when ``clusters`` has never seen it; only new tickets count
-    towards rate baselines. ``reflag_ticket_ids`` lists earlier tickets of a cluster whose
-    surge this event started: flag each with :func:`reflag_for_surge` from its stored
-    assessment. Pass ``assessment`` when :func:`assess_ticket` already ran for ``event`` (the
-    service assesses while decoding, so that rejected input is dead-lettered there).
+    ``known_ticket`` says intake has seen the ticket before (the caller remembers tickets); only
+    new tickets count towards rate baselines. A problem report (an assessment with a cluster
+    vector) joins or starts a similar-report cluster; ``reflag_ticket_ids`` lists earlier
+    tickets of a cluster whose surge this event started: flag each with
+    :func:`reflag_for_surge` from its stored assessment. Pass ``assessment`` when
+    :func:`assess_ticket` and :func:`complete_assessments` already ran for ``event`` (the
+    service assesses while decoding, so that rejected input is dead-lettered there, and
+    completes per batch); without it, both run here.
     """
     if assessment is None:
-        assessment = assess_ticket(event, rule_pack, config)
-    is_new_ticket = assessment.ticket_id not in clusters.ticket_clusters
+        [assessment] = complete_assessments(
+            [assess_ticket(event, rule_pack, config)], config.semantic
+        )
+    is_new_ticket = not known_ticket and assessment.ticket_id not in clusters.ticket_clusters
     assignment = assign_to_cluster(
         clusters,
         ticket_id=assessment.ticket_id,
         customer_id=assessment.customer_id,
         occurred_at=assessment.occurred_at,
-        fp=assessment.fingerprint,
+        product=assessment.product,
+        vector=assessment.cluster_vector,
         config=config.clusters,
     )
     detections = list(assessment.detections)
-    surge = surge_detection(assignment.info, config.clusters)
-    if surge is not None:
-        detections.append(surge)
+    if assignment is not None and assignment.surge is not None:
+        detections.append(assignment.surge)
     rate: RateObservation | None = None
     if is_new_ticket:
         rate = observe_ticket(
@@ -368,7 +423,7 @@ def decide_ticket(
         build_ticket_flagged(
             assessment,
             detections=detections,
-            cluster=assignment.info,
+            cluster=assignment.info if assignment else None,
             new_indicators=follow_up.new_indicators,
         )
         if follow_up.emit
@@ -381,28 +436,25 @@ def decide_ticket(
         rate=rate,
         follow_up=follow_up,
         flagged=flagged,
-        reflag_ticket_ids=assignment.tickets_to_flag,
+        reflag_ticket_ids=assignment.tickets_to_flag if assignment else (),
     )
 
 
 def reflag_for_surge(
     earlier: TicketAssessment,
-    cluster: ClusterInfo,
+    surge: ClusterAssignment,
     *,
     known_indicators: Iterable[Indicator] = (),
-    config: ClusterConfig = DEFAULT_CLUSTER_CONFIG,
 ) -> TicketFlagged | None:
-    """Flag an earlier member of a cluster that has just surged; ``None`` if already so flagged."""
+    """Flag an earlier member of the cluster ``surge`` has just made surge; ``None`` if it is
+    already so flagged (or the cluster does not surge)."""
     known = set(known_indicators)
-    if Indicator.MULTIPLE_SIMILAR_REPORTS in known:
+    if Indicator.MULTIPLE_SIMILAR_REPORTS in known or surge.surge is None:
         return None
-    surge = surge_detection(cluster, config)
-    if surge is None:
-        return None
-    detections = [*earlier.detections, surge]
+    detections = [*earlier.detections, surge.surge]
     follow_up = decide_follow_up((d.indicator for d in detections), known)
     return build_ticket_flagged(
-        earlier, detections=detections, cluster=cluster, new_indicators=follow_up.new_indicators
+        earlier, detections=detections, cluster=surge.info, new_indicators=follow_up.new_indicators
     )
 
 

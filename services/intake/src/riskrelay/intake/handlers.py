@@ -1,7 +1,7 @@
 """Intake's Kafka edge: ticket events in, ticket-flagged out through the outbox.
 
 Decoding a record runs the whole stateless assessment (validation, size limits, vocabularies,
-normalization, redaction, single-ticket rules, fingerprint), so anything intake refuses is
+normalization, redaction, single-ticket rules), so anything intake refuses is
 dead-lettered with its reason by the shared consumer. The stateful part runs per batch in one
 transaction, under the product locks described in :mod:`riskrelay.intake.store`, in event-time
 order: :func:`~riskrelay.intake.service.intake_step` decides; this module claims, loads, saves

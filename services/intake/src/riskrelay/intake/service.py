@@ -22,13 +22,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
-from riskrelay.intake.clustering import ClusterIndex, ClusterMember, product_key
+from riskrelay.intake.clustering import ClusterIndex, ClusterMember, Pruned, product_key
 from riskrelay.intake.domain import (
     DEFAULT_ASSESSMENT_CONFIG,
     AssessmentConfig,
     IntakeDecision,
     TicketAssessment,
     assess_ticket,
+    complete_assessments,
     decide_ticket,
     flagged_event,
     reflag_for_surge,
@@ -37,6 +38,7 @@ from riskrelay.intake.domain import (
 from riskrelay.intake.followups import ordered as ordered_indicators
 from riskrelay.intake.patterns import RateBaselines
 from riskrelay.intake.rules import RulePack, load_rule_pack
+from riskrelay.intake.semantic.load import load_semantic_detector
 from riskrelay.intake.settings import DEFAULT_CLUSTER_RETENTION_HOURS, IntakeSettings
 from riskrelay.intake.store import BatchChanges, CachedProduct, TicketMemory, prune_expired
 from riskrelay.shared.events import Indicator, TicketEvent, TicketFlaggedEvent
@@ -54,17 +56,29 @@ class Intake:
     cluster_retention_seconds: float = DEFAULT_CLUSTER_RETENTION_HOURS * 3600
 
     @classmethod
-    def from_settings(cls, settings: IntakeSettings) -> Intake:
-        """Load and validate the rule pack (a bad pack stops start-up with the rule and reason)."""
+    def from_settings(cls, settings: IntakeSettings, rule_pack: RulePack | None = None) -> Intake:
+        """Load and validate the rule pack (a bad pack stops start-up with the rule and reason;
+        pass ``rule_pack`` when the caller loaded it already) and the semantic detector."""
         return cls(
-            rule_pack=load_rule_pack(settings.rule_pack_extensions),
-            config=AssessmentConfig(clusters=settings.cluster_config()),
+            rule_pack=rule_pack or load_rule_pack(settings.rule_pack_extensions),
+            config=AssessmentConfig(
+                clusters=settings.cluster_config(),
+                semantic=load_semantic_detector(settings.detection, settings.encoder),
+            ),
             cluster_retention_seconds=settings.cluster_retention_hours * 3600,
         )
 
     def assess(self, event: TicketEvent) -> TicketAssessment:
         """The stateless assessment; raises :class:`~riskrelay.intake.errors.IntakeRejection`."""
         return assess_ticket(event, self.rule_pack, self.config)
+
+    def complete(self, tickets: Sequence[AssessedTicket]) -> list[AssessedTicket]:
+        """Stage two of the semantic cascade over a batch (one full-encoder call)."""
+        completed = complete_assessments([t.assessment for t in tickets], self.config.semantic)
+        return [
+            ticket if assessment is ticket.assessment else replace(ticket, assessment=assessment)
+            for ticket, assessment in zip(tickets, completed, strict=True)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,7 @@ async def intake_step(
     intake: Intake, repository: IntakeRepository, tickets: Sequence[AssessedTicket]
 ) -> IntakeStepResult:
     """Decide a batch of new ticket events, in the given order (event time)."""
+    tickets = intake.complete(tickets)
     memories = dict(await repository.tickets({t.assessment.ticket_id for t in tickets}))
     batch = _Batch(intake, repository, memories)
     for ticket in tickets:
@@ -137,6 +152,7 @@ class _Batch:
     indexes: dict[str, CachedProduct] = field(default_factory=dict)
     flags: list[TicketFlaggedEvent] = field(default_factory=list)
     changed_clusters: dict[str, set[str]] = field(default_factory=dict)
+    changed_topics: dict[str, set[str]] = field(default_factory=dict)
     started_clusters: set[str] = field(default_factory=set)
     added_members: list[tuple[str, str, ClusterMember]] = field(default_factory=list)
     changed_rates: set[str] = field(default_factory=set)
@@ -156,25 +172,25 @@ class _Batch:
         key = product_key(assessment.product)
         index = self.index(key)
         memory = self.memories.get(assessment.ticket_id)
-        if memory is not None and memory.cluster_id is not None:
-            # A known ticket whose cluster was pruned (or is past max_members) is still known.
-            index.ticket_clusters.setdefault(assessment.ticket_id, memory.cluster_id)
         decision = decide_ticket(
             ticket.event,
             intake.rule_pack,
             clusters=index,
             rates=self.repository.rates,
+            known_ticket=memory is not None,
             known_indicators=memory.known_indicators if memory else (),
             known_risk_flag_level=memory.risk_flag_level if memory else None,
             config=intake.config,
             assessment=assessment,
         )
         assignment = decision.cluster
-        self.changed_clusters.setdefault(key, set()).update(assignment.changed_cluster_ids)
-        if assignment.is_new_cluster:
-            self.started_clusters.add(assignment.cluster_id)
-        if assignment.added_member is not None:
-            self.added_members.append((assignment.cluster_id, key, assignment.added_member))
+        if assignment is not None:
+            self.changed_clusters.setdefault(key, set()).update(assignment.changed_cluster_ids)
+            self.changed_topics.setdefault(key, set()).update(assignment.changed_topic_ids)
+            if assignment.is_new_cluster:
+                self.started_clusters.add(assignment.cluster_id)
+            if assignment.added_member is not None:
+                self.added_members.append((assignment.cluster_id, key, assignment.added_member))
         if decision.rate is not None:
             self.changed_rates.add(decision.rate.key)
             self.rate_products[decision.rate.key] = key
@@ -182,7 +198,11 @@ class _Batch:
         self.memories[assessment.ticket_id] = TicketMemory(
             ticket_id=assessment.ticket_id,
             product_key=key,
-            cluster_id=assignment.cluster_id,
+            cluster_id=(
+                assignment.cluster_id
+                if assignment is not None
+                else (memory.cluster_id if memory else None)
+            ),
             assessment=remembered_assessment(memory.assessment if memory else None, assessment),
             known_indicators=(
                 decision.known_indicators_after
@@ -209,21 +229,21 @@ class _Batch:
             self.flags.append(
                 flagged_event(decision.flagged, cause_event_id=ticket.id, time=ticket.event.time)
             )
-        if assignment.surge_started:
+        if assignment is not None and assignment.surge_started:
             self.surges += 1
         return decision
 
     def reflag(self, ticket: AssessedTicket, decision: IntakeDecision) -> None:
         """Flag the earlier members of the cluster ``decision`` made surge (memories loaded)."""
+        surge = decision.cluster
+        if surge is None:
+            return
         for earlier_id in decision.reflag_ticket_ids:
             earlier = self.memories.get(earlier_id)
             if earlier is None:
                 continue  # forgotten after retention: nothing left to flag it from
             payload = reflag_for_surge(
-                earlier.assessment,
-                decision.cluster.info,
-                known_indicators=earlier.known_indicators,
-                config=self.intake.config.clusters,
+                earlier.assessment, surge, known_indicators=earlier.known_indicators
             )
             if payload is None:
                 continue
@@ -232,7 +252,7 @@ class _Batch:
             )
             self.memories[earlier_id] = replace(
                 earlier,
-                cluster_id=decision.cluster.cluster_id,
+                cluster_id=surge.cluster_id,
                 known_indicators=ordered_indicators(
                     [*earlier.known_indicators, Indicator.MULTIPLE_SIMILAR_REPORTS]
                 ),
@@ -245,7 +265,7 @@ class _Batch:
         for ticket in tickets:
             key = product_key(ticket.assessment.product)
             latest[key] = max(latest.get(key, ticket.event.time), ticket.event.time)
-        removed = {
+        removed: dict[str, Pruned] = {
             key: prune_expired(
                 self.indexes[key],
                 moment,
@@ -258,7 +278,8 @@ class _Batch:
         return BatchChanges(
             cached=self.indexes,
             changed_clusters=self.changed_clusters,
-            removed_clusters=removed,
+            changed_topics=self.changed_topics,
+            removed=removed,
             added_members=self.added_members,
             started_cluster_ids=self.started_clusters,
             rates={key: rates[key] for key in self.changed_rates},

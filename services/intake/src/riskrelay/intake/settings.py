@@ -9,6 +9,7 @@ from pydantic import Field
 
 from riskrelay.intake.clustering import ClusterConfig
 from riskrelay.intake.encoder.config import EncoderSettings
+from riskrelay.intake.semantic.config import DetectionSettings
 from riskrelay.intake.webhooks import MappingOptions
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
 
@@ -21,6 +22,7 @@ class IntakeSettings(ServiceSettings):
     service_name: str = "intake"
     http: HttpSettings = HttpSettings(port=8001)
     encoder: EncoderSettings = EncoderSettings()
+    detection: DetectionSettings = DetectionSettings()
     rule_pack_extensions: list[Path] = Field(
         default_factory=list,
         description=(
@@ -34,16 +36,33 @@ class IntakeSettings(ServiceSettings):
     surge_window_minutes: float = Field(
         default=60, gt=0, description="Event-time window in which those customers must report."
     )
+    surge_tail_probability: float = Field(
+        default=1e-3,
+        gt=0,
+        lt=1,
+        description=(
+            "A surge also needs the window's customer count to be this unlikely under the"
+            " baseline of its recurring topic (Poisson tail)."
+        ),
+    )
     similarity_threshold: float = Field(
-        default=0.5, gt=0, le=1, description="Similarity at which a ticket joins a cluster."
+        default=0.55,
+        gt=0,
+        le=1,
+        description="Cosine with a cluster's centroid at which a problem report joins it.",
     )
     cluster_join_window_hours: float = Field(
-        default=24, gt=0, description="How long after its latest ticket a cluster accepts more."
+        default=24, gt=0, description="How long after its first ticket a cluster accepts more."
     )
     cluster_retention_hours: float = Field(
         default=DEFAULT_CLUSTER_RETENTION_HOURS,
         gt=0,
         description="Idle clusters are dropped after this much event time (keeps state bounded).",
+    )
+    topic_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Recurring problem topics (and their baselines) are kept this long idle.",
     )
     max_request_bytes: int = Field(
         default=5_000_000, ge=1_000, description="Largest accepted HTTP request body."
@@ -77,6 +96,8 @@ class IntakeSettings(ServiceSettings):
         return ClusterConfig(
             surge_customers=self.surge_customers,
             surge_window=timedelta(minutes=self.surge_window_minutes),
+            surge_tail_probability=self.surge_tail_probability,
             similarity_threshold=self.similarity_threshold,
             join_window=timedelta(hours=self.cluster_join_window_hours),
+            topic_retention=timedelta(days=self.topic_retention_days),
         )

@@ -7,9 +7,10 @@ every batch takes a transaction-scoped advisory lock per product it touches, in 
 and then sees the first one's clusters, so the two can never split a cluster or count a ticket
 twice.
 
-A cluster is stored as a small JSON header (``clusters.state``: counts, customer ids,
-exemplars) plus one ``cluster_members`` row per member, so a report joining a large incident
-writes one row instead of rewriting the whole member list.
+A cluster is stored as a small JSON header (``clusters.state``: counts, customer ids, surge),
+its centroid as 768 bytes beside it (``clusters.centroid``) and one ``cluster_members`` row per
+member, so a report joining a large incident writes one row and rewrites only the header. A
+recurring topic is one ``cluster_topics`` row (centroid and baseline), kept after its clusters.
 
 Reading every cluster of a product for every batch would dominate the cost, so each instance
 keeps the last :class:`ClusterIndex` it saw per product together with the product's version
@@ -19,9 +20,10 @@ cached copy is still current; only a stale copy is reloaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import asyncpg
 
@@ -30,6 +32,8 @@ from riskrelay.intake.clustering import (
     ClusterConfig,
     ClusterIndex,
     ClusterMember,
+    Pruned,
+    Topic,
     prune,
 )
 from riskrelay.intake.domain import TicketAssessment
@@ -40,7 +44,9 @@ from riskrelay.shared.outbox import Outbox, outbox_insert
 from riskrelay.shared.store import Connection, Locks, LockSpace, unnest_columns
 
 _PRODUCT_LOCKS = LockSpace("riskrelay.intake.product:")
-_MEMBERS = {"members"}  # stored as rows of cluster_members, not in the cluster's JSON
+# Stored as rows of cluster_members and as the centroid column, not in the cluster's JSON.
+_OUTSIDE_CLUSTER_JSON = {"members", "centroid"}
+_OUTSIDE_TOPIC_JSON = {"centroid"}
 
 
 @dataclass
@@ -150,13 +156,20 @@ async def _current_indexes(
     return {key: cache.products[key] for key in keys}
 
 
+# Clusters and topics of several products in one query (told apart by ``kind``), members in
+# another.
+_READ_CLUSTERS = """
+SELECT 'cluster' AS kind, product_key, state::text AS state, centroid FROM clusters
+WHERE product_key = ANY($1::text[])
+UNION ALL
+SELECT 'topic', product_key, state::text, centroid FROM cluster_topics
+WHERE product_key = ANY($1::text[])
+"""
+
+
 async def _read_indexes(connection: Connection, product_keys: list[str]) -> dict[str, ClusterIndex]:
-    """The stored clusters of several products with their members, in two queries."""
-    rows = await connection.fetch(
-        "SELECT product_key, state::text AS state FROM clusters"
-        " WHERE product_key = ANY($1::text[])",
-        product_keys,
-    )
+    """The stored clusters and topics of several products with the clusters' members."""
+    rows = await connection.fetch(_READ_CLUSTERS, product_keys)
     members = await connection.fetch(
         "SELECT cluster_id, ticket_id, customer_id, occurred_at FROM cluster_members"
         " WHERE product_key = ANY($1::text[])"
@@ -164,11 +177,18 @@ async def _read_indexes(connection: Connection, product_keys: list[str]) -> dict
         ' ORDER BY cluster_id, occurred_at, ticket_id COLLATE "C"',
         product_keys,
     )
-    indexes = {key: ClusterIndex(clusters={}, ticket_clusters={}) for key in product_keys}
+    indexes = {key: ClusterIndex() for key in product_keys}
     by_id: dict[str, tuple[str, Cluster]] = {}
     for row in rows:
+        index = indexes[row["product_key"]]
+        if row["kind"] == "topic":
+            topic = Topic.model_validate_json(row["state"])
+            topic.centroid = row["centroid"]
+            index.topics[topic.topic_id] = topic
+            continue
         cluster = Cluster.model_validate_json(row["state"])
-        indexes[row["product_key"]].clusters[cluster.cluster_id] = cluster
+        cluster.centroid = row["centroid"]
+        index.clusters[cluster.cluster_id] = cluster
         by_id[cluster.cluster_id] = (row["product_key"], cluster)
     for row in members:
         found = by_id.get(row["cluster_id"])
@@ -193,7 +213,9 @@ class BatchChanges:
 
     cached: Mapping[str, CachedProduct]
     changed_clusters: Mapping[str, set[str]] = field(default_factory=dict)
-    removed_clusters: Mapping[str, list[str]] = field(default_factory=dict)
+    changed_topics: Mapping[str, set[str]] = field(default_factory=dict)
+    removed: Mapping[str, Pruned] = field(default_factory=dict)
+    """Clusters and topics pruned, per product."""
     added_members: Sequence[tuple[str, str, ClusterMember]] = ()
     """(cluster id, product key, member)."""
     started_cluster_ids: Iterable[str] = ()
@@ -211,20 +233,28 @@ class BatchChanges:
 _SAVE_BATCH = f"""
 WITH saved_clusters AS (
     INSERT INTO clusters (cluster_id, product_key, last_seen_at, surging, size,
-                          distinct_customers, state)
-    SELECT c, p, l, s, n, d, st::jsonb
+                          distinct_customers, state, centroid)
+    SELECT c, p, l, s, n, d, st::jsonb, v
     FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::int[], $6::int[],
-                $7::text[]) AS r (c, p, l, s, n, d, st)
+                $7::text[], $8::bytea[]) AS r (c, p, l, s, n, d, st, v)
     ON CONFLICT (cluster_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at,
         surging = EXCLUDED.surging, size = EXCLUDED.size,
-        distinct_customers = EXCLUDED.distinct_customers, state = EXCLUDED.state
+        distinct_customers = EXCLUDED.distinct_customers, state = EXCLUDED.state,
+        centroid = EXCLUDED.centroid
+), saved_topics AS (
+    INSERT INTO cluster_topics (topic_id, product_key, last_seen_at, state, centroid)
+    SELECT t, p, l, st::jsonb, v
+    FROM unnest($9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::bytea[])
+        AS r (t, p, l, st, v)
+    ON CONFLICT (topic_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at,
+        state = EXCLUDED.state, centroid = EXCLUDED.centroid
 ), saved_members AS (
     INSERT INTO cluster_members (cluster_id, ticket_id, product_key, customer_id, occurred_at)
-    SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
+    SELECT * FROM unnest($14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[])
     ON CONFLICT DO NOTHING
 ), saved_rates AS (
     INSERT INTO rate_baselines (rate_key, product_key, state)
-    SELECT k, p, st::jsonb FROM unnest($14::text[], $15::text[], $16::text[]) AS r (k, p, st)
+    SELECT k, p, st::jsonb FROM unnest($20::text[], $21::text[], $22::text[]) AS r (k, p, st)
     ON CONFLICT (rate_key) DO UPDATE SET state = EXCLUDED.state
 ), saved_tickets AS (
     -- Indicator values are snake_case words, so a comma-joined string carries each list
@@ -232,61 +262,75 @@ WITH saved_clusters AS (
     INSERT INTO tickets (ticket_id, product_key, cluster_id, assessment, known_indicators,
                          risk_flag_level, first_seen_at, last_event_at)
     SELECT t, p, c, a::jsonb, string_to_array(k, ','), f, fs, le
-    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[],
-                $23::timestamptz[], $24::timestamptz[]) AS r (t, p, c, a, k, f, fs, le)
+    FROM unnest($23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::int[],
+                $29::timestamptz[], $30::timestamptz[]) AS r (t, p, c, a, k, f, fs, le)
     ON CONFLICT (ticket_id) DO UPDATE SET cluster_id = EXCLUDED.cluster_id,
         assessment = EXCLUDED.assessment, known_indicators = EXCLUDED.known_indicators,
         risk_flag_level = EXCLUDED.risk_flag_level,
         last_event_at = GREATEST(tickets.last_event_at, EXCLUDED.last_event_at)
 ), saved_outbox AS (
-    {outbox_insert(30)}
+    {outbox_insert(36)}
 ), saved_counts AS (
     INSERT INTO ticket_counts (hour, channel, product, flagged, events)
-    SELECT * FROM unnest($25::timestamptz[], $26::text[], $27::text[], $28::bool[], $29::int[])
+    SELECT * FROM unnest($31::timestamptz[], $32::text[], $33::text[], $34::bool[], $35::int[])
     ON CONFLICT (hour, channel, product, flagged)
     DO UPDATE SET events = ticket_counts.events + EXCLUDED.events
 )
-INSERT INTO cluster_products (product_key, version) SELECT unnest($13::text[]), 1
+INSERT INTO cluster_products (product_key, version) SELECT unnest($19::text[]), 1
 ON CONFLICT (product_key) DO UPDATE SET version = cluster_products.version + 1
 RETURNING product_key, version
 """
 
 
 async def save_batch(connection: Connection, changes: BatchChanges) -> None:
-    """Write a batch's changes: cluster headers and new members, pruned clusters, rate
-    baselines, ticket memories, counts and the outbox; bump each touched product's version."""
-    gone = [cluster_id for ids in changes.removed_clusters.values() for cluster_id in ids]
+    """Write a batch's changes: cluster headers, centroids and new members, topics, pruned
+    clusters and topics, rate baselines, ticket memories, counts and the outbox; bump each
+    touched product's version."""
+    gone = [cid for pruned in changes.removed.values() for cid in pruned.clusters]
+    gone_topics = [tid for pruned in changes.removed.values() for tid in pruned.topics]
     cleared = sorted({*gone, *changes.started_cluster_ids})
-    if cleared:
+    if cleared or gone_topics:
         await connection.execute(
-            "WITH members AS (DELETE FROM cluster_members WHERE cluster_id = ANY($1::text[]))"
+            "WITH members AS (DELETE FROM cluster_members WHERE cluster_id = ANY($1::text[])),"
+            " topics AS (DELETE FROM cluster_topics WHERE topic_id = ANY($3::text[]))"
             " DELETE FROM clusters WHERE cluster_id = ANY($2::text[])",
             cleared,
-            gone,
+            sorted(gone),
+            sorted(gone_topics),
         )
-    cluster_rows = []
-    for key, cluster_ids in changes.changed_clusters.items():
-        index = changes.cached[key].index
-        for cluster_id in sorted(cluster_ids):
-            cluster = index.clusters.get(cluster_id)
-            if cluster is not None:
-                cluster_rows.append(
-                    (
-                        cluster_id,
-                        key,
-                        cluster.last_seen_at,
-                        cluster.surging,
-                        cluster.size,
-                        len(cluster.customer_ids),
-                        cluster.model_dump_json(exclude=_MEMBERS),
-                    )
-                )
+    cluster_rows = [
+        (
+            cluster.cluster_id,
+            key,
+            cluster.last_seen_at,
+            cluster.surging,
+            cluster.size,
+            len(cluster.customer_ids),
+            cluster.model_dump_json(exclude=_OUTSIDE_CLUSTER_JSON),
+            cluster.centroid,
+        )
+        for key, cluster in _changed(changes.changed_clusters, changes.cached, _clusters_of)
+    ]
+    topic_rows = [
+        (
+            topic.topic_id,
+            key,
+            topic.last_seen_at,
+            topic.model_dump_json(exclude=_OUTSIDE_TOPIC_JSON),
+            topic.centroid,
+        )
+        for key, topic in _changed(changes.changed_topics, changes.cached, _topics_of)
+    ]
     member_rows = [
         (cluster_id, m.ticket_id, product, m.customer_id, m.occurred_at)
         for cluster_id, product, m in changes.added_members
     ]
     touched = sorted(
-        {*changes.changed_clusters, *(key for key, ids in changes.removed_clusters.items() if ids)}
+        {
+            *changes.changed_clusters,
+            *changes.changed_topics,
+            *(key for key, pruned in changes.removed.items() if pruned),
+        }
     )
     rate_rows = [
         (key, changes.rate_products[key], state.model_dump_json())
@@ -311,7 +355,8 @@ async def save_batch(connection: Connection, changes: BatchChanges) -> None:
     )
     versions = await connection.fetch(
         _SAVE_BATCH,
-        *unnest_columns(cluster_rows, 7),
+        *unnest_columns(cluster_rows, 8),
+        *unnest_columns(topic_rows, 5),
         *unnest_columns(member_rows, 5),
         touched,
         *unnest_columns(rate_rows, 3),
@@ -323,15 +368,44 @@ async def save_batch(connection: Connection, changes: BatchChanges) -> None:
         changes.cached[row["product_key"]].version = row["version"]
 
 
+ItemT = TypeVar("ItemT", Cluster, Topic)
+
+
+def _clusters_of(index: ClusterIndex) -> Mapping[str, Cluster]:
+    return index.clusters
+
+
+def _topics_of(index: ClusterIndex) -> Mapping[str, Topic]:
+    return index.topics
+
+
+def _changed(
+    ids_by_product: Mapping[str, set[str]],
+    cached: Mapping[str, CachedProduct],
+    held: Callable[[ClusterIndex], Mapping[str, ItemT]],
+) -> list[tuple[str, ItemT]]:
+    """(product key, cluster or topic) of the changed ids still in their index, in id order."""
+    found: list[tuple[str, ItemT]] = []
+    for key, ids in ids_by_product.items():
+        items = held(cached[key].index)
+        found += [(key, items[i]) for i in sorted(ids) if i in items]
+    return found
+
+
 def prune_expired(
     cached: CachedProduct, latest_event_time: datetime, keep_for: float, config: ClusterConfig
-) -> list[str]:
-    """Prune clusters idle for ``keep_for`` seconds of event time, at most once an hour."""
+) -> Pruned:
+    """Prune clusters idle for ``keep_for`` seconds of event time and topics idle for
+    ``config.topic_retention``, at most once an hour."""
     horizon = latest_event_time - timedelta(seconds=keep_for)
     if cached.pruned_before is not None and horizon - cached.pruned_before < timedelta(hours=1):
-        return []
+        return Pruned()
     cached.pruned_before = horizon
-    return prune(cached.index, older_than=horizon, config=config)
+    return prune(
+        cached.index,
+        older_than=horizon,
+        topics_older_than=latest_event_time - config.topic_retention,
+    )
 
 
 async def load_tickets(
