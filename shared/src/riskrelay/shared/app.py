@@ -301,7 +301,7 @@ def create_service_app(
         producer=EventProducer(settings.kafka, client_id=f"riskrelay-{settings.service_name}"),
         registry=registry,
         consumer_metrics=ConsumerMetrics(registry),
-        tokens=TokenRegistry.from_file(settings.auth.tokens_file),
+        tokens=TokenRegistry.from_settings(settings.auth),
         uses_database=migrations_package is not None,
     )
     if context.uses_database:

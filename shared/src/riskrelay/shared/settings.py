@@ -143,11 +143,25 @@ def off_latency_path_kafka() -> KafkaSettings:
 
 
 class AuthSettings(BaseModel):
-    """Bearer tokens for the HTTP APIs: a JSON object mapping token to role and subject."""
+    """Who may call the HTTP APIs: static bearer tokens per role, and people's signed tokens."""
 
     tokens_file: Path | None = Field(
         default=None,
         description="JSON file: {role: token} or {token: {role, subject}}. Deny all when unset.",
+    )
+    identity_keys_file: Path | None = Field(
+        default=None,
+        description=(
+            'JSON file {"signing_key_id": "k2", "keys": {"k1": "<secret>", "k2": "<secret>"}}:'
+            " the HS256 keys of people's signed tokens (JWT) by key id. Every key verifies;"
+            " the console signs with signing_key_id. No person token is accepted when unset."
+        ),
+    )
+    identity_issuer: str = Field(
+        default="riskrelay-console", description="Required `iss` of people's tokens."
+    )
+    identity_audience: str = Field(
+        default="riskrelay", description="Required `aud` of people's tokens."
     )
 
 

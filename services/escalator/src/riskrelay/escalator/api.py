@@ -156,17 +156,19 @@ def build_router(escalator: Escalator) -> APIRouter:
         body: AckBody,
         principal: Annotated[Principal, Depends(ACKNOWLEDGERS)],
     ) -> AckResponse:
-        request = AckRequest(
-            escalation_id=escalation_id,
-            role=principal.role,
-            acknowledged_by=principal.subject,
-            decision=body.decision,
-            note=body.note,
-            at=escalator.now(),
-            source="http",
-        )
         published = None
         async with context.db.acquire() as connection, connection.transaction():
+            request = AckRequest(
+                escalation_id=escalation_id,
+                role=await escalator.acting_role(
+                    connection, escalation_id, principal.ordered_roles()
+                ),
+                acknowledged_by=principal.actor,
+                decision=body.decision,
+                note=body.note,
+                at=escalator.now(),
+                source="http",
+            )
             result = await escalator.acknowledge(connection, request)
             if result is None:
                 raise HTTPException(
@@ -181,7 +183,7 @@ def build_router(escalator: Escalator) -> APIRouter:
         if outcome is None:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"role {principal.role.value} may not acknowledge the"
+                f"role {request.role.value} may not acknowledge the"
                 f" {result.step.role.value} step of this escalation",
             )
         if outcome.status is AckStatus.REJECTED:

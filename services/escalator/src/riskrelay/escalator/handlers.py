@@ -214,6 +214,24 @@ class Escalator:
 
     # -- acknowledgements --------------------------------------------------------------------
 
+    async def acting_role(
+        self, connection: store.Connection, escalation_id: str, roles: list[Role]
+    ) -> Role:
+        """Which of a person's roles acknowledges a step: the first that may, else the first
+        (so the refusal names it). A caller with one role acts in it."""
+        if len(roles) > 1:
+            location = await store.locate_step(connection, escalation_id)
+            stored = (
+                await store.load_plan(connection, location.risk_id, location.plan_version)
+                if location is not None
+                else None
+            )
+            index = find_step(stored.plan, escalation_id) if stored is not None else None
+            if stored is not None and index is not None:
+                step = stored.plan.steps[index]
+                return next((r for r in roles if may_acknowledge(step, r)), roles[0])
+        return roles[0]
+
     async def acknowledge(
         self, connection: store.Connection, request: AckRequest
     ) -> AckResult | None:
