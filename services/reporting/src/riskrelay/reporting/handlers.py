@@ -22,6 +22,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from prometheus_client import Counter, Gauge
 
 from riskrelay.reporting import store
+from riskrelay.reporting.console import (
+    build_console_router,
+    build_users_router,
+    close_escalator_client,
+    open_escalator_client,
+)
 from riskrelay.reporting.dashboard import LagMonitor, ack_window, dashboard_view
 from riskrelay.reporting.generate import RenderMetrics, ReportKind, file_name, produce
 from riskrelay.reporting.ingest import apply_events, checked_decoder
@@ -410,6 +416,18 @@ def configure(context: ServiceContext) -> None:
     )
     context.routers.append(build_report_router(context, metrics))
     context.routers.append(build_dashboard_router(context))
+
+    def now() -> datetime:
+        return clock_of(context).now()
+
+    context.routers.append(build_console_router(context, settings.console, now))
+    context.routers.append(build_users_router(context, now))
+
+    async def start_console(context: ServiceContext) -> None:
+        await open_escalator_client(context, settings.console)
+
+    context.on_startup.append(start_console)
+    context.on_shutdown.append(close_escalator_client)
     context.background.append(keep_dashboard_fresh)
     context.background.append(keep_lag_fresh)
     if settings.schedule.enabled:

@@ -69,6 +69,29 @@ class DashboardSettings(BaseModel):
     )
 
 
+class ConsoleSettings(BaseModel):
+    """The console at /console: people sign in, see their queue and act through the owning
+    services' APIs with their own signed token."""
+
+    escalator_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8003"),
+        description="Base URL of the escalator's API (acknowledgements).",
+    )
+    register_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8004"),
+        description="Base URL of the register's API (the risk page links its entries there).",
+    )
+    session_minutes: int = Field(
+        default=480, ge=5, le=7 * 24 * 60, description="Life of a sign-in (the token's expiry)."
+    )
+    secure_cookie: bool = Field(
+        default=False, description="Mark the console's cookies Secure (set behind HTTPS)."
+    )
+    request_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of the console's calls to other services."
+    )
+
+
 class ReportingSettings(ServiceSettings):
     model_config = service_settings_config("RISKRELAY_REPORTING_")
 
@@ -78,3 +101,4 @@ class ReportingSettings(ServiceSettings):
     cpu_nice: int = cpu_nice_field(OFF_LATENCY_PATH_NICE)
     schedule: ScheduleSettings = ScheduleSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    console: ConsoleSettings = ConsoleSettings()

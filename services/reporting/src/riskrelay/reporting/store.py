@@ -1071,3 +1071,77 @@ async def dashboard_inputs(
         ],
         flagged_in_window=flagged,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Console
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenStep:
+    """An escalation step somebody was notified of and nobody has acknowledged yet."""
+
+    escalation_id: str
+    risk_id: str
+    title: str | None
+    level: int
+    step: int
+    roles: list[str]
+    ack_due_at: datetime | None
+    timeframe_due_at: datetime | None
+    first_notified_at: datetime
+    notices: int
+    breached: bool
+
+
+async def open_steps(
+    connection: Connection, roles: Sequence[str] | None, now: datetime
+) -> list[OpenStep]:
+    """Steps notified by ``now`` to any of ``roles`` (every role when None) with no
+    acknowledgement, of the risk's current level (a level change supersedes the old plan)."""
+    rows = await connection.fetch(
+        """
+        WITH notified AS (
+            SELECT escalation_id, risk_id, max(level) AS level, min(step) AS step,
+                   array_agg(DISTINCT target_role ORDER BY target_role) AS roles,
+                   max(ack_due_at) AS ack_due_at, max(timeframe_due_at) AS timeframe_due_at,
+                   min(due_at) AS first_notified_at, count(*) AS notices,
+                   bool_or(reason = 'breach') AS breached
+            FROM escalation_notices
+            WHERE due_at <= $2
+            GROUP BY escalation_id, risk_id
+        ), latest AS (
+            SELECT DISTINCT ON (risk_id) risk_id, level, title
+            FROM risk_classifications
+            ORDER BY risk_id, classified_at DESC, event_id DESC
+        )
+        SELECT n.*, l.title
+        FROM notified n
+        LEFT JOIN latest l USING (risk_id)
+        WHERE ($1::text[] IS NULL OR n.roles && $1::text[])
+          AND (l.level IS NULL OR l.level = n.level)
+          AND NOT EXISTS (SELECT 1 FROM escalation_acks a WHERE a.escalation_id = n.escalation_id)
+        ORDER BY coalesce(n.ack_due_at, n.timeframe_due_at) NULLS LAST, n.level DESC,
+                 n.escalation_id
+        LIMIT 500
+        """,
+        list(roles) if roles is not None else None,
+        now,
+    )
+    return [
+        OpenStep(
+            escalation_id=row["escalation_id"],
+            risk_id=row["risk_id"],
+            title=row["title"],
+            level=row["level"],
+            step=row["step"],
+            roles=list(row["roles"]),
+            ack_due_at=row["ack_due_at"],
+            timeframe_due_at=row["timeframe_due_at"],
+            first_notified_at=row["first_notified_at"],
+            notices=row["notices"],
+            breached=row["breached"],
+        )
+        for row in rows
+    ]

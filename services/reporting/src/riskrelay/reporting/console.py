@@ -1,0 +1,447 @@
+"""The console: server-rendered pages for the people who act on risks, beside the dashboard.
+
+* ``/console/login``: e-mail and password (checked against :mod:`riskrelay.reporting.people`);
+  success sets the session cookie, an HttpOnly, SameSite=Strict cookie holding the person's
+  signed token (the same JWT every service verifies, see :mod:`riskrelay.shared.auth`).
+* ``/console/queue``: the open escalation steps for the person's roles, most urgent first, with
+  the time left to each deadline; "Acknowledge" calls the escalator's acknowledgement API with
+  the person's own token, so the escalator records who acted.
+
+Every state-changing form carries a CSRF token that must equal the HttpOnly, SameSite=Strict
+``riskrelay_csrf`` cookie (double submit); a form without it is refused with 403. A page asked
+for without a session redirects to the sign-in page.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+import httpx
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from riskrelay.reporting import people, store
+from riskrelay.reporting.render import environment
+from riskrelay.reporting.reports import level_label
+from riskrelay.reporting.settings import ConsoleSettings
+from riskrelay.shared.app import ServiceContext
+from riskrelay.shared.auth import AuthenticationError, Principal, require_roles
+from riskrelay.shared.clock import Clock
+from riskrelay.shared.events import Role
+from riskrelay.shared.logging import get_logger
+
+log = get_logger(__name__)
+
+SESSION_COOKIE = "riskrelay_console"
+CSRF_COOKIE = "riskrelay_csrf"
+CSRF_FIELD = "csrf_token"
+MAX_FORM_BYTES = 16 * 1024
+ESCALATOR_CLIENT = "console_escalator_client"
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue (pure)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    step: store.OpenStep
+    deadline: datetime | None
+    seconds_left: float | None
+    time_left: str
+    level_label: str
+
+    @property
+    def overdue(self) -> bool:
+        return self.seconds_left is not None and self.seconds_left < 0
+
+
+def duration_text(seconds: float) -> str:
+    """``2 d 3 h``, ``3 h 5 min``, ``4 min``, ``under a minute``."""
+    whole = int(abs(seconds))
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return "under a minute"
+
+
+def time_left_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "no deadline"
+    if seconds < 0:
+        return f"overdue by {duration_text(seconds)}"
+    return f"{duration_text(seconds)} left"
+
+
+def queue_items(steps: list[store.OpenStep], now: datetime) -> list[QueueItem]:
+    """Most urgent first: the earliest deadline (overdue ones lead), then the higher level."""
+    items = []
+    for step in steps:
+        deadline = step.ack_due_at or step.timeframe_due_at
+        seconds = (deadline - now).total_seconds() if deadline is not None else None
+        items.append(
+            QueueItem(step, deadline, seconds, time_left_text(seconds), level_label(step.level))
+        )
+    far = float("inf")
+    return sorted(
+        items,
+        key=lambda i: (
+            i.seconds_left if i.seconds_left is not None else far,
+            -i.step.level,
+            i.step.escalation_id,
+        ),
+    )
+
+
+def queue_roles(principal: Principal) -> list[str] | None:
+    """The roles whose steps a person sees; None (every step) for an administrator."""
+    if Role.ADMIN in principal.roles:
+        return None
+    return sorted(role.value for role in principal.roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# CSRF and sessions
+# ---------------------------------------------------------------------------------------------
+
+
+def csrf_matches(cookie: str | None, submitted: str | None) -> bool:
+    if not cookie or not submitted:
+        return False
+    return hmac.compare_digest(cookie.encode(), submitted.encode())
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A urlencoded form's fields (the first value of each); bigger than 16 KiB is refused."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "form too large")
+    try:
+        parsed = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "malformed form") from error
+    return {key: values[0] for key, values in parsed.items()}
+
+
+class ConsolePages:
+    """Rendering and the cookies every console page shares."""
+
+    def __init__(self, context: ServiceContext, settings: ConsoleSettings, clock: Clock) -> None:
+        self.context = context
+        self.settings = settings
+        self.clock = clock
+        self.templates = environment()
+
+    def csrf_of(self, request: Request) -> str:
+        return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+    def page(
+        self,
+        request: Request,
+        template: str,
+        status_code: int = 200,
+        principal: Principal | None = None,
+        **values: Any,
+    ) -> HTMLResponse:
+        csrf = self.csrf_of(request)
+        body = self.templates.get_template(template).render(
+            csrf_field=CSRF_FIELD, csrf_token=csrf, person=principal, **values
+        )
+        response = HTMLResponse(
+            body,
+            status_code=status_code,
+            headers={
+                "Content-Security-Policy": (
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:;"
+                    " form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+                ),
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+        if request.cookies.get(CSRF_COOKIE) != csrf:
+            self._cookie(response, CSRF_COOKIE, csrf, max_age=None)
+        return response
+
+    def _cookie(self, response: Response, name: str, value: str, max_age: int | None) -> None:
+        response.set_cookie(
+            name,
+            value,
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.secure_cookie,
+            path="/console",
+            max_age=max_age,
+        )
+
+    def start_session(self, response: Response, token: str) -> None:
+        self._cookie(response, SESSION_COOKIE, token, max_age=self.settings.session_minutes * 60)
+
+    def end_session(self, response: Response) -> None:
+        response.delete_cookie(SESSION_COOKIE, path="/console")
+
+    def session(self, request: Request) -> Principal | None:
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            return None
+        try:
+            principal = self.context.tokens.authenticate(token)
+        except AuthenticationError:
+            return None
+        return principal if principal.is_person else None
+
+    def refuse_without_csrf(self, request: Request, form: dict[str, str]) -> HTMLResponse | None:
+        if csrf_matches(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
+            return None
+        return self.page(
+            request,
+            "console_message.html.j2",
+            status_code=status.HTTP_403_FORBIDDEN,
+            principal=self.session(request),
+            title="Form expired",
+            message=(
+                "This form is missing its security token or it no longer matches this browser"
+                " session. Go back, reload the page and submit it again."
+            ),
+        )
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(
+        f"/console/login?next={quote(target, safe='')}", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+def safe_next(target: str | None) -> str:
+    """Only a console path is followed after sign-in (no open redirect)."""
+    if target and target.startswith("/console/") and not target.startswith("//"):
+        return target
+    return "/console/queue"
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes
+# ---------------------------------------------------------------------------------------------
+
+
+def build_console_router(
+    context: ServiceContext, settings: ConsoleSettings, clock: Clock
+) -> APIRouter:
+    router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
+    pages = ConsolePages(context, settings, clock)
+
+    @router.get("", response_model=None)
+    async def home() -> Response:
+        return RedirectResponse("/console/queue", status_code=status.HTTP_303_SEE_OTHER)
+
+    @router.get("/login", response_model=None)
+    async def login_form(request: Request, next: str | None = None) -> Response:
+        if pages.session(request) is not None:
+            return RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
+        return pages.page(request, "console_login.html.j2", next=safe_next(next), error=None)
+
+    @router.post("/login", response_model=None)
+    async def login(request: Request) -> Response:
+        form = await read_form(request)
+        if (refused := pages.refuse_without_csrf(request, form)) is not None:
+            return refused
+        identity = context.tokens.identity
+        target = safe_next(form.get("next"))
+        if identity is None or not identity.can_sign:
+            return pages.page(
+                request,
+                "console_login.html.j2",
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                next=target,
+                error=(
+                    "Sign-in is not set up on this server: the reporting service needs"
+                    " RISKRELAY_REPORTING_AUTH__IDENTITY_KEYS_FILE with a signing_key_id."
+                ),
+            )
+        email, password = form.get("email", ""), form.get("password", "")
+        async with context.db.acquire() as connection:
+            user = (
+                await people.authenticate(connection, email, password)
+                if email and password
+                else None
+            )
+        if user is None:
+            log.info("console sign-in refused")
+            return pages.page(
+                request,
+                "console_login.html.j2",
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                next=target,
+                email=email,
+                error="Wrong e-mail or password.",
+            )
+        token = identity.sign(user.person, timedelta(minutes=settings.session_minutes))
+        response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
+        pages.start_session(response, token)
+        log.info("console sign-in", user_id=user.user_id)
+        return response
+
+    @router.post("/logout", response_model=None)
+    async def logout(request: Request) -> Response:
+        form = await read_form(request)
+        if (refused := pages.refuse_without_csrf(request, form)) is not None:
+            return refused
+        response = RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+        pages.end_session(response)
+        return response
+
+    @router.get("/queue", response_model=None)
+    async def queue(
+        request: Request, done: str | None = None, failed: str | None = None
+    ) -> Response:
+        principal = pages.session(request)
+        if principal is None:
+            return login_redirect(request)
+        now = clock()
+        async with context.db.acquire() as connection:
+            steps = await store.open_steps(connection, queue_roles(principal), now)
+        return pages.page(
+            request,
+            "console_queue.html.j2",
+            principal=principal,
+            items=queue_items(steps, now),
+            now=now,
+            done=done,
+            failed=failed,
+        )
+
+    @router.post("/escalations/{escalation_id}/ack", response_model=None)
+    async def acknowledge(escalation_id: str, request: Request) -> Response:
+        principal = pages.session(request)
+        if principal is None:
+            return login_redirect(request)
+        form = await read_form(request)
+        if (refused := pages.refuse_without_csrf(request, form)) is not None:
+            return refused
+        note = form.get("note", "").strip()[:4_000] or None
+        outcome = await acknowledge_through_escalator(
+            context, request.cookies[SESSION_COOKIE], escalation_id, note
+        )
+        key = "done" if outcome.ok else "failed"
+        return RedirectResponse(
+            f"/console/queue?{key}={quote(outcome.message, safe='')}",
+            status_code=status.HTTP_303_SEE_OTHER,
+        )
+
+    return router
+
+
+@dataclass(frozen=True)
+class AckOutcome:
+    ok: bool
+    message: str
+
+
+async def acknowledge_through_escalator(
+    context: ServiceContext, token: str, escalation_id: str, note: str | None
+) -> AckOutcome:
+    """POST the acknowledgement to the escalator as the signed-in person."""
+    client: httpx.AsyncClient = context.state[ESCALATOR_CLIENT]
+    try:
+        response = await client.post(
+            f"/v1/escalations/{quote(escalation_id, safe='')}/ack",
+            json={"note": note} if note else {},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    except httpx.HTTPError as error:
+        log.warning("escalator unreachable", error=type(error).__name__)
+        return AckOutcome(False, "The escalator did not answer; nothing was acknowledged.")
+    if response.status_code == 200:
+        body = response.json()
+        if body.get("status") == "already_closed":
+            return AckOutcome(True, f"Step {escalation_id} was already closed.")
+        late = " (late)" if body.get("late") else ""
+        return AckOutcome(True, f"Acknowledged step {escalation_id}{late}.")
+    try:
+        detail = str(response.json().get("detail"))
+    except ValueError:
+        detail = response.text[:200]
+    return AckOutcome(False, f"The escalator refused ({response.status_code}): {detail}")
+
+
+async def open_escalator_client(context: ServiceContext, settings: ConsoleSettings) -> None:
+    context.state[ESCALATOR_CLIENT] = httpx.AsyncClient(
+        base_url=str(settings.escalator_url).rstrip("/"),
+        timeout=settings.request_timeout_seconds,
+    )
+
+
+async def close_escalator_client(context: ServiceContext) -> None:
+    client: httpx.AsyncClient | None = context.state.pop(ESCALATOR_CLIENT, None)
+    if client is not None:
+        await client.aclose()
+
+
+# ---------------------------------------------------------------------------------------------
+# People, for administrators (and `riskrelay dev up`)
+# ---------------------------------------------------------------------------------------------
+
+
+class UserView(BaseModel):
+    user_id: str
+    email: str
+    name: str
+    roles: list[Role]
+    disabled: bool
+
+
+def _view(user: people.ConsoleUser) -> UserView:
+    return UserView(
+        user_id=user.user_id,
+        email=user.email,
+        name=user.name,
+        roles=user.roles,
+        disabled=user.disabled,
+    )
+
+
+ADMINS = require_roles(Role.ADMIN)
+
+
+def build_users_router(context: ServiceContext, clock: Clock) -> APIRouter:
+    router = APIRouter(prefix="/v1/console/users", tags=["console users"])
+
+    @router.put(
+        "/{email}",
+        summary="Create or replace a console user (name, roles, password).",
+        responses={201: {"description": "created"}, 422: {"description": "invalid fields"}},
+    )
+    async def put_user(
+        email: str,
+        fields: people.UserFields,
+        response: Response,
+        _: Annotated[Principal, Depends(ADMINS)],
+    ) -> UserView:
+        if not people.valid_email(email):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "not an e-mail address")
+        async with context.db.acquire() as connection:
+            user, created = await people.put_user(connection, email, fields, clock())
+        response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return _view(user)
+
+    @router.get("", summary="Every console user (no password hashes).")
+    async def list_users(_: Annotated[Principal, Depends(ADMINS)]) -> list[UserView]:
+        async with context.db.acquire() as connection:
+            return [_view(user) for user in await people.list_users(connection)]
+
+    return router

@@ -1,0 +1,286 @@
+"""The console on the real broker and PostgreSQL: a person signs in, sees a due escalation step in
+their queue, acknowledges it through the console, and the escalator records that person."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from riskrelay.devstack import free_port
+from riskrelay.escalator.app import create_app as create_escalator
+from riskrelay.escalator.settings import EscalatorSettings
+from riskrelay.reporting.app import create_app as create_reporting
+from riskrelay.reporting.settings import ConsoleSettings, ReportingSettings, ScheduleSettings
+from riskrelay.shared.envelope import derive_event_id
+from riskrelay.shared.events import (
+    Detection,
+    Indicator,
+    RiskCategory,
+    RiskClassified,
+    RiskClassifiedEvent,
+    RiskLevel,
+)
+from riskrelay.shared.settings import AuthSettings, DatabaseSettings, KafkaSettings
+from riskrelay.testing import eventually, produce, running
+
+pytestmark = pytest.mark.integration
+
+ADMIN_TOKEN = "admin-token-12345"
+# Deadlines of minutes: the step is due, and not yet overdue, for the whole test.
+POLICY = """
+version: "test-console"
+pre_breach_warning_fraction: 0.5
+levels:
+  5:
+    timeframe: {rule: elapsed, within: 30m}
+    steps: [{role: team_lead}]
+    reminders: {every: 10m, max_count: 1}
+    breach_notifies: support_director
+  4:
+    timeframe: {rule: elapsed, within: 30m}
+    steps: [{role: team_lead}, {role: support_manager}]
+  3:
+    timeframe: {rule: elapsed, within: 30m}
+    steps: [{role: team_lead}, {role: support_manager, kind: review}]
+    on_review_confirmed: {role: risk_management, ack_due: 30m}
+    weekly_review: true
+  2:
+    timeframe: {rule: elapsed, within: 48h}
+    steps: [{role: agent}]
+    weekly_review: true
+  1:
+    timeframe: {rule: weekly_review}
+    weekly_review: true
+"""
+
+
+def classified(risk_id: str, flagged_at: datetime) -> RiskClassifiedEvent:
+    data = RiskClassified(
+        risk_id=risk_id,
+        level=RiskLevel.CRITICAL,
+        category=RiskCategory.DATA_SECURITY_PRIVACY,
+        ticket_id=f"T-{risk_id}",
+        ticket_ids=[f"T-{risk_id}"],
+        ticket_count=1,
+        distinct_customers=1,
+        indicators=[Indicator.DATA_CONCERN],
+        title="Customers see other customers' invoices",
+        redacted_summary="Customer reports seeing another customer's invoice.",
+        first_reported_at=flagged_at,
+        flagged_at=flagged_at,
+        policy_version="test",
+        rules_fired=[],
+        evidence=[
+            Detection(
+                indicator=Indicator.DATA_CONCERN,
+                rule_id="data.other_customer",
+                evidence="another customer's invoice",
+                confidence=0.9,
+            )
+        ],
+    )
+    return RiskClassifiedEvent(
+        id=derive_event_id(f"classified:{risk_id}", "level-5"),
+        source="riskrelay/classifier",
+        time=flagged_at,
+        subject=risk_id,
+        correlationid=risk_id,
+        data=data,
+    )
+
+
+def auth_files(folder: Path) -> AuthSettings:
+    tokens = folder / "tokens.json"
+    tokens.write_text(json.dumps({"admin": ADMIN_TOKEN}))
+    keys = folder / "identity-keys.json"
+    keys.write_text(json.dumps({"signing_key_id": "k1", "keys": {"k1": secrets.token_urlsafe(32)}}))
+    return AuthSettings(tokens_file=tokens, identity_keys_file=keys)
+
+
+@contextlib.asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """The app (already running) on a local port, as another service would call it."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        return bool(server.started)
+
+    await eventually(started, timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    form = await client.get("/console/login")
+    assert form.status_code == 200
+    return await client.post(
+        "/console/login",
+        data={"csrf_token": csrf_of(form), "email": email, "password": password},
+    )
+
+
+def console_client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://reporting")
+
+
+async def test_a_person_signs_in_sees_the_due_step_and_acknowledges_it_as_themself(
+    kafka_settings: KafkaSettings,
+    database_settings: DatabaseSettings,
+    db_schema: str,
+    tmp_path: Path,
+) -> None:
+    auth = auth_files(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    escalator = create_escalator(
+        EscalatorSettings(
+            kafka=kafka_settings,
+            database=database_settings.model_copy(update={"schema_name": f"{db_schema}_esc"}),
+            policy_path=policy,
+            auth=auth,
+        )
+    )
+    async with running(escalator), served(escalator) as escalator_url:
+        reporting = create_reporting(
+            ReportingSettings(
+                kafka=kafka_settings.model_copy(
+                    update={"fetch_min_bytes": 1, "fetch_max_wait_ms": 50}
+                ),
+                database=database_settings.model_copy(update={"schema_name": f"{db_schema}_rep"}),
+                auth=auth,
+                schedule=ScheduleSettings(enabled=False),
+                console=ConsoleSettings(escalator_url=escalator_url),
+            )
+        )
+        async with (
+            running(reporting),
+            console_client(reporting) as lea,
+            console_client(reporting) as ana,
+        ):
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            for email, name, roles in [
+                ("Lea@Example.org", "Lea Lead", ["team_lead"]),
+                ("ana@example.org", "Ana Analyst", ["analyst"]),
+            ]:
+                created = await lea.put(
+                    f"/v1/console/users/{email}",
+                    json={"name": name, "roles": roles, "password": "correct horse battery"},
+                    headers=admin,
+                )
+                assert created.status_code == 201, created.text
+                assert "password" not in created.text
+            refused_user = await lea.put(
+                "/v1/console/users/x@example.org",
+                json={"name": "X", "roles": ["admin"], "password": "correct horse battery"},
+            )
+            assert refused_user.status_code == 401
+
+            # No session: every page sends the person to sign in, and comes back afterwards.
+            bounced = await lea.get("/console/queue")
+            assert bounced.status_code == 303
+            assert bounced.headers["location"] == "/console/login?next=%2Fconsole%2Fqueue"
+
+            wrong = await sign_in(lea, "lea@example.org", "not the password")
+            assert wrong.status_code == 401
+            assert "Wrong e-mail or password." in wrong.text
+            assert "riskrelay_console" not in wrong.headers.get("set-cookie", "")
+            forged = await lea.post(
+                "/console/login",
+                data={"email": "lea@example.org", "password": "correct horse battery"},
+            )
+            assert forged.status_code == 403
+            assert "security token" in forged.text
+
+            signed_in = await sign_in(lea, "lea@example.org", "correct horse battery")
+            assert signed_in.status_code == 303, signed_in.text
+            assert signed_in.headers["location"] == "/console/queue"
+            cookie = signed_in.headers["set-cookie"].lower()
+            assert "riskrelay_console=" in cookie
+            assert "httponly" in cookie
+            assert "samesite=strict" in cookie
+            assert (
+                await sign_in(ana, "ana@example.org", "correct horse battery")
+            ).status_code == 303
+
+            flagged = datetime.now(UTC)
+            await produce(
+                kafka_settings.bootstrap,
+                f"{kafka_settings.topic_prefix}risk-classified",
+                [(b"risk-c1", classified("risk-c1", flagged).to_json_bytes())],
+            )
+            queue: httpx.Response | None = None
+
+            async def step_is_queued() -> bool:
+                nonlocal queue
+                queue = await lea.get("/console/queue")
+                return "data-escalation-id=" in queue.text
+
+            await eventually(step_is_queued, timeout=60)
+            assert queue is not None
+            assert queue.status_code == 200
+            assert "Lea Lead" in queue.text
+            assert "Customers see other customers&#39; invoices" in queue.text
+            assert re.search(r"(2\d|30) min left", queue.text), queue.text
+            escalation_id = re.search(r'data-escalation-id="([^"]+)"', queue.text)
+            assert escalation_id is not None
+            step_id = escalation_id.group(1)
+
+            analyst_queue = await ana.get("/console/queue")
+            assert analyst_queue.status_code == 200
+            assert "Nothing is waiting for your roles." in analyst_queue.text
+
+            ack_url = f"/console/escalations/{step_id}/ack"
+            assert (await lea.post(ack_url, data={})).status_code == 403
+            acked = await lea.post(ack_url, data={"csrf_token": csrf_of(queue)})
+            assert acked.status_code == 303
+            assert acked.headers["location"].startswith("/console/queue?done=")
+
+            escalator_db = escalator.state.context.db
+            recorded = await escalator_db.fetchrow(
+                "SELECT acknowledged_by, acknowledged_role FROM escalation_steps"
+                " WHERE escalation_id = $1",
+                step_id,
+            )
+            assert recorded is not None
+            assert recorded["acknowledged_by"] == "lea@example.org"
+            assert recorded["acknowledged_role"] == "team_lead"
+
+            async def acknowledgement_in_read_model() -> bool:
+                value = await reporting.state.context.db.fetchval(
+                    "SELECT acknowledged_by FROM escalation_acks WHERE escalation_id = $1",
+                    step_id,
+                )
+                return bool(value == "lea@example.org")
+
+            await eventually(acknowledgement_in_read_model, timeout=30)
+            after = await lea.get(acked.headers["location"])
+            assert "Acknowledged step" in after.text
+            assert f'data-escalation-id="{step_id}"' not in after.text
+
+            signed_out = await lea.post("/console/logout", data={"csrf_token": csrf_of(after)})
+            assert signed_out.status_code == 303
+            assert (await lea.get("/console/queue")).status_code == 303

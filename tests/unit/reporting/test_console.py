@@ -1,0 +1,88 @@
+"""The console's pure parts: queue order and time left, redirects, CSRF and role scope."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from riskrelay.reporting.console import (
+    csrf_matches,
+    queue_items,
+    queue_roles,
+    safe_next,
+    time_left_text,
+)
+from riskrelay.reporting.store import OpenStep
+from riskrelay.shared.auth import Principal
+from riskrelay.shared.events import Role
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def step(name: str, level: int, due_in: timedelta | None) -> OpenStep:
+    return OpenStep(
+        escalation_id=name,
+        risk_id=f"risk-{name}",
+        title=None,
+        level=level,
+        step=1,
+        roles=["team_lead"],
+        ack_due_at=NOW + due_in if due_in is not None else None,
+        timeframe_due_at=None,
+        first_notified_at=NOW - timedelta(minutes=5),
+        notices=1,
+        breached=False,
+    )
+
+
+def test_most_urgent_first_overdue_leads_and_level_breaks_ties() -> None:
+    items = queue_items(
+        [
+            step("later", 5, timedelta(hours=2)),
+            step("none", 5, None),
+            step("overdue", 3, timedelta(minutes=-10)),
+            step("soon-low", 3, timedelta(minutes=20)),
+            step("soon-high", 5, timedelta(minutes=20)),
+        ],
+        NOW,
+    )
+    assert [i.step.escalation_id for i in items] == [
+        "overdue",
+        "soon-high",
+        "soon-low",
+        "later",
+        "none",
+    ]
+    assert items[0].overdue
+    assert items[0].time_left == "overdue by 10 min"
+    assert items[1].time_left == "20 min left"
+    assert items[3].time_left == "2 h 0 min left"
+    assert items[4].time_left == "no deadline"
+    assert not items[4].overdue
+
+
+def test_time_left_text() -> None:
+    assert time_left_text(30) == "under a minute left"
+    assert time_left_text(3 * 86_400 + 7_200) == "3 d 2 h left"
+    assert time_left_text(-3_700) == "overdue by 1 h 1 min"
+
+
+def test_only_console_paths_are_followed_after_sign_in() -> None:
+    assert safe_next("/console/risks/r-1") == "/console/risks/r-1"
+    assert safe_next("https://evil.example/console/") == "/console/queue"
+    assert safe_next("//evil.example/console/") == "/console/queue"
+    assert safe_next(None) == "/console/queue"
+
+
+def test_csrf_token_must_match_the_cookie() -> None:
+    assert csrf_matches("abc123", "abc123")
+    assert not csrf_matches("abc123", "abc124")
+    assert not csrf_matches("abc123", None)
+    assert not csrf_matches(None, "abc123")
+    assert not csrf_matches("", "")
+
+
+def test_queue_scope_is_the_persons_roles_and_everything_for_admins() -> None:
+    lead = Principal("u", Role.TEAM_LEAD, frozenset({Role.TEAM_LEAD, Role.AGENT}), "L", "l@x.org")
+    assert queue_roles(lead) == ["agent", "team_lead"]
+    admin = Principal("a", Role.ADMIN, name="A", email="a@x.org")
+    assert queue_roles(admin) is None
