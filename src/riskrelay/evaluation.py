@@ -37,6 +37,7 @@ from rich.table import Table
 from riskrelay.classifier.policy import RiskPolicy
 from riskrelay.intake.rules import RulePack
 from riskrelay.intake.service import Intake
+from riskrelay.intake.settings import IntakeSettings
 from riskrelay.offline import InputLine, TicketOutcome, parse_lines, run_offline
 from riskrelay.shared.events import Indicator
 
@@ -333,7 +334,9 @@ def evaluate(
     if invalid:
         raise LabelError(f"dataset line {invalid[0].line_number}: {invalid[0].error}")
     expected = expected_per_ticket(inputs, labels)
-    result = run_offline(inputs, Intake(rule_pack), policy)
+    result = run_offline(
+        inputs, Intake.from_settings(IntakeSettings(), rule_pack=rule_pack), policy
+    )
     rejected = [line for line in result.lines if line.error is not None]
     if rejected:
         raise LabelError(f"dataset line {rejected[0].line_number}: {rejected[0].error}")

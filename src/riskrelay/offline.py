@@ -35,7 +35,7 @@ from riskrelay.classifier.policy import RiskPolicy
 from riskrelay.classifier.service import classify_step
 from riskrelay.intake.errors import IntakeRejection
 from riskrelay.intake.service import AssessedTicket, Intake, MemoryIntakeRepository, intake_step
-from riskrelay.shared.events import TicketEvent
+from riskrelay.shared.events import Detection, TicketEvent
 from riskrelay.shared.kafka import describe_error
 from riskrelay.shared.settings import KafkaSettings
 
@@ -115,6 +115,7 @@ class OfflineRun:
         """The ticket's final state (after everything processed so far)."""
         memory = self.tickets.memories.get(ticket_id)
         risk_id = self.ticket_risks.get(ticket_id)
+        english = memory.assessment.english if memory else True
         if memory is None or risk_id is None:
             return TicketOutcome(
                 ticket_id=ticket_id,
@@ -124,6 +125,7 @@ class OfflineRun:
                 risk_id=None,
                 indicators=[],
                 explanation=f"no risk indicator detected (rule pack {self.rule_pack_version})",
+                english=english,
             )
         risk = self.risks[risk_id]
         return TicketOutcome(
@@ -134,6 +136,8 @@ class OfflineRun:
             risk_id=risk.risk_id,
             indicators=[indicator.value for indicator in memory.known_indicators],
             explanation=_risk_explanation(risk, self.rule_pack_version),
+            detections=tuple(memory.assessment.detections),
+            english=english,
         )
 
     @property
@@ -152,9 +156,12 @@ class TicketOutcome:
     risk_id: str | None
     indicators: list[str]
     explanation: str
+    detections: tuple[Detection, ...] = ()
+    """The ticket's own detections (rules and models), each with its evidence."""
+    english: bool = True
 
-    def as_json(self) -> dict[str, Any]:
-        return {
+    def as_json(self, *, explain: bool = False) -> dict[str, Any]:
+        row: dict[str, Any] = {
             "ticket_id": self.ticket_id,
             "flagged": self.flagged,
             "level": self.level,
@@ -163,6 +170,19 @@ class TicketOutcome:
             "indicators": self.indicators,
             "explanation": self.explanation,
         }
+        if not self.english:
+            row["note"] = ENGLISH_ONLY_NOTE
+        if explain:
+            row["detections"] = [
+                detection.model_dump(mode="json", exclude_none=True)
+                for detection in self.detections
+            ]
+        return row
+
+
+ENGLISH_ONLY_NOTE = (
+    "the text does not read as English: the indicator models are English-only, the rules ran"
+)
 
 
 def _risk_explanation(risk: RiskState, rule_pack_version: str) -> str:
@@ -200,20 +220,24 @@ class LineResult:
     error: str | None = None
     duplicate_of_line: int | None = None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, *, explain: bool = False) -> dict[str, Any]:
         if self.outcome is None:
             row: dict[str, Any] = {"line": self.line_number}
             if self.event_id is not None:
                 row["event_id"] = self.event_id
             row["error"] = self.error
             return row
-        row = {"line": self.line_number, "event_id": self.event_id, **self.outcome.as_json()}
+        row = {
+            "line": self.line_number,
+            "event_id": self.event_id,
+            **self.outcome.as_json(explain=explain),
+        }
         if self.duplicate_of_line is not None:
             row["duplicate_of_line"] = self.duplicate_of_line
         return row
 
-    def to_json_line(self) -> str:
-        return json.dumps(self.as_json(), ensure_ascii=False)
+    def to_json_line(self, *, explain: bool = False) -> str:
+        return json.dumps(self.as_json(explain=explain), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,6 @@ from riskrelay.classifier.domain import cluster_risk_id
 from riskrelay.classifier.policy import default_policy
 from riskrelay.cli.classify import classify_command
 from riskrelay.intake.app import create_app
-from riskrelay.intake.rules import load_rule_pack
 from riskrelay.intake.service import Intake
 from riskrelay.intake.settings import IntakeSettings
 from riskrelay.offline import OfflineResult, parse_lines, run_offline
@@ -160,7 +159,7 @@ def classify_cli(path: Path) -> tuple[int, list[dict[str, Any]]]:
 
 def offline_run(path: Path) -> OfflineResult:
     inputs = parse_lines(path.read_bytes().splitlines())
-    return run_offline(inputs, Intake(load_rule_pack()), default_policy())
+    return run_offline(inputs, Intake.from_settings(IntakeSettings()), default_policy())
 
 
 def offline_clusters(result: OfflineResult) -> set[frozenset[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -13,8 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from riskrelay.classifier.policy import PolicyError, RiskPolicy, default_policy, load_policy
 from riskrelay.intake.errors import RulePackError
 from riskrelay.intake.rules import RulePack, load_rule_pack
-from riskrelay.intake.service import Intake
-from riskrelay.offline import OfflineResult, parse_lines, run_offline
+
+if TYPE_CHECKING:
+    from riskrelay.offline import OfflineResult
 
 EXIT_INVALID_LINES = 1
 EXIT_USAGE = 2
@@ -56,9 +57,9 @@ def _read_lines(file: str) -> list[bytes]:
     return path.read_bytes().splitlines()
 
 
-def _write(result: OfflineResult, out: TextIO) -> None:
+def _write(result: OfflineResult, out: TextIO, *, explain: bool = False) -> None:
     for line in result.lines:
-        out.write(line.to_json_line() + "\n")
+        out.write(line.to_json_line(explain=explain) + "\n")
     out.flush()
 
 
@@ -83,6 +84,16 @@ def classify_command(
             help="Rule pack extension YAML, applied after intake's default pack; repeatable.",
         ),
     ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help=(
+                "Add each ticket's detections: rule or model, the redacted evidence, and for"
+                " models the score, threshold, nearest labelled examples and model version."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Classify ticket events offline: intake's checks and the classifier, no broker or database.
 
@@ -92,7 +103,9 @@ def classify_command(
     `risk_id`, `indicators`, `explanation` (`level`, `category`, `risk_id` are null when the
     ticket is not flagged). Each ticket is reported in its final state, so a ticket flagged
     later because its cluster surged shows that flag on its own line too. The output depends
-    only on the input, the policy and the rules.
+    only on the input, the policy, the rules and intake's models and encoder (the bundled ones
+    unless `RISKRELAY_INTAKE_DETECTION__*` or `RISKRELAY_INTAKE_ENCODER__*` say otherwise, as
+    for the service; `RISKRELAY_INTAKE_DETECTION__SEMANTIC=false` runs the rules alone).
 
     An invalid line prints `{"line": N, "error": "..."}` in its place (so output lines stay
     aligned with input lines), the rest is still classified, and the exit code is 1. A missing
@@ -103,8 +116,20 @@ def classify_command(
     outputs line by line, e.g. `diff <(riskrelay classify march.jsonl) <(riskrelay classify
     march.jsonl --policy new.yaml)`.
     """
+    # Imported here: the encoder and the services' steps take seconds to import, and every other
+    # `riskrelay` command would pay for them.
+    from riskrelay.intake.encoder import EncoderLoadError
+    from riskrelay.intake.semantic.model import ModelArtifactError
+    from riskrelay.intake.service import Intake
+    from riskrelay.intake.settings import IntakeSettings
+    from riskrelay.offline import parse_lines, run_offline
+
     risk_policy, rule_pack = load_configuration(policy, rules or [])
-    intake = Intake(rule_pack)
+    try:
+        intake = Intake.from_settings(IntakeSettings(), rule_pack=rule_pack)
+    except (EncoderLoadError, ModelArtifactError) as error:
+        _errors.print(f"cannot load the indicator models: {error}", style="red", markup=False)
+        raise typer.Exit(EXIT_USAGE) from error
     inputs = parse_lines(_read_lines(file))
     valid = sum(1 for item in inputs if item.event is not None)
     if _errors.is_terminal and valid >= _PROGRESS_MIN_EVENTS:
@@ -125,7 +150,7 @@ def classify_command(
             )
     else:
         result = run_offline(inputs, intake, risk_policy)
-    _write(result, sys.stdout)
+    _write(result, sys.stdout, explain=explain)
     if result.error_count:
         _errors.print(
             f"{result.error_count} line(s) could not be classified; see their `error`.",
