@@ -27,6 +27,7 @@ setup:  ## Install uv (through pip) if missing, then the workspace from the lock
 	@$(RUN) python -m riskrelay.intake.encoder build --threads 2
 	@bash scripts/ensure-promtool.sh || echo "promtool missing: the Prometheus config test will skip (fails under CI=true)"
 	@bash scripts/ensure-chromium.sh || { if [ -n "$$CI" ]; then exit 1; fi; echo "chromium unavailable: the dashboard browser test will be skipped"; }
+	@$(RUN) bash scripts/ensure-kafka.sh || { if [ -n "$$CI" ]; then exit 1; fi; echo "Apache Kafka unavailable: RISKRELAY_TEST_BROKER=kafka and dev up --broker kafka will fail"; }
 
 demo: setup  ## Start broker, database and all five services, then publish sample traffic.
 	$(RUN) riskrelay dev up --sample 500
@@ -65,7 +66,7 @@ schemas: setup  ## Regenerate the committed JSON Schemas of every event type.
 
 BENCH_EVENTS ?= 20000
 bench: setup  ## Benchmarks: throughput ladder (raw aiokafka vs each service), timers, reports; figures in bench/results/.
-	$(RUN) python bench/services.py --events $(BENCH_EVENTS)
+	$(RUN) python bench/services.py --events $(BENCH_EVENTS) --latency-rate 200
 	@for script in bench/escalator_timers.py bench/reporting_monthly.py bench/encoder.py; do \
 		if [ -f "$$script" ]; then echo "== $$script"; $(RUN) python "$$script" || exit 1; fi; \
 	done

@@ -1,17 +1,33 @@
 """The throughput ladder: raw aiokafka loops and each riskrelay service, measured in one run.
 
     uv run python bench/services.py [--events 20000] [--rungs raw,intake,classifier]
+        [--latency-rate 200]
 
 Every rung reads the same kind of records from a pre-filled topic, so the figures compare:
 
 * ``raw produce`` / ``raw consume``: aiokafka alone (linger 5 ms; ``getmany``);
 * ``raw hop``: consume, ``TicketEvent.model_validate_json``, produce, flush and commit per batch:
   the ceiling for any service that consumes, validates and produces;
+* ``intake domain alone``: in this process, intake's per-batch work exactly as the service runs
+  it, without the broker and PostgreSQL (decode, assess, ``intake_step`` over the in-memory
+  repository, semantic cascade included; :mod:`intake_profile`), then the same batches again
+  with CPU clocks around each stage: CPU per ticket for redaction, rules, stage one (static
+  table), stage two (full encoder), clustering and the rest, and the share of tickets that
+  reach the full encoder, overall and per part of the traffic mix;
 * ``intake``, ``classifier``: the real service as a separate process (``python -m
   riskrelay.<service>``) on the embedded broker and PostgreSQL, its input pre-filled; throughput
   is read from its own ``riskrelay_consumed_records_total`` between the first consumed batch and
   the last (steady state: the consumer group's first join is not counted). CPU time per event and
-  peak memory (VmHWM) are read from ``/proc`` for the service process.
+  peak memory (VmHWM) are read from ``/proc`` for the service process;
+* ``pipeline``: all five services, ticket-events to every output;
+* ``latency``: open loop through the five services; every 20th ticket is Critical and its
+  publish -> ``escalation-due`` time is measured. ``--latency-rate`` fixes the rate (tickets/s,
+  repeatable) so the figure is comparable between runs; without it the rates are shares of the
+  pipeline rung's throughput. A Critical ticket not escalated by the end of the drain counts
+  as slower than every measured one, so a percentile it falls in is reported as not reached.
+
+The one-minute load average (other work on the machine) is recorded with every figure: compare
+rungs within one run.
 
 Results are printed as a table and written as JSON to ``bench/results/services.json``.
 Uses ``RISKRELAY_TEST_KAFKA`` / ``RISKRELAY_TEST_DATABASE_URL`` when set, else starts the
@@ -33,16 +49,26 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from intake_profile import (
+    BATCH_RECORDS,
+    bench_traffic,
+    load_intake,
+    print_profile,
+    profile_stages,
+    run_intake_batches,
+    warm_up,
+)
 from rich.console import Console
 from rich.table import Table
 
-from riskrelay.cli.sample_traffic import generate
+from riskrelay.cli.sample_traffic import Label
 from riskrelay.devstack import broker_and_database, free_port, wait_for_port
 from riskrelay.shared.events import TicketEvent
 from riskrelay.shared.topics import ALL_TOPICS, ensure_topics
@@ -62,6 +88,19 @@ class Rung:
     cpu_us_per_event: float | None = None
     peak_memory_mib: float | None = None
     note: str = ""
+    load_average: tuple[float, float, float] = field(default_factory=os.getloadavg)
+    """When the figure was taken (1, 5, 15 minutes)."""
+
+
+@dataclass
+class BenchResults:
+    rungs: list[Rung] = field(default_factory=list)
+    latency: list[dict[str, Any]] = field(default_factory=list)
+    intake_profile: dict[str, Any] | None = None
+
+
+MIN_EXPECTED_RATE = 5.0
+"""Events/s below which a rung gives up: its deadlines only guard against a hang."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +266,9 @@ def measure_instances(
 ) -> Rung:
     """``instances`` processes of one service in one consumer group (scale-out by partitions).
 
-    The input is published only after the group has settled, so every instance takes part."""
+    The input is published only after the group has settled, so every instance takes part.
+    Timing starts once every instance has finished a batch (each one's first batch, which
+    includes its first-call costs, is not timed)."""
     expected = len(records)
     with contextlib.ExitStack() as stack:
         ports = [
@@ -239,29 +280,43 @@ def measure_instances(
         time.sleep(settle)
         filler = threading.Thread(target=lambda: asyncio.run(fill(bootstrap, input_topic, records)))
         filler.start()
-        deadline = time.monotonic() + 180 + expected / 200
+        deadline = time.monotonic() + 180 + expected / MIN_EXPECTED_RATE
         started = None
         first = count = 0.0
         while count < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name} x{instances}: consumed {count:.0f} of {expected}")
-            count = sum(consumed(port, input_topic) for port in ports)
-            if started is None and count > 0:
+            counts = [consumed(port, input_topic) for port in ports]
+            count = sum(counts)
+            if started is None and all(counts):
                 started, first = time.perf_counter(), count
             time.sleep(0.02)
-        elapsed = time.perf_counter() - (started or time.perf_counter())
         filler.join()
+        if started is None:
+            return Rung(
+                name=f"{name} x{instances} instances (one group)",
+                events=expected,
+                seconds=float("nan"),
+                per_second=float("nan"),
+                note=f"not measured: an instance consumed nothing ({counts})",
+            )
+        elapsed = time.perf_counter() - started
         return Rung(
             name=f"{name} x{instances} instances (one group)",
             events=int(expected - first),
             seconds=elapsed,
             per_second=(expected - first) / elapsed,
-            note=f"first batch of {first:.0f} not timed",
+            note=f"first batch of each instance ({first:.0f} events) not timed",
         )
 
 
+METRICS_TIMEOUT_S = 120.0
+"""A service answers /metrics from the event loop its batches run on: intake's CPU-bound batch
+work (the full encoder over a 500-record batch) holds the loop for seconds."""
+
+
 def consumed(port: int, topic: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=METRICS_TIMEOUT_S).text
     return sum(float(value) for name, value in CONSUMED.findall(text) if name == topic)
 
 
@@ -269,7 +324,7 @@ def measure_service(
     name: str, bootstrap: str, database: str, prefix: str, input_topic: str, expected: int
 ) -> Rung:
     with service_process(name, bootstrap, database, prefix, RESULTS / "logs") as (process, port):
-        deadline = time.monotonic() + 120 + expected / 200
+        deadline = time.monotonic() + 120 + expected / MIN_EXPECTED_RATE
         first_count = 0.0
         started = cpu_started = None
         count = 0.0
@@ -301,29 +356,24 @@ def measure_service(
         )
 
 
-def intake_domain_only(traffic: list[TicketEvent]) -> Rung:
-    """Intake's decisions alone, in this process, no I/O: where intake's CPU goes."""
-    from riskrelay.intake.clustering import ClusterIndex
-    from riskrelay.intake.domain import assess_ticket, decide_ticket
-    from riskrelay.intake.patterns import RateBaselines
-    from riskrelay.intake.rules import load_rule_pack
-
-    pack = load_rule_pack()
-    raws = [event.to_json_bytes() for event in traffic]
-    clusters, rates = ClusterIndex(), RateBaselines()
-    started, cpu = time.perf_counter(), time.process_time()
-    for raw in raws:
-        event = TicketEvent.model_validate_json(raw)
-        assessment = assess_ticket(event, pack)
-        decide_ticket(event, pack, clusters=clusters, rates=rates, assessment=assessment)
-    elapsed = time.perf_counter() - started
-    return Rung(
-        name="intake domain only (validate, assess, decide; no I/O)",
-        events=len(raws),
-        seconds=elapsed,
-        per_second=len(raws) / elapsed,
-        cpu_us_per_event=(time.process_time() - cpu) / len(raws) * 1e6,
+async def intake_domain_alone(
+    traffic: list[tuple[TicketEvent, Label]],
+) -> tuple[Rung, dict[str, Any]]:
+    """Intake's per-batch work in this process, as the service runs it (no broker, no
+    PostgreSQL), then the same stream again with CPU clocks per stage."""
+    raws = [event.to_json_bytes() for event, _ in traffic]
+    intake = load_intake()
+    await warm_up(intake, raws)
+    run = await run_intake_batches(intake, raws)
+    rung = Rung(
+        name="intake domain alone (decode, assess, intake_step in memory; no I/O)",
+        events=run.events,
+        seconds=run.seconds,
+        per_second=run.events / run.seconds,
+        cpu_us_per_event=run.cpu_seconds / run.events * 1e6,
+        note=f"batches of {BATCH_RECORDS}; flagged {run.flags} ({run.flags / run.events:.1%})",
     )
+    return rung, await profile_stages(intake, traffic)
 
 
 def replicate_flagged(records: list[bytes], copies: int) -> list[tuple[bytes, bytes]]:
@@ -369,7 +419,7 @@ def pipeline(bootstrap: str, database: str, prefix: str) -> Iterator[dict[str, i
 def all_consumed(ports: dict[str, int]) -> float:
     total = 0.0
     for port in ports.values():
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=METRICS_TIMEOUT_S).text
         total += sum(float(value) for _, value in CONSUMED.findall(text))
     return total
 
@@ -394,7 +444,7 @@ def measure_pipeline(
         started = None
         last_change = time.perf_counter()
         previous = -1.0
-        deadline = time.monotonic() + 180 + expected / 100
+        deadline = time.monotonic() + 180 + expected / MIN_EXPECTED_RATE
         while True:
             if time.monotonic() > deadline:
                 raise TimeoutError("the pipeline did not drain before the deadline")
@@ -428,7 +478,7 @@ async def measure_latency(
     rate: float,
     seconds: float,
     traffic: list[TicketEvent],
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Open loop at ``rate`` tickets/s: every 20th ticket is Critical (unique product, so it is
     its own risk); latency = its publish to the first escalation-due of its risk, that record's
     Kafka timestamp (the escalator's send time; same machine, same wall clock)."""
@@ -495,12 +545,20 @@ async def measure_latency(
                 published[ticket] = time.time()
             await producer.send(topic_in, value=json.dumps(payload).encode(), key=ticket.encode())
         await producer.flush()
-        deadline = time.perf_counter() + 30
-        while time.perf_counter() < deadline:
-            done = [t for t in published if risk_of_ticket.get(t) in first_due]
-            if len(done) == len(published):
+        published_at = time.perf_counter()
+        # An overloaded pipeline drains its backlog after the last publish: wait while Critical
+        # tickets keep being escalated, up to a bound.
+        done, progress_at = -1, published_at
+        while time.perf_counter() - published_at < DRAIN_LIMIT_S:
+            now_done = sum(1 for t in published if risk_of_ticket.get(t) in first_due)
+            if now_done == len(published):
+                break
+            if now_done != done:
+                done, progress_at = now_done, time.perf_counter()
+            elif time.perf_counter() - progress_at > DRAIN_QUIET_S:
                 break
             await asyncio.sleep(0.2)
+        drained_s = time.perf_counter() - published_at
     finally:
         stop.set()
         await watcher
@@ -511,20 +569,28 @@ async def measure_latency(
         for t, sent in published.items()
         if risk_of_ticket.get(t) in first_due
     )
-    if not latencies:
-        return {"rate": rate, "critical": len(published), "measured": 0}
 
-    def percentile(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+    def percentile(q: float) -> float | None:
+        # Over every Critical ticket published: one never escalated is slower than all others.
+        rank = min(len(published) - 1, int(q * len(published)))
+        return latencies[rank] if rank < len(latencies) else None
 
     return {
         "rate": rate,
+        "achieved_rate": count / (published_at - begin),
+        "seconds": seconds,
         "critical": len(published),
         "measured": len(latencies),
         "p50_ms": percentile(0.5),
         "p99_ms": percentile(0.99),
-        "max_ms": latencies[-1],
+        "max_ms": latencies[-1] if latencies else None,
+        "drained_s": drained_s,
+        "load_average": os.getloadavg(),
     }
+
+
+DRAIN_LIMIT_S = 600.0
+DRAIN_QUIET_S = 90.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,9 +598,15 @@ async def measure_latency(
 # ---------------------------------------------------------------------------------------------
 
 
-async def run(events: int, rungs: set[str]) -> list[Rung]:
-    results: list[Rung] = []
-    traffic = generate(events, seed=7, start=datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
+LOAD_SHARES = (0.25, 0.5, 0.8)
+"""Latency rates without ``--latency-rate``: shares of the pipeline rung's throughput."""
+
+
+async def run(events: int, rungs: set[str], latency_rates: list[float]) -> BenchResults:
+    out = BenchResults()
+    results = out.rungs
+    labelled = bench_traffic(events)
+    traffic = [event for event, _ in labelled]
     records = [(e.data.ticket_id.encode(), e.to_json_bytes()) for e in traffic]
     with infrastructure() as (bootstrap, database):
         run_id = uuid.uuid4().hex[:6]
@@ -558,7 +630,9 @@ async def run(events: int, rungs: set[str]) -> list[Rung]:
                 )
             )
         if "intake" in rungs:
-            results.append(intake_domain_only(traffic))
+            console.print(f"[bold]intake domain alone[/] over {events} ticket events, twice…")
+            rung, out.intake_profile = await intake_domain_alone(labelled)
+            results.append(rung)
         flagged: list[bytes] = []
         if rungs & {"intake", "classifier"}:
             prefix = f"bench{run_id}-intake."
@@ -568,8 +642,10 @@ async def run(events: int, rungs: set[str]) -> list[Rung]:
             rung = measure_service(
                 "intake", bootstrap, database, prefix, f"{prefix}ticket-events", events
             )
-            out = await read_topic(bootstrap, f"{prefix}ticket-flagged", timeout=10, settle=1)
-            flagged = [r.value for r in out if r.value]
+            out_records = await read_topic(
+                bootstrap, f"{prefix}ticket-flagged", timeout=10, settle=1
+            )
+            flagged = [r.value for r in out_records if r.value]
             rung.note += f"; flagged {len(flagged)} ({len(flagged) / events:.1%})"
             results.append(rung)
         if "intake2" in rungs:
@@ -598,31 +674,47 @@ async def run(events: int, rungs: set[str]) -> list[Rung]:
                     len(inputs),
                 )
             )
+        pipeline_rate: float | None = None
         if "pipeline" in rungs:
             prefix = f"bench{run_id}-pipeline."
             await create_topics(bootstrap, prefix)
             console.print(f"[bold]pipeline[/] of five services over {events} ticket events…")
             pipeline_rung = measure_pipeline(bootstrap, database, prefix, records)
             results.append(pipeline_rung)
-            if "latency" in rungs:
-                prefix = f"bench{run_id}-latency."
-                await create_topics(bootstrap, prefix)
-                with pipeline(bootstrap, database, prefix):
-                    await asyncio.sleep(8)  # every consumer group joined
-                    for share in (0.25, 0.5, 0.8):
-                        rate = max(5.0, pipeline_rung.per_second * share)
-                        console.print(f"[bold]latency[/] open loop at {rate:.0f} tickets/s…")
-                        figures = await measure_latency(
-                            bootstrap, database, prefix, rate, 20.0, traffic
-                        )
-                        LATENCY.append({"load_share": share, **figures})
-    return results
+            pipeline_rate = pipeline_rung.per_second
+        if "latency" in rungs:
+            if latency_rates:
+                rates: list[tuple[float | None, float]] = [(None, r) for r in latency_rates]
+            elif pipeline_rate is not None:
+                rates = [(share, max(5.0, pipeline_rate * share)) for share in LOAD_SHARES]
+            else:
+                raise SystemExit("the latency rung needs --latency-rate or the pipeline rung")
+            prefix = f"bench{run_id}-latency."
+            await create_topics(bootstrap, prefix)
+            with pipeline(bootstrap, database, prefix):
+                await asyncio.sleep(8)  # every consumer group joined
+                for share, rate in rates:
+                    console.print(f"[bold]latency[/] open loop at {rate:.0f} tickets/s…")
+                    figures = await measure_latency(
+                        bootstrap, database, prefix, rate, LATENCY_SECONDS, traffic
+                    )
+                    out.latency.append({"load_share": share, **figures})
+    return out
 
 
-LATENCY: list[dict[str, float]] = []
+LATENCY_SECONDS = 20.0
 
 
-def report(results: list[Rung], path: Path) -> None:
+def _load(load: tuple[float, float, float] | list[float]) -> str:
+    return "/".join(f"{x:.1f}" for x in load)
+
+
+def _ms(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:,.0f}"
+
+
+def report(out: BenchResults, path: Path) -> None:
+    results = out.rungs
     hop = next((r.per_second for r in results if r.name.startswith("raw hop")), None)
     table = Table(title=f"riskrelay throughput ladder ({os.cpu_count()} cores)")
     for column in (
@@ -633,6 +725,7 @@ def report(results: list[Rung], path: Path) -> None:
         "x raw hop",
         "CPU µs/event",
         "peak MiB",
+        "load avg",
         "note",
     ):
         table.add_column(column, justify="left" if column in ("rung", "note") else "right")
@@ -642,25 +735,44 @@ def report(results: list[Rung], path: Path) -> None:
             str(r.events),
             f"{r.seconds:.2f}",
             f"{r.per_second:,.0f}",
-            f"{r.per_second / hop:.2f}" if hop else "-",
+            f"{r.per_second / hop:.3f}" if hop else "-",
             f"{r.cpu_us_per_event:,.0f}" if r.cpu_us_per_event else "-",
             f"{r.peak_memory_mib:,.0f}" if r.peak_memory_mib else "-",
+            _load(r.load_average),
             r.note,
         )
-    Console(width=200).print(table)
-    if LATENCY:
+    wide = Console(width=200)
+    wide.print(table)
+    if out.intake_profile is not None:
+        print_profile(out.intake_profile, wide)
+    if out.latency:
         latency = Table(title="Critical ticket publish -> escalation-due (open loop)")
-        for column in ("load", "tickets/s", "critical", "measured", "p50 ms", "p99 ms", "max ms"):
+        for column in (
+            "load",
+            "tickets/s",
+            "achieved",
+            "critical",
+            "measured",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "drain s",
+            "load avg",
+        ):
             latency.add_column(column, justify="right")
-        for row in LATENCY:
+        for row in out.latency:
+            share = row["load_share"]
             latency.add_row(
-                f"{row['load_share']:.0%}",
+                "fixed" if share is None else f"{share:.0%}",
                 f"{row['rate']:.0f}",
+                f"{row['achieved_rate']:.0f}",
                 f"{row['critical']:.0f}",
                 f"{row['measured']:.0f}",
-                *(f"{row.get(k, float('nan')):.0f}" for k in ("p50_ms", "p99_ms", "max_ms")),
+                *(_ms(row[k]) for k in ("p50_ms", "p99_ms", "max_ms")),
+                f"{row['drained_s']:.0f}",
+                _load(row["load_average"]),
             )
-        Console(width=200).print(latency)
+        wide.print(latency)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps(
@@ -671,7 +783,8 @@ def report(results: list[Rung], path: Path) -> None:
                     {**asdict(r), "ratio_to_raw_hop": (r.per_second / hop if hop else None)}
                     for r in results
                 ],
-                "critical_ticket_to_escalation_due": LATENCY,
+                "intake_cpu_by_stage": out.intake_profile,
+                "critical_ticket_to_escalation_due": out.latency,
             },
             indent=2,
         )
@@ -685,9 +798,20 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rungs", default="raw,intake,intake2,classifier,pipeline,latency")
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        action="append",
+        default=[],
+        metavar="TICKETS_PER_S",
+        help="fixed open-loop rate of the latency rung (repeatable); default: shares of the "
+        "pipeline's throughput",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "services.json")
     args = parser.parse_args()
-    results = asyncio.run(run(args.events, set(args.rungs.split(","))))
+    if any(rate <= 0 for rate in args.latency_rate):
+        parser.error("--latency-rate must be positive")
+    results = asyncio.run(run(args.events, set(args.rungs.split(",")), args.latency_rate))
     report(results, args.output)
 
 
