@@ -67,7 +67,7 @@ schemas: setup  ## Regenerate the committed JSON Schemas of every event type.
 BENCH_EVENTS ?= 20000
 bench: setup  ## Benchmarks: throughput ladder (raw aiokafka vs each service), timers, reports; figures in bench/results/.
 	$(RUN) python bench/services.py --events $(BENCH_EVENTS) --latency-rate 200
-	@for script in bench/escalator_timers.py bench/reporting_monthly.py bench/encoder.py; do \
+	@for script in bench/escalator_timers.py bench/reporting_monthly.py bench/encoder.py bench/surges.py; do \
 		if [ -f "$$script" ]; then echo "== $$script"; $(RUN) python "$$script" || exit 1; fi; \
 	done
 

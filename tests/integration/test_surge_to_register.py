@@ -38,10 +38,10 @@ Clock = Callable[[], datetime]
 
 CHECKOUT_FAILURES = [
     "The checkout page crashes when I press pay",
-    "Checkout crashes every time I try to pay",
+    "The site crashes at checkout every time I click the pay button",
     "Payment page crashed again at checkout when paying",
     "app checkout crash on pay button",
-    "When I click pay the checkout crashes",
+    "checkout page crash when paying, tried three times",
     "checkout crashes as soon as I hit the pay button, please fix",
     "The checkout keeps crashing when I try to pay for my order",
     "Pay button at checkout crashes the page every time",
