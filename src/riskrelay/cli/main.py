@@ -179,6 +179,11 @@ def dev_up(
         with console.status("starting services (migrations, topics, consumer groups)…"):
             stack.start_services()
         console.print("[green]✓[/] all five services answer /readyz")
+        if "reporting" in config.services:
+            console.print(
+                f"console: sign in at {config.service_url('reporting')}/console/login as any"
+                f" role's user; e-mails and passwords are in {config.console_users_file}"
+            )
         print_whole(console, stack_table(config, stack))
         if sample:
             try:

@@ -20,13 +20,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 
 from riskrelay.cli.inbox import demo_roster
 from riskrelay.devstack import EmbeddedBroker, EmbeddedPostgres, port_is_open, wait_for_port
-from riskrelay.shared.auth import write_dev_tokens
+from riskrelay.shared.auth import PERSON_ROLES, write_dev_tokens
 from riskrelay.shared.events import Role
 
 SERVICES: dict[str, int] = {
@@ -60,6 +61,14 @@ class StackConfig:
     @property
     def tokens_file(self) -> Path:
         return self.data_dir / "dev-tokens.json"
+
+    @property
+    def identity_keys_file(self) -> Path:
+        return self.data_dir / "identity-keys.json"
+
+    @property
+    def console_users_file(self) -> Path:
+        return self.data_dir / "console-users.json"
 
     @property
     def state_file(self) -> Path:
@@ -119,6 +128,56 @@ def ensure_dev_tokens(path: Path) -> dict[str, str]:
     return tokens
 
 
+def ensure_identity_keys(path: Path) -> None:
+    """The key the console signs people's tokens with (and every service verifies them with);
+    kept across runs so a sign-in survives a restart."""
+    if path.exists():
+        return
+    write_dev_tokens(
+        path, {"signing_key_id": "dev-1", "keys": {"dev-1": secrets.token_urlsafe(36)}}
+    )
+
+
+def ensure_console_users(path: Path) -> list[dict[str, Any]]:
+    """One console user per person role, with a generated password; kept across runs."""
+    if path.exists():
+        users: list[dict[str, Any]] = json.loads(path.read_text())["users"]
+        if {role for user in users for role in user["roles"]} >= {r.value for r in PERSON_ROLES}:
+            return users
+    users = [
+        {
+            "email": f"{role.value.replace('_', '-')}@example.org",
+            "name": f"Demo {role.value.replace('_', ' ').title()}",
+            "roles": [role.value],
+            "password": secrets.token_urlsafe(12),
+        }
+        for role in PERSON_ROLES
+    ]
+    write_dev_tokens(path, {"users": users})
+    return users
+
+
+def provision_console_users(config: StackConfig, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Create (or reset) the demo's console users through reporting's admin API."""
+    users = ensure_console_users(config.console_users_file)
+    admin = ensure_dev_tokens(config.tokens_file)[Role.ADMIN.value]
+    base = config.service_url("reporting")
+    with httpx.Client(base_url=base, timeout=timeout) as client:
+        for user in users:
+            fields = {key: user[key] for key in ("name", "roles", "password")}
+            response = client.put(
+                f"/v1/console/users/{user['email']}",
+                json=fields,
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            if response.status_code not in (200, 201):
+                raise RuntimeError(
+                    f"creating console user {user['email']} failed:"
+                    f" {response.status_code} {response.text[:200]}"
+                )
+    return users
+
+
 def service_environment(config: StackConfig, name: str, database_url: str) -> dict[str, str]:
     prefix = f"RISKRELAY_{name.upper()}_"
     extra: dict[str, str] = {}
@@ -128,6 +187,8 @@ def service_environment(config: StackConfig, name: str, database_url: str) -> di
         extra[f"{prefix}DATABASE__SCHEMA_NAME"] = f"{config.schema_prefix}{name}"
     if name == "reporting":
         extra[f"{prefix}SCHEDULE__DIRECTORY"] = str((config.data_dir / "reports").resolve())
+        extra[f"{prefix}CONSOLE__ESCALATOR_URL"] = config.service_url("escalator")
+        extra[f"{prefix}CONSOLE__REGISTER_URL"] = config.service_url("register")
     if name == "escalator":
         extra[f"{prefix}ROSTER_PATH"] = str(config.roster_file.resolve())
     return {
@@ -137,6 +198,7 @@ def service_environment(config: StackConfig, name: str, database_url: str) -> di
         f"{prefix}HTTP__HOST": config.http_host,
         f"{prefix}HTTP__PORT": str(config.service_ports[name]),
         f"{prefix}AUTH__TOKENS_FILE": str(config.tokens_file.resolve()),
+        f"{prefix}AUTH__IDENTITY_KEYS_FILE": str(config.identity_keys_file.resolve()),
         f"{prefix}LOG_FORMAT": "json",
         **extra,
     }
@@ -283,6 +345,7 @@ class Stack:
             self.postgres.start()
         self.save_state()
         ensure_dev_tokens(self.config.tokens_file)
+        ensure_identity_keys(self.config.identity_keys_file)
         write_demo_roster(self.config)
         if port_is_open(self.config.http_host, self.config.inbox_port):
             raise RuntimeError(f"port {self.config.inbox_port} for the inbox is already in use")
@@ -308,6 +371,8 @@ class Stack:
             except (RuntimeError, TimeoutError) as error:
                 log = self.config.logs_dir / f"{name}.log"
                 raise RuntimeError(f"{name} did not become ready ({error}); see {log}") from error
+        if "reporting" in self.services:
+            provision_console_users(self.config)
 
     def save_state(self) -> None:
         state = StackState(
