@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/riskrelay/models`` (``~/.cache/...``): the same for every working
+    directory, so the files `make setup` builds serve the demo, the tests and any checkout."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "riskrelay" / "models"
 
 
 class EncoderSettings(BaseModel):
@@ -20,10 +28,11 @@ class EncoderSettings(BaseModel):
         ),
     )
     cache_dir: Path = Field(
-        default=Path(".riskrelay/models"),
+        default_factory=user_cache_dir,
         description=(
             "Where the derived files (ONNX models, static token table) are built and kept, each"
-            " named by a hash of its inputs."
+            " named by a hash of its inputs; default `$XDG_CACHE_HOME/riskrelay/models`"
+            " (`~/.cache/riskrelay/models`)."
         ),
     )
     runtime: Literal["onnx", "numpy"] = Field(
