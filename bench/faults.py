@@ -60,7 +60,13 @@ from rich.console import Console
 from rich.table import Table
 
 from riskrelay.cli.sample_traffic import TENANTS, generate
-from riskrelay.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from riskrelay.devstack import (
+    BrokerProcess,
+    EmbeddedPostgres,
+    broker_kind,
+    free_port,
+    new_broker,
+)
 from riskrelay.shared.envelope import CloudEvent
 from riskrelay.shared.events import (
     Customer,
@@ -202,7 +208,7 @@ def say(message: str) -> None:
 class Infrastructure:
     bootstrap: str
     database_url: str
-    broker: EmbeddedBroker | None
+    broker: BrokerProcess | None
     postgres: EmbeddedPostgres | None
 
 
@@ -211,10 +217,13 @@ def infrastructure(workdir: Path) -> Iterator[Infrastructure]:
     kafka = os.environ.get("RISKRELAY_TEST_KAFKA")
     database = os.environ.get("RISKRELAY_TEST_DATABASE_URL")
     with contextlib.ExitStack() as stack:
-        broker: EmbeddedBroker | None = None
+        broker: BrokerProcess | None = None
         postgres: EmbeddedPostgres | None = None
         if not kafka:
-            broker = EmbeddedBroker(free_port(), workdir / "broker.log")
+            # The broker RISKRELAY_TEST_BROKER names: tansu by default, or Apache Kafka.
+            broker = new_broker(
+                broker_kind(os.environ), free_port(), workdir / "broker.log", workdir / "kafka"
+            )
             broker.start()
             stack.callback(_stop_broker, broker)
             kafka = broker.bootstrap
@@ -227,7 +236,7 @@ def infrastructure(workdir: Path) -> Iterator[Infrastructure]:
         yield Infrastructure(kafka, database, broker, postgres)
 
 
-def _stop_broker(broker: EmbeddedBroker) -> None:
+def _stop_broker(broker: BrokerProcess) -> None:
     with contextlib.suppress(Exception):
         broker.resume()  # a stopped process ignores SIGTERM until continued
     broker.stop()

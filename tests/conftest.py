@@ -2,13 +2,17 @@
 
 Each is chosen in the order the design fixes: an address from the environment
 (``RISKRELAY_TEST_KAFKA``, ``RISKRELAY_TEST_DATABASE_URL``), then testcontainers when a Docker
-engine answers, else the embedded broker (tansu) and embedded PostgreSQL. Servers are started
-once per session; isolation per test comes from a unique topic prefix and a unique schema.
+engine answers, else servers started here: embedded PostgreSQL, and the broker
+``RISKRELAY_TEST_BROKER`` names: ``tansu`` (the default: only Python and pip needed) or ``kafka``
+(Apache Kafka, one KRaft node, from the classpath ``scripts/ensure-kafka.sh`` resolves; needs
+Java 17 and Maven). Servers are started once per session; isolation per test comes from a
+unique topic prefix and a unique schema.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,12 +25,15 @@ import pytest
 from riskrelay.devstack import (
     DATABASE_ENV,
     KAFKA_ENV,
+    KAFKA_VERSION,
     Backend,
-    EmbeddedBroker,
+    BrokerKind,
     EmbeddedPostgres,
     choose_backend,
+    choose_broker,
     docker_engine_answers,
     free_port,
+    new_broker,
 )
 from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
 
@@ -35,6 +42,8 @@ from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
 class KafkaEndpoint:
     bootstrap: str
     backend: Backend
+    broker: BrokerKind
+    """Which broker answers: tests of behaviour only one of them has ask this."""
 
 
 @dataclass(frozen=True)
@@ -62,22 +71,31 @@ def docker_available() -> bool:
 
 @pytest.fixture(scope="session")
 def kafka_endpoint(docker_available: bool) -> Iterator[KafkaEndpoint]:
-    backend = choose_backend(KAFKA_ENV, os.environ, docker_available)
+    backend, kind = choose_broker(os.environ, docker_available)
     if backend == "environment":
-        yield KafkaEndpoint(os.environ[KAFKA_ENV], backend)
+        yield KafkaEndpoint(os.environ[KAFKA_ENV], backend, kind)
     elif backend == "testcontainers":
         from testcontainers.kafka import KafkaContainer
 
-        with KafkaContainer("apache/kafka:3.8.0").with_kraft() as container:
-            yield KafkaEndpoint(container.get_bootstrap_server(), backend)
+        with KafkaContainer(f"apache/kafka:{KAFKA_VERSION}").with_kraft() as container:
+            yield KafkaEndpoint(container.get_bootstrap_server(), backend, kind)
     else:
-        log_dir = Path(tempfile.mkdtemp(prefix="riskrelay-broker-"))
-        broker = EmbeddedBroker(free_port(), log_dir / "broker.log")
+        workdir = Path(tempfile.mkdtemp(prefix="riskrelay-broker-"))
+        broker = new_broker(kind, free_port(), workdir / "broker.log", workdir / "data")
+        # A broker that cannot start (no Java, a failed resolve, a crash) fails every test that
+        # needs it with the reason and the broker's log tail; it never skips them.
         broker.start()
         try:
-            yield KafkaEndpoint(broker.bootstrap, backend)
+            yield KafkaEndpoint(broker.bootstrap, backend, kind)
         finally:
             broker.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def broker_kind(kafka_endpoint: KafkaEndpoint) -> BrokerKind:
+    """``tansu`` or ``kafka``: for the tests that hold each broker to its own behaviour."""
+    return kafka_endpoint.broker
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
+
+from riskrelay.shared.topics import TopicSpec, ensure_topics
 
 
 @contextlib.asynccontextmanager
@@ -17,6 +20,17 @@ async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
     """Run a service app's lifespan (broker, database, background tasks) in this event loop."""
     async with app.router.lifespan_context(app):
         yield app
+
+
+async def create_topics(bootstrap: str, specs: Iterable[TopicSpec], prefix: str = "") -> None:
+    """Create topics the way the services' start-up does (``ensure_topics``), for a test that
+    produces before any service ran: Apache Kafka, as deployed, creates no topic on first use."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await ensure_topics(admin, specs, prefix)
+    finally:
+        await admin.close()
 
 
 async def produce(

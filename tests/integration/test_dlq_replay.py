@@ -7,13 +7,17 @@ import pytest
 
 from riskrelay.cli.kafka_tools import replay_dead_letters
 from riskrelay.shared.settings import KafkaSettings
-from riskrelay.testing import header, produce, read_topic
+from riskrelay.shared.topics import TICKET_EVENTS
+from riskrelay.testing import create_topics, header, produce, read_topic
 
 pytestmark = pytest.mark.integration
 
 
 async def test_replay_dry_run_then_once(kafka_settings: KafkaSettings) -> None:
     source = f"{kafka_settings.topic_prefix}ticket-events"
+    await create_topics(
+        kafka_settings.bootstrap, [TICKET_EVENTS, TICKET_EVENTS.dlq], kafka_settings.topic_prefix
+    )
     dead_headers = [
         ("trace", b"t-1"),
         ("dlq_error", b"invalid event: data.subject: Field required"),
@@ -55,6 +59,9 @@ async def test_replay_reaches_every_letter_of_one_record_batch(
     """Regression: the embedded broker reports a partition's end as the last *batch's* base
     offset + 1, so letters sent together (as the consumer sends them) were partly skipped."""
     source = f"{kafka_settings.topic_prefix}ticket-events"
+    await create_topics(
+        kafka_settings.bootstrap, [TICKET_EVENTS, TICKET_EVENTS.dlq], kafka_settings.topic_prefix
+    )
     letters = [(b"same-key", f'{{"letter": {n}}}'.encode()) for n in range(4)]
     await produce(
         kafka_settings.bootstrap, source + ".dlq", letters, [("dlq_source_topic", source.encode())]

@@ -40,8 +40,8 @@ from riskrelay.shared.migrations import Migration, MigrationError, apply_migrati
 from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
 from riskrelay.shared.store import LockSpace, claim_new, claim_new_event_ids
-from riskrelay.shared.topics import ALL_TOPICS, ensure_topics
-from riskrelay.testing import header, produce, read_topic, running
+from riskrelay.shared.topics import ALL_TOPICS, TopicSpec, ensure_topics
+from riskrelay.testing import create_topics, header, produce, read_topic, running
 
 pytestmark = pytest.mark.integration
 
@@ -158,6 +158,8 @@ async def test_failed_batch_is_redelivered_then_poison_record_isolated(
 ) -> None:
     """At least once: an exception rewinds the batch; a record that keeps failing is
     dead-lettered with its attempt count while its neighbours are processed."""
+    work = TopicSpec("work", key="k", partitions=1)
+    await create_topics(kafka_settings.bootstrap, [work, work.dlq], kafka_settings.topic_prefix)
     topic = f"{kafka_settings.topic_prefix}work"
     seen: list[str] = []
     calls = {"n": 0}

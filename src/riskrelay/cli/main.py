@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -25,7 +26,6 @@ from rich.table import Table
 from riskrelay.cli import kafka_tools
 from riskrelay.cli.classify import classify_command
 from riskrelay.cli.report import report_app
-from riskrelay.cli.train import train_command
 from riskrelay.cli.stack import (
     INBOX_PORT,
     SERVICES,
@@ -34,6 +34,8 @@ from riskrelay.cli.stack import (
     exit_description,
     stop_from_state,
 )
+from riskrelay.cli.train import train_command
+from riskrelay.devstack import BrokerKind
 
 app = typer.Typer(
     help="riskrelay: catch customer-facing risk in support traffic and get it to the right people on time.",
@@ -72,8 +74,23 @@ DataDirOption = Annotated[
 ]
 
 
+class BrokerChoice(StrEnum):
+    """The broker `riskrelay dev up` starts."""
+
+    tansu = "tansu"
+    kafka = "kafka"
+
+    @property
+    def kind(self) -> BrokerKind:
+        return "kafka" if self is BrokerChoice.kafka else "tansu"
+
+
 def _stack_config(
-    data_dir: Path, kafka_port: int, pg_port: int, base_port: int | None
+    data_dir: Path,
+    kafka_port: int,
+    pg_port: int,
+    base_port: int | None,
+    broker: BrokerKind = "tansu",
 ) -> StackConfig:
     ports = dict(SERVICES)
     inbox_port = INBOX_PORT
@@ -83,6 +100,7 @@ def _stack_config(
     return StackConfig(
         data_dir=data_dir,
         kafka_port=kafka_port,
+        broker=broker,
         pg_port=pg_port,
         service_ports=ports,
         inbox_port=inbox_port,
@@ -104,7 +122,11 @@ def stack_table(config: StackConfig, stack: Stack) -> Table:
     table.add_column("component")
     table.add_column("address")
     table.add_column("docs / notes")
-    table.add_row("kafka (tansu)", config.bootstrap, "in-memory; restart loses messages")
+    if config.broker == "kafka":
+        broker_notes = f"Apache Kafka; data in {config.data_dir / 'kafka'}, kept across runs"
+    else:
+        broker_notes = "tansu, in memory; restart loses messages"
+    table.add_row("kafka", config.bootstrap, broker_notes)
     pg_notes = str(stack.postgres.data_dir) if stack.postgres else "external"
     table.add_row("postgresql", stack.database_url, pg_notes)
     for name in config.service_ports:
@@ -148,6 +170,12 @@ def broker_errors() -> Iterator[None]:
 def dev_up(
     data_dir: DataDirOption = Path(".riskrelay"),
     kafka_port: Annotated[int, typer.Option(help="Broker port.")] = 19092,
+    broker: Annotated[
+        BrokerChoice,
+        typer.Option(
+            help="tansu (in memory, Python only) or Apache Kafka (needs Java 17 and Maven)."
+        ),
+    ] = BrokerChoice.tansu,
     pg_port: Annotated[int, typer.Option(help="PostgreSQL port.")] = 15432,
     base_port: Annotated[
         int | None, typer.Option(help="First service HTTP port (default 8001..8005).")
@@ -161,7 +189,7 @@ def dev_up(
     ] = None,
 ) -> None:
     """Start broker, database and all five services; Ctrl-C (or `riskrelay dev down`) stops them."""
-    config = _stack_config(data_dir, kafka_port, pg_port, base_port)
+    config = _stack_config(data_dir, kafka_port, pg_port, base_port, broker.kind)
     if config.state_file.exists():
         errors.print(
             f"[red]a stack is already running (see {config.state_file}); run `riskrelay dev down` first[/]"

@@ -26,7 +26,13 @@ import httpx
 import yaml
 
 from riskrelay.cli.inbox import demo_roster
-from riskrelay.devstack import EmbeddedBroker, EmbeddedPostgres, port_is_open, wait_for_port
+from riskrelay.devstack import (
+    BrokerKind,
+    EmbeddedPostgres,
+    new_broker,
+    port_is_open,
+    wait_for_port,
+)
 from riskrelay.shared.auth import PERSON_ROLES, write_dev_tokens
 from riskrelay.shared.events import Role
 
@@ -45,6 +51,8 @@ INBOX_PORT = 8006
 class StackConfig:
     data_dir: Path = Path(".riskrelay")
     kafka_port: int = 19092
+    broker: BrokerKind = "tansu"
+    """tansu (in memory) or Apache Kafka (its data under ``data_dir/kafka``, kept across runs)."""
     pg_port: int = 15432
     http_host: str = "127.0.0.1"
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
@@ -308,7 +316,12 @@ class Stack:
         self.config = config
         self.supervisor_pid = supervisor_pid
         self.broker = (
-            EmbeddedBroker(config.kafka_port, config.logs_dir / "broker.log")
+            new_broker(
+                config.broker,
+                config.kafka_port,
+                config.logs_dir / "broker.log",
+                (config.data_dir / "kafka").resolve(),
+            )
             if config.external_bootstrap is None
             else None
         )

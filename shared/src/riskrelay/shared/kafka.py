@@ -23,6 +23,7 @@ import asyncio
 import ssl
 import time
 import traceback
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -214,21 +216,41 @@ class EventProducer:
             await asyncio.gather(*futures)
 
 
+TANSU_CLUSTER_ID = "tansu_cluster"
+"""The cluster id tansu reports unless started with ``--cluster-id`` (riskrelay starts it so)."""
+
+_exact_end_offsets: weakref.WeakKeyDictionary[AIOKafkaConsumer, bool] = weakref.WeakKeyDictionary()
+
+
+async def broker_reports_exact_end_offsets(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the broker's ListOffsets(latest) answer is the partition's end, as Kafka
+    documents (the high watermark). tansu (0.6) answers with the *base* offset of the
+    partition's last record batch plus one instead, which falls short whenever that batch holds
+    several records. tansu is recognised by the cluster id it reports; asked once per consumer.
+    """
+    known = _exact_end_offsets.get(consumer)
+    if known is None:
+        client = consumer._client
+        response = await client.send(client.get_random_node(), MetadataRequest([]))
+        known = response.to_object().get("cluster_id") != TANSU_CLUSTER_ID
+        _exact_end_offsets[consumer] = known
+    return known
+
+
 async def true_end_offsets(
     consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], timeout: float = 15.0
 ) -> dict[TopicPartition, int]:
     """The offset after each partition's last record.
 
-    The embedded broker (tansu 0.6) answers ListOffsets(latest) with the *base* offset of the
-    partition's last record batch plus one, so ``end_offsets`` falls short whenever that batch
-    holds several records. Fetching from the reported offset minus one returns that last batch
-    with the broker's (correct) high watermark, so the true end is known. This assigns
-    ``consumer`` to ``partitions`` and moves its positions.
+    On Kafka that is what ``end_offsets`` answers. On tansu (see
+    :func:`broker_reports_exact_end_offsets`) a fetch from the reported offset minus one
+    returns the partition's last batch with the broker's (correct) high watermark, so the true
+    end is known; there this assigns ``consumer`` to ``partitions`` and moves its positions.
     """
     reported: dict[TopicPartition, int] = await consumer.end_offsets(list(partitions))
     ends = dict(reported)
     pending = {tp for tp in partitions if reported[tp] > 0}
-    if not pending:
+    if not pending or await broker_reports_exact_end_offsets(consumer):
         return ends
     consumer.assign(list(partitions))
     for tp in pending:
