@@ -13,6 +13,7 @@
 # negative deadline to clock_nanosleep when the monotonic clock is left alone, so Python 3.11's
 # time.sleep fails with EINVAL, and faking the monotonic clock instead hangs timed lock waits.
 #
+# The browser of the dashboard tests runs with its monotonic clock moved as well (see below).
 # Not moved: the embedded broker (tansu is a static binary, so nothing can be preloaded into it).
 # Its clock is only used for its own protocol timers; record timestamps come from the producers,
 # which are moved (tests/integration/test_clocks.py checks both). Servers given through
@@ -44,6 +45,14 @@ copy_dir="$(mktemp -d "${TMPDIR:-/tmp}/riskrelay-faketime.XXXXXX")"
 trap 'rm -rf "$copy_dir"' EXIT
 chmod 755 "$copy_dir"
 install -m 0644 "$library" "$copy_dir/libfaketime.so.1"
+
+# Chromium hangs when only the real-time clock is moved and works when the monotonic one moves
+# too; the browser tests take it from RISKRELAY_CHROMIUM, so it gets both.
+if browser="$(command -v "${RISKRELAY_CHROMIUM:-chromium}")"; then
+    printf '#!/bin/sh\nFAKETIME_DONT_FAKE_MONOTONIC=0 exec "%s" "$@"\n' "$browser" >"$copy_dir/chromium"
+    chmod 755 "$copy_dir/chromium"
+    export RISKRELAY_CHROMIUM="$copy_dir/chromium"
+fi
 
 offset=$((target - $(date -u +%s)))
 FAKETIME="$(printf '%+d' "$offset")"
