@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -21,7 +23,7 @@ from riskrelay.escalator.app import create_app
 from riskrelay.escalator.calendar import load_calendar
 from riskrelay.escalator.domain import build_plan, due_event_id, plan_timers, supersede
 from riskrelay.escalator.policy import EscalationPolicy, load_policy
-from riskrelay.escalator.settings import EscalatorSettings
+from riskrelay.escalator.settings import EscalatorSettings, TimerSettings
 from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
     Detection,
@@ -140,6 +142,35 @@ def decode_due(values: list[bytes]) -> list[EscalationDueEvent]:
     return [EscalationDueEvent.model_validate_json(value) for value in values]
 
 
+async def fired_once_or_covered(
+    db: asyncpg.Pool, due: list[EscalationDueEvent], expected: dict[str, EscalationReason]
+) -> dict[str, str]:
+    """Assert every expected escalation is on the topic exactly once, or recorded as a reminder
+    the catch-up rule skipped (a loop running late, say while a consumer group rebalances) and
+    covered by one that is; returns the skipped ids with the ids covering them."""
+    emitted = Counter(d.id for d in due)
+    assert all(n == 1 for n in emitted.values()), "an escalation-due was emitted twice"
+    skipped: dict[str, str] = {
+        row["event_id"]: row["covered_by"]
+        for row in await db.fetch("SELECT event_id, covered_by FROM timers WHERE state = 'skipped'")
+    }
+    assert set(emitted) | set(skipped) == set(expected)
+    assert not set(emitted) & set(skipped)
+    assert set(skipped.values()) <= set(emitted)
+    assert {expected[event_id] for event_id in skipped} <= {R.REMINDER}
+    return skipped
+
+
+async def all_claimed(db: asyncpg.Pool, timers: int) -> bool:
+    """All ``timers`` are stored and none is pending any more."""
+    return bool(
+        await db.fetchval(
+            "SELECT count(*) = $1 AND count(*) FILTER (WHERE state = 'pending') = 0 FROM timers",
+            timers,
+        )
+    )
+
+
 async def wait_until(
     condition: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.1
 ) -> None:
@@ -167,26 +198,29 @@ async def test_classified_risk_fires_its_plan_with_every_reason_once(
     kafka_settings: KafkaSettings, database_settings: DatabaseSettings, tmp_path: Path
 ) -> None:
     app = create_app(settings_for(kafka_settings, database_settings, tmp_path))
-    flagged = datetime.now(UTC)
-    event = classified("risk-1", 5, flagged)
-    expected = expected_due_ids(load_fast_policy(tmp_path), "risk-1", 5, flagged)
-    assert len(expected) == 8
     async with running(app):
+        flagged = datetime.now(UTC)
+        event = classified("risk-1", 5, flagged)
+        expected = expected_due_ids(load_fast_policy(tmp_path), "risk-1", 5, flagged)
+        assert len(expected) == 8
+        db = app.state.context.db
         await produce(
             kafka_settings.bootstrap,
             topic(kafka_settings, "risk-classified"),
             [record_of(event), record_of(event)],
         )  # and a redelivery
+        await wait_until(lambda: all_claimed(db, len(expected)), 30, "every timer to fire")
+        fired = await db.fetchval("SELECT count(*) FROM timers WHERE state = 'fired'")
         records = await read_topic(
             kafka_settings.bootstrap,
             topic(kafka_settings, "escalation-due"),
-            expected=len(expected),
+            expected=fired,
             timeout=30,
             settle=2,
         )
         due = decode_due([r.value for r in records])
-        assert {d.id: d.data.reason for d in due} == expected
-        assert len(due) == len(expected), "an escalation-due was emitted twice"
+        await fired_once_or_covered(db, due, expected)
+        assert {d.data.reason for d in due} == set(expected.values())
         for d in due:
             assert d.data.risk_id == "risk-1"
             assert d.data.level == RiskLevel.CRITICAL
@@ -194,8 +228,6 @@ async def test_classified_risk_fires_its_plan_with_every_reason_once(
             assert d.causationid == event.id
         director = [d for d in due if d.data.target_role.value == "support_director"]
         assert {d.data.reason for d in director} == {R.BREACH, R.REMINDER}
-        db = app.state.context.db
-        assert await db.fetchval("SELECT count(*) FROM timers WHERE state = 'pending'") == 0
         assert await db.fetchval("SELECT count(*) FROM escalations") == 1
 
         async def all_marked_published() -> bool:
@@ -247,8 +279,9 @@ async def test_http_ack_cancels_the_steps_timers_and_announces_it(
             auth=AuthSettings(tokens_file=tokens_file(tmp_path)),
         )
     )
-    flagged = datetime.now(UTC)
     async with running(app):
+        # Flagged once the service is up: the step must still be open when it is acknowledged.
+        flagged = datetime.now(UTC)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e")
         db = app.state.context.db
         await produce(
@@ -456,9 +489,9 @@ async def test_upgrade_supersedes_the_running_plan(
     kafka_settings: KafkaSettings, database_settings: DatabaseSettings, tmp_path: Path
 ) -> None:
     app = create_app(settings_for(kafka_settings, database_settings, tmp_path))
-    flagged = datetime.now(UTC)
     policy = load_fast_policy(tmp_path)
     async with running(app):
+        flagged = datetime.now(UTC)
         await produce(
             kafka_settings.bootstrap,
             topic(kafka_settings, "risk-classified"),
@@ -487,7 +520,7 @@ async def test_upgrade_supersedes_the_running_plan(
         async def second_plan_done() -> bool:
             return bool(
                 await db.fetchval(
-                    "SELECT count(*) FILTER (WHERE state = 'fired') = $1"
+                    "SELECT count(*) FILTER (WHERE state IN ('fired', 'skipped')) = $1"
                     " AND count(*) FILTER (WHERE state = 'pending') = 0"
                     " FROM timers WHERE plan_version = 2",
                     len(expected_v2),
@@ -495,16 +528,23 @@ async def test_upgrade_supersedes_the_running_plan(
             )
 
         await wait_until(second_plan_done, 30, "the second plan to fire")
+        skipped = {
+            row["event_id"]
+            for row in await db.fetch(
+                "SELECT event_id FROM timers WHERE plan_version = 2 AND state = 'skipped'"
+            )
+        }
         records = await read_topic(
             kafka_settings.bootstrap,
             topic(kafka_settings, "escalation-due"),
-            expected=len(expected_v2),
+            expected=len(expected_v2) - len(skipped),
             settle=1,
         )
         due = decode_due([r.value for r in records])
         v1 = [d for d in due if d.data.plan_version == 1]
         v2 = [d for d in due if d.data.plan_version == 2]
-        assert {d.id for d in v2} == expected_v2
+        # Every timer of the new plan fired, or was a reminder caught up by a later one.
+        assert {d.id for d in v2} == expected_v2 - skipped
         # Only the first plan's immediate notices may have fired before the upgrade landed.
         assert {d.data.reason for d in v1} <= {R.INITIAL}
         assert dict(await db.fetch("SELECT plan_version, state FROM escalations")) == {
@@ -563,21 +603,22 @@ async def test_two_instances_fire_every_timer_once(
     for risk_id in risks:
         expected |= expected_due_ids(policy, risk_id, 5, flagged)
     async with running(first), running(second):
+        db = first.state.context.db
         await produce(
             kafka_settings.bootstrap,
             topic(kafka_settings, "risk-classified"),
             [record_of(classified(r, 5, flagged)) for r in risks],
         )
+        await wait_until(lambda: all_claimed(db, len(expected)), 60, "every timer to fire")
+        fired = await db.fetchval("SELECT count(*) FROM timers WHERE state = 'fired'")
         records = await read_topic(
             kafka_settings.bootstrap,
             topic(kafka_settings, "escalation-due"),
-            expected=len(expected),
+            expected=fired,
             timeout=60,
             settle=3,
         )
-    ids = [EscalationDueEvent.model_validate_json(r.value).id for r in records]
-    assert set(ids) == set(expected)
-    assert len(ids) == len(expected), f"{len(ids) - len(set(ids))} duplicates"
+        await fired_once_or_covered(db, decode_due([r.value for r in records]), expected)
 
 
 @contextlib.asynccontextmanager
@@ -629,8 +670,8 @@ delivery: {{initial_delay: "PT0.2S", multiplier: 2, max_delay: 1s, max_attempts:
         app = create_app(
             settings_for(kafka_settings, database_settings, tmp_path, roster_path=roster)
         )
-        flagged = datetime.now(UTC)
         async with running(app):
+            flagged = datetime.now(UTC)
             db = app.state.context.db
             await produce(
                 kafka_settings.bootstrap,
@@ -724,3 +765,161 @@ delivery: {{initial_delay: "PT0.2S", multiplier: 2, max_delay: 1s, max_attempts:
         assert len(received["broken"]) == 15  # 5 notifications x 3 attempts
         assert {p["routing_key"] for p in received["broken"]} == {"RK-TEST"}
         assert {p["payload"]["severity"] for p in received["broken"]} == {"critical"}
+
+
+async def test_a_risk_classified_days_late_catches_up_with_one_reminder_per_step_and_role(
+    kafka_settings: KafkaSettings, database_settings: DatabaseSettings, tmp_path: Path
+) -> None:
+    """The protocol policy (Level 5: reminders every 15 minutes, 8 of them) on a clock that
+    stands still: a risk flagged five days before it fires one catch-up reminder per step and
+    role instead of all of them; one whose first reminder is a single interval late fires as
+    usual. A batch of 5 timers makes the claims split the backlog, not the reminder series."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    old = classified("risk-old", 5, now - timedelta(days=5))
+    # Breach 30 minutes ago: the first reminder is one interval overdue, the second due now.
+    recent = classified("risk-recent", 5, now - timedelta(minutes=45))
+    policy, calendar = load_policy(), load_calendar()
+    plans = {
+        event.data.risk_id: build_plan(
+            risk_id=event.data.risk_id,
+            level=5,
+            flagged_at=event.data.flagged_at,
+            policy=policy,
+            calendar=calendar,
+        )
+        for event in (old, recent)
+    }
+    async with http_receiver() as (base, received):
+        roster = tmp_path / "roster.yaml"
+        roles = ("team_lead", "support_manager", "support_director", "risk_management")
+        roster.write_text(
+            json.dumps(
+                {
+                    "roles": {
+                        r: {"channels": [{"type": "webhook", "url": f"{base}/{r}"}]} for r in roles
+                    }
+                }
+            )
+        )
+        app = create_app(
+            EscalatorSettings(
+                kafka=kafka_settings,
+                database=database_settings,
+                roster_path=roster,
+                auth=AuthSettings(tokens_file=tokens_file(tmp_path)),
+                timers=TimerSettings(batch_size=5),
+            )
+        )
+        app.state.context.state["clock"] = lambda: now
+        async with running(app):
+            db = app.state.context.db
+            await produce(
+                kafka_settings.bootstrap,
+                topic(kafka_settings, "risk-classified"),
+                [record_of(old), record_of(recent)],
+            )
+
+            async def settled() -> bool:
+                return bool(
+                    await db.fetchval(
+                        "SELECT count(*) = 0 FROM timers WHERE state = 'pending' AND due_at <= $1",
+                        now,
+                    )
+                )
+
+            await wait_until(settled, 30, "every due timer to be claimed")
+            due = decode_due(
+                [
+                    r.value
+                    for r in await read_topic(
+                        kafka_settings.bootstrap,
+                        topic(kafka_settings, "escalation-due"),
+                        expected=18 + 24,
+                        timeout=30,
+                        settle=2,
+                    )
+                ]
+            )
+            by_risk = {
+                risk_id: [d.data for d in due if d.data.risk_id == risk_id] for risk_id in plans
+            }
+            # Five days old: 3 first notices, 3 warnings, 6 breaches, 6 reminders (not 48).
+            assert Counter(d.reason for d in by_risk["risk-old"]) == {
+                R.INITIAL: 3,
+                R.PRE_BREACH_WARNING: 3,
+                R.BREACH: 6,
+                R.REMINDER: 6,
+            }
+            old_plan = plans["risk-old"]
+            first_reminder_due = old_plan.timeframe_due_at + timedelta(minutes=15)
+            reminders = [d for d in by_risk["risk-old"] if d.reason is R.REMINDER]
+            assert Counter((d.step, d.target_role.value) for d in reminders) == {
+                (step.index, role): 1
+                for step in old_plan.steps
+                for role in (step.role.value, "support_director")
+            }
+            assert {(d.attempt, d.missed_reminders, d.missed_since) for d in reminders} == {
+                (9, 7, first_reminder_due)
+            }
+            # One interval overdue: both due reminders of every series, nothing missed.
+            recent_reasons = Counter(d.reason for d in by_risk["risk-recent"])
+            assert recent_reasons[R.REMINDER] == 12
+            assert all(d.missed_reminders == 0 for d in by_risk["risk-recent"])
+            assert len(due) == len({d.id for d in due}) == 42
+
+            # The skipped reminders are on record, each covered by its series' catch-up event.
+            skipped = await db.fetch(
+                "SELECT t.escalation_id, t.role, c.escalation_id AS c_escalation, c.role AS c_role,"
+                " c.attempt AS c_attempt FROM timers t JOIN timers c ON c.event_id = t.covered_by"
+                " WHERE t.state = 'skipped'"
+            )
+            assert len(skipped) == 42
+            assert all(
+                (r["escalation_id"], r["role"], r["c_attempt"])
+                == (r["c_escalation"], r["c_role"], 9)
+                for r in skipped
+            )
+            states = dict(
+                await db.fetch(
+                    "SELECT state, count(*) FROM timers WHERE risk_id = 'risk-old' GROUP BY state"
+                )
+            )
+            assert states == {"fired": 18, "skipped": 42}
+            assert (
+                await db.fetchval(
+                    "SELECT count(*) FROM timers WHERE risk_id = 'risk-recent' AND state = 'skipped'"
+                )
+                == 0
+            )
+
+            async def delivered() -> bool:
+                return bool(
+                    await db.fetchval(
+                        "SELECT count(*) = 42 FROM notifications WHERE state = 'delivered'"
+                    )
+                )
+
+            await wait_until(delivered, 30, "one notification per escalation-due")
+            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e")
+            metrics = (await client.get("/metrics")).text
+            assert 'riskrelay_escalation_reminders_skipped_total{level="5"} 42.0' in metrics
+            # Breaches are still breaches: one per step of each risk.
+            assert 'riskrelay_escalation_breaches_total{level="5"} 6.0' in metrics
+            detail = await client.get(
+                f"/v1/escalations/{old_plan.steps[0].escalation_id}", headers=bearer("analyst")
+            )
+            assert detail.status_code == 200, detail.text
+            timer_states = Counter(
+                (t["reason"], t["state"], bool(t["covered_by"])) for t in detail.json()["timers"]
+            )
+            assert timer_states[("reminder", "skipped", True)] == 14
+            assert timer_states[("reminder", "fired", False)] == 2
+            await client.aclose()
+        catch_up_bodies = [
+            body
+            for name in roles
+            for body in received[name]
+            if body["data"]["risk_id"] == "risk-old" and body["data"]["reason"] == "reminder"
+        ]
+        assert len(catch_up_bodies) == 6
+        assert {b["data"]["missed_reminders"] for b in catch_up_bodies} == {7}

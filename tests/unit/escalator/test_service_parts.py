@@ -14,6 +14,7 @@ from riskrelay.escalator.app import create_app
 from riskrelay.escalator.calendar import BusinessCalendar, ConfigFileError
 from riskrelay.escalator.domain import (
     AckStatus,
+    MissedReminders,
     PlanChange,
     StepState,
     StepStatus,
@@ -159,8 +160,11 @@ def test_step_state(status: StepStatus, due_in: timedelta | None, expected: Step
 # -- the event a claimed timer row becomes -------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "missed", [None, MissedReminders(7, FLAGGED + timedelta(minutes=30))], ids=["plain", "catch-up"]
+)
 def test_a_claimed_row_becomes_the_validated_escalation_due_of_its_timer(
-    policy: EscalationPolicy, calendar: BusinessCalendar
+    policy: EscalationPolicy, calendar: BusinessCalendar, missed: MissedReminders | None
 ) -> None:
     plan = first_plan(policy, calendar, level=5).plan
     for timer in plan_timers(plan):
@@ -180,10 +184,10 @@ def test_a_claimed_row_becomes_the_validated_escalation_due_of_its_timer(
             "title": "Checkout down",
             "cause_event_id": "cause-1",
         }
-        event = due_event(row)  # type: ignore[arg-type]
+        event = due_event(row, missed)  # type: ignore[arg-type]
         # Built without validation for speed: it must still be exactly the contract's event.
         assert EscalationDueEvent.model_validate_json(event.to_json_bytes()) == event
-        assert event.data == escalation_due(plan, timer, title="Checkout down")
+        assert event.data == escalation_due(plan, timer, title="Checkout down", missed=missed)
         assert event.id == row["event_id"]
         assert event.subject == event.correlationid == "risk-1"
         assert event.causationid == "cause-1"

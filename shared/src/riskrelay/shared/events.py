@@ -438,6 +438,17 @@ class EscalationDue(Contract):
     attempt: int = Field(default=1, ge=1, description="1 for the first notice, 2+ for repeats.")
     title: str = Field(default="", max_length=500, description="Risk title for the notice.")
     plan_version: int = Field(default=1, ge=1, description="Version of the frozen plan (fence).")
+    missed_reminders: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Earlier reminders of this step and role that were not sent: they were more than a"
+            " repeat interval overdue when this reminder fired, and this one stands for them."
+        ),
+    )
+    missed_since: AwareDatetime | None = Field(
+        default=None, description="When the earliest of the missed reminders was due."
+    )
 
 
 class EscalationDueEvent(CloudEvent[EscalationDue]):

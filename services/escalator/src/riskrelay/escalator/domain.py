@@ -14,10 +14,11 @@ All instants in a plan are UTC; :func:`preview` renders them on the team's clock
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, Field
 
@@ -117,6 +118,9 @@ class PlannedTimer(Contract):
     attempt: int = Field(ge=1, description="1 for first notices, 2+ for reminders.")
     ack_due_at: AwareDatetime | None = Field(description="The step's acknowledgement deadline.")
     timeframe_due_at: AwareDatetime = Field(description="The level's protocol deadline.")
+    repeat_every: timedelta | None = Field(
+        default=None, description="Interval of the reminder series it belongs to (reminders only)."
+    )
 
 
 class AckStatus(StrEnum):
@@ -488,7 +492,12 @@ def timer_key(
 
 def _step_timers(plan: EscalationPlan, step: PlanStep) -> Iterator[PlannedTimer]:
     def timer(
-        reason: EscalationReason, n: int, fire_at: datetime, role: Role, attempt: int = 1
+        reason: EscalationReason,
+        n: int,
+        fire_at: datetime,
+        role: Role,
+        attempt: int = 1,
+        repeat_every: timedelta | None = None,
     ) -> PlannedTimer:
         return PlannedTimer(
             key=timer_key(step.escalation_id, reason, n, None if role is step.role else role),
@@ -503,6 +512,7 @@ def _step_timers(plan: EscalationPlan, step: PlanStep) -> Iterator[PlannedTimer]
             attempt=attempt,
             ack_due_at=step.ack_due_at,
             timeframe_due_at=plan.timeframe_due_at,
+            repeat_every=repeat_every,
         )
 
     if step.kind is StepKind.WEEKLY_REVIEW:
@@ -519,13 +529,20 @@ def _step_timers(plan: EscalationPlan, step: PlanStep) -> Iterator[PlannedTimer]
     if step.reminders is None:
         return
     for n in range(1, step.reminders.max_count + 1):
-        fire_at = step.ack_due_at + step.reminders.every * n
+        every = step.reminders.every
+        fire_at = step.ack_due_at + every * n
         for role in targets:
-            yield timer(EscalationReason.REMINDER, n, fire_at, role, attempt=n + 1)
+            yield timer(EscalationReason.REMINDER, n, fire_at, role, n + 1, every)
 
 
-def escalation_due(plan: EscalationPlan, timer: PlannedTimer, *, title: str = "") -> EscalationDue:
-    """The ``escalation-due`` payload of a fired timer."""
+def escalation_due(
+    plan: EscalationPlan,
+    timer: PlannedTimer,
+    *,
+    title: str = "",
+    missed: MissedReminders | None = None,
+) -> EscalationDue:
+    """The ``escalation-due`` payload of a fired timer (``missed``: the reminders it stands for)."""
     return EscalationDue(
         escalation_id=timer.escalation_id,
         risk_id=plan.risk_id,
@@ -539,7 +556,92 @@ def escalation_due(plan: EscalationPlan, timer: PlannedTimer, *, title: str = ""
         attempt=timer.attempt,
         title=title[:500],
         plan_version=plan.plan_version,
+        missed_reminders=missed.number if missed else 0,
+        missed_since=missed.since if missed else None,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Catching up
+# ---------------------------------------------------------------------------------------------
+
+
+class DueTimer(NamedTuple):
+    """What the catch-up rule reads of a claimed timer (a :class:`PlannedTimer`, or its row)."""
+
+    escalation_id: str
+    role: Role
+    reason: EscalationReason
+    due_at: datetime
+    repeat_every: timedelta | None
+
+    @classmethod
+    def of(cls, timer: PlannedTimer) -> DueTimer:
+        return cls(timer.escalation_id, timer.role, timer.reason, timer.fire_at, timer.repeat_every)
+
+
+class MissedReminders(NamedTuple):
+    """Reminders a firing stands for: how many were not sent, and since when they were due."""
+
+    number: int
+    since: datetime
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What a claim does with its timers, by their position in the claim.
+
+    A position in ``covered_by`` is skipped (recorded, not sent), covered by the firing at the
+    position it maps to; every other position fires, with ``missed`` when it stands for skipped
+    reminders.
+    """
+
+    covered_by: dict[int, int] = field(default_factory=dict)
+    missed: dict[int, MissedReminders] = field(default_factory=dict)
+
+    def fires(self, position: int) -> bool:
+        return position not in self.covered_by
+
+
+def catch_up(timers: Sequence[DueTimer], now: datetime) -> CatchUp:
+    """The catch-up rule for timers claimed at ``now``: coalesce reminders that fell behind.
+
+    Reminders of one step for one role form a series, ``repeat_every`` apart. When a claim finds
+    reminders of a series due that are overdue by more than that interval (after a backlog, a
+    replay of old events, or hours of downtime), only the latest due one fires, telling how many
+    were missed and since when; the others are skipped, and the caller records them as such. A
+    reminder at most one interval late fires as usual, and so does every other reason: a step's
+    first notification, its pre-breach warning and its breach (with the next role's copy) are
+    never coalesced, so deadlines and breaches stay as they were.
+    """
+    now = require_aware(now, "now")
+    series: dict[tuple[str, Role], list[int]] = {}
+    for position, timer in enumerate(timers):
+        if (
+            timer.reason is EscalationReason.REMINDER
+            and timer.repeat_every is not None
+            and timer.due_at <= now
+        ):
+            series.setdefault((timer.escalation_id, timer.role), []).append(position)
+    result = CatchUp()
+    for positions in series.values():
+        latest = max(positions, key=lambda position: timers[position].due_at)
+        behind = [
+            position
+            for position in positions
+            if position != latest and _more_than_a_repeat_late(timers[position], now)
+        ]
+        if not behind:
+            continue
+        for position in behind:
+            result.covered_by[position] = latest
+        since = min(timers[position].due_at for position in behind)
+        result.missed[latest] = MissedReminders(len(behind), since)
+    return result
+
+
+def _more_than_a_repeat_late(timer: DueTimer, now: datetime) -> bool:
+    return timer.repeat_every is not None and now - timer.due_at > timer.repeat_every
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ class EscalatorMetrics:
     timer_lag: Histogram = field(init=False)
     breaches: Counter = field(init=False)
     fired: Counter = field(init=False)
+    reminders_skipped: Counter = field(init=False)
     pending_timers: Gauge = field(init=False)
     deliveries: Counter = field(init=False)
 
@@ -54,6 +55,12 @@ class EscalatorMetrics:
             "riskrelay_escalation_fired_total",
             "escalation-due events emitted, by reason.",
             ["reason"],
+            registry=self.registry,
+        )
+        self.reminders_skipped = Counter(
+            "riskrelay_escalation_reminders_skipped_total",
+            "Overdue reminders not sent: the catch-up rule fired their series' latest instead.",
+            ["level"],
             registry=self.registry,
         )
         self.pending_timers = Gauge(

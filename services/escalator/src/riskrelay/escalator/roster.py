@@ -8,7 +8,7 @@ failed delivery be retried with exactly the same body.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -163,10 +163,21 @@ def _headline(due: EscalationDue) -> str:
         case EscalationReason.BREACH:
             return f"{level} risk: acknowledgement overdue"
         case EscalationReason.REMINDER:
-            return f"{level} risk still unacknowledged (reminder {due.attempt - 1})"
+            return f"{level} risk still unacknowledged ({_reminder_count(due)})"
         case EscalationReason.WEEKLY_REVIEW:
             return f"{level} risk on the Weekly Risk Review agenda"
     raise AssertionError(f"unhandled reason {due.reason}")  # pragma: no cover
+
+
+def _reminder_count(due: EscalationDue) -> str:
+    reminder = f"reminder {due.attempt - 1}"
+    if not due.missed_reminders or due.missed_since is None:
+        return reminder
+    plural = "s" if due.missed_reminders > 1 else ""
+    return (
+        f"{reminder}; {due.missed_reminders} earlier reminder{plural} missed since"
+        f" {due.missed_since.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def _role_name(role: Role) -> str:
@@ -197,6 +208,10 @@ def slack_payload(due: EscalationDue, people: Sequence[Person] = ()) -> dict[str
         fields.append(f"*Acknowledge by*\n{_slack_time(due.ack_due_at)}")
     if due.timeframe_due_at is not None:
         fields.append(f"*Protocol deadline*\n{_slack_time(due.timeframe_due_at)}")
+    if due.missed_reminders and due.missed_since is not None:
+        fields.append(
+            f"*Missed reminders*\n{due.missed_reminders} since {_slack_time(due.missed_since)}"
+        )
     body = f"*{_slack_escape(title)}*"
     if mentions:
         body += f"\n{mentions}"

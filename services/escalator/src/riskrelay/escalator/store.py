@@ -130,10 +130,10 @@ WITH saved_plans AS (
     {_STEP_UPSERT}
 )
 INSERT INTO timers (timer_key, escalation_id, risk_id, plan_version, level, step, role,
-    step_role, reason, attempt, due_at, ack_due_at, timeframe_due_at, event_id)
+    step_role, reason, attempt, due_at, ack_due_at, timeframe_due_at, event_id, repeat_every)
 SELECT * FROM unnest($23::text[], $24::text[], $25::text[], $26::int[], $27::smallint[],
     $28::int[], $29::text[], $30::text[], $31::text[], $32::int[], $33::timestamptz[],
-    $34::timestamptz[], $35::timestamptz[], $36::text[])
+    $34::timestamptz[], $35::timestamptz[], $36::text[], $37::interval[])
 ON CONFLICT (timer_key) DO NOTHING
 """
 
@@ -161,7 +161,7 @@ async def insert_plans(connection: Connection, plans: Sequence[NewPlan]) -> None
         _INSERT_PLANS,
         *unnest_columns(plan_rows, 8),
         *unnest_columns(step_rows, 14),
-        *unnest_columns(timer_rows, 14),
+        *unnest_columns(timer_rows, 15),
     )
 
 
@@ -227,8 +227,8 @@ async def insert_timers(
 ) -> None:
     await connection.executemany(
         "INSERT INTO timers (timer_key, escalation_id, risk_id, plan_version, level, step, role,"
-        " step_role, reason, attempt, due_at, ack_due_at, timeframe_due_at, event_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        " step_role, reason, attempt, due_at, ack_due_at, timeframe_due_at, event_id,"
+        " repeat_every) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         " ON CONFLICT (timer_key) DO NOTHING",
         _timer_rows(plan, timers),
     )
@@ -252,6 +252,7 @@ def _timer_rows(plan: EscalationPlan, timers: Sequence[PlannedTimer]) -> list[tu
             timer.ack_due_at,
             timer.timeframe_due_at,
             due_event_id(timer.key, timer.plan_version),
+            timer.repeat_every,
         )
         for timer in timers
     ]
@@ -380,7 +381,8 @@ async def get_step(connection: Connection, escalation_id: str) -> asyncpg.Record
 async def step_timers(connection: Connection, escalation_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await connection.fetch(
         "SELECT timer_key, reason, role, attempt, due_at, state, fired_at, event_id,"
-        " cancelled_reason FROM timers WHERE escalation_id = $1 ORDER BY due_at, timer_key",
+        " cancelled_reason, covered_by FROM timers WHERE escalation_id = $1"
+        " ORDER BY due_at, timer_key",
         escalation_id,
     )
     return rows

@@ -6,8 +6,11 @@ One firing is one PostgreSQL transaction:
    LOCKED`` (several loops and several instances claim disjoint sets), checks each one's fence
    (its plan version must still be the risk's current plan and its step still open) and marks it
    fired, or cancelled when stale: a stale timer never fires;
-2. the ``escalation-due`` events (ids fixed when the timers were stored) go to the outbox and
-   their notifications to the delivery queue.
+2. the catch-up rule (:func:`riskrelay.escalator.domain.catch_up`) picks, of each reminder
+   series found more than a repeat behind, the latest to fire; the others are marked
+   ``skipped`` (``covered_by`` names the event that stands for them) in the statement that
+   writes the ``escalation-due`` events (ids fixed when the timers were stored) to the outbox;
+   their notifications go to the delivery queue.
 
 After commit the events are published; their outbox rows are marked published in bulk, off the
 claim path. A crash before commit rolls the claim back (the timers are simply due again); a crash
@@ -34,6 +37,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from riskrelay.escalator.domain import DueTimer, MissedReminders, catch_up
 from riskrelay.escalator.metrics import EscalatorMetrics
 from riskrelay.escalator.roster import Roster, build_notifications
 from riskrelay.escalator.store import Connection
@@ -47,28 +51,48 @@ from riskrelay.shared.events import (
 )
 from riskrelay.shared.kafka import EventProducer, OutgoingEvent
 from riskrelay.shared.logging import get_logger
-from riskrelay.shared.outbox import Outbox
+from riskrelay.shared.outbox import Outbox, outbox_insert
 
 log = get_logger(__name__)
 
 SOURCE = "riskrelay/escalator"
 
 # One statement claims, fences and marks: due rows are locked (skipping rows another loop holds),
-# each is checked against its plan and step, and set fired (or cancelled as stale) at once.
+# each is checked against its plan and step, and set fired (or cancelled as stale) at once. A
+# reminder series found more than a repeat behind is claimed whole (``behind``), beyond the batch
+# limit, so the catch-up rule sees all of its due reminders in one claim.
 _CLAIM_TEMPLATE = """
-WITH due AS (
-    SELECT id FROM timers
+WITH picked AS (
+    SELECT id, risk_id, plan_version, escalation_id, reason, due_at, repeat_every FROM timers
     WHERE state = 'pending' AND due_at <= $1 {risk_filter}
     ORDER BY due_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
+), behind AS (
+    SELECT id, risk_id, plan_version, escalation_id FROM timers
+    WHERE escalation_id = ANY (ARRAY(
+              SELECT escalation_id FROM picked
+              WHERE reason = 'reminder' AND due_at < $1::timestamptz - repeat_every))
+      AND state = 'pending' AND reason = 'reminder' AND due_at <= $1
+    FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT id, risk_id, plan_version, escalation_id FROM picked
+    UNION ALL
+    SELECT id, risk_id, plan_version, escalation_id FROM behind b
+    WHERE NOT EXISTS (SELECT FROM picked p WHERE p.id = b.id)
 ), fenced AS (
-    SELECT t.id, e.title, e.cause_event_id,
+    -- One primary-key lookup of the plan and the step per claimed timer (LIMIT 1 keeps the
+    -- planner from hashing whole tables for a batch).
+    SELECT due.id, e.title, e.cause_event_id,
            COALESCE(e.state <> 'superseded' AND s.status = 'open', false) AS live
     FROM due
-    JOIN timers t ON t.id = due.id
-    LEFT JOIN escalations e ON e.risk_id = t.risk_id AND e.plan_version = t.plan_version
-    LEFT JOIN escalation_steps s ON s.escalation_id = t.escalation_id
+    LEFT JOIN LATERAL (
+        SELECT title, cause_event_id, state FROM escalations
+        WHERE risk_id = due.risk_id AND plan_version = due.plan_version LIMIT 1
+    ) e ON true
+    LEFT JOIN LATERAL (
+        SELECT status FROM escalation_steps WHERE escalation_id = due.escalation_id LIMIT 1
+    ) s ON true
 )
 UPDATE timers t
 SET state = CASE WHEN f.live THEN 'fired' ELSE 'cancelled' END,
@@ -78,10 +102,18 @@ FROM fenced f
 WHERE t.id = f.id
 RETURNING t.id, t.event_id, t.escalation_id, t.risk_id, t.plan_version, t.level, t.step, t.role,
           t.step_role, t.reason, t.attempt, t.due_at, t.ack_due_at, t.timeframe_due_at,
-          f.title, f.cause_event_id, f.live
+          t.repeat_every, f.title, f.cause_event_id, f.live
 """
 _CLAIM = _CLAIM_TEMPLATE.format(risk_filter="")
 _CLAIM_FOR_RISKS = _CLAIM_TEMPLATE.format(risk_filter="AND risk_id = ANY($3::text[])")
+
+# Reminders the catch-up rule skipped are marked in the statement that writes the claim's events
+# to the outbox: the rule costs no round trip.
+_SKIP_AND_WRITE_OUTBOX = (
+    "WITH skipped AS (UPDATE timers SET state = 'skipped', fired_at = NULL, covered_by = s.c"
+    " FROM unnest($6::bigint[], $7::text[]) AS s (id, c) WHERE timers.id = s.id) "
+    + outbox_insert(1)
+)
 
 _QUEUE_NOTIFICATIONS = """
 INSERT INTO notifications (delivery_key, event_id, escalation_id, risk_id, level, role, reason,
@@ -93,10 +125,15 @@ ON CONFLICT (delivery_key) DO NOTHING
 
 @dataclass(frozen=True)
 class StagedFiring:
-    """Timers claimed in an open transaction, their events written to the outbox."""
+    """Timers claimed in an open transaction, their events written to the outbox.
+
+    ``live`` are the fired timers, in the order of ``outgoing``; ``skipped`` the reminders the
+    catch-up rule coalesced into one of them; the rest of ``claimed`` were stale.
+    """
 
     claimed: int
     live: list[asyncpg.Record]
+    skipped: list[asyncpg.Record]
     outgoing: list[OutgoingEvent]
     notifications: int
     now: datetime
@@ -113,8 +150,9 @@ class FiredTimer:
     published_at: datetime
 
 
-def due_event(row: asyncpg.Record) -> EscalationDueEvent:
-    """The ``escalation-due`` event of a claimed timer row (the stored PlannedTimer).
+def due_event(row: asyncpg.Record, missed: MissedReminders | None = None) -> EscalationDueEvent:
+    """The ``escalation-due`` event of a claimed timer row (the stored PlannedTimer), standing
+    for the ``missed`` reminders the catch-up rule skipped.
 
     Built with ``model_construct``: every value was validated as a PlannedTimer before it was
     stored and comes back typed from PostgreSQL, and validating again would be the largest
@@ -135,6 +173,8 @@ def due_event(row: asyncpg.Record) -> EscalationDueEvent:
         attempt=row["attempt"],
         title=(row["title"] or "")[:500],
         plan_version=row["plan_version"],
+        missed_reminders=missed.number if missed else 0,
+        missed_since=missed.since if missed else None,
     )
     return EscalationDueEvent.model_construct(
         id=row["event_id"],
@@ -145,6 +185,17 @@ def due_event(row: asyncpg.Record) -> EscalationDueEvent:
         correlationid=risk_id,
         causationid=row["cause_event_id"],
         data=data,
+    )
+
+
+def due_timer(row: asyncpg.Record) -> DueTimer:
+    """What the catch-up rule reads of a claimed timer row."""
+    return DueTimer(
+        row["escalation_id"],
+        Role(row["role"]),
+        EscalationReason(row["reason"]),
+        row["due_at"],
+        row["repeat_every"],
     )
 
 
@@ -257,21 +308,39 @@ class TimerLoop:
             rows = await connection.fetch(_CLAIM, now, self._batch_size)
         else:
             rows = await connection.fetch(_CLAIM_FOR_RISKS, now, self._batch_size, list(risk_ids))
-        live = sorted((row for row in rows if row["live"]), key=lambda row: row["due_at"])
-        outgoing = [OutgoingEvent(self._topic, row["risk_id"], due_event(row)) for row in live]
+        claimed = sorted((row for row in rows if row["live"]), key=lambda row: row["due_at"])
+        decision = catch_up([due_timer(row) for row in claimed], now)
+        live: list[asyncpg.Record] = []
+        outgoing: list[OutgoingEvent] = []
+        for position, row in enumerate(claimed):
+            if decision.fires(position):
+                event = due_event(row, decision.missed.get(position))
+                live.append(row)
+                outgoing.append(OutgoingEvent(self._topic, row["risk_id"], event))
+        skipped = [claimed[position] for position in decision.covered_by]
         queued = 0
         if outgoing:
-            await Outbox.write(connection, outgoing)
+            await connection.execute(
+                _SKIP_AND_WRITE_OUTBOX,
+                *Outbox.columns(outgoing),
+                [row["id"] for row in skipped],
+                [claimed[covering]["event_id"] for covering in decision.covered_by.values()],
+            )
             queued = await self._queue_notifications(connection, outgoing, now)
-        return StagedFiring(len(rows), live, outgoing, queued, now)
+        return StagedFiring(len(rows), live, skipped, outgoing, queued, now)
 
     def committed(self, staged: StagedFiring) -> None:
         """Metrics and the delivery worker's wake-up for a committed :meth:`stage_due`."""
-        self._observe(staged.live, staged.now)
-        if len(staged.live) < staged.claimed:
+        self._observe(staged.live, staged.skipped, staged.now)
+        if staged.skipped:
             log.info(
-                "stale timers cancelled instead of fired", count=staged.claimed - len(staged.live)
+                "overdue reminders coalesced: each series fired its latest",
+                skipped=len(staged.skipped),
+                fired=sum(row["reason"] == EscalationReason.REMINDER for row in staged.live),
             )
+        stale = staged.claimed - len(staged.live) - len(staged.skipped)
+        if stale:
+            log.info("stale timers cancelled instead of fired", count=stale)
         if staged.notifications and self._on_notifications is not None:
             self._on_notifications()
 
@@ -308,9 +377,13 @@ class TimerLoop:
             await connection.executemany(_QUEUE_NOTIFICATIONS, rows)
         return len(rows)
 
-    def _observe(self, live: Sequence[asyncpg.Record], now: datetime) -> None:
+    def _observe(
+        self, live: Sequence[asyncpg.Record], skipped: Sequence[asyncpg.Record], now: datetime
+    ) -> None:
         reasons: Counter[str] = Counter()
         breaches: Counter[str] = Counter()
+        for level, count in Counter(str(row["level"]) for row in skipped).items():
+            self._metrics.reminders_skipped.labels(level).inc(count)
         for row in live:
             self._metrics.timer_lag.observe(max(0.0, (now - row["due_at"]).total_seconds()))
             reasons[row["reason"]] += 1
