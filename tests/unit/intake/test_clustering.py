@@ -169,7 +169,7 @@ def test_similar_reports_join_dissimilar_ones_start_their_own_cluster() -> None:
     assert first.is_new_cluster
     assert not second.is_new_cluster
     assert second.cluster_id == first.cluster_id == cluster_id_for("web shop", "T-1")
-    assert 0.55 <= second.similarity < 1
+    assert ClusterConfig().similarity_threshold <= second.similarity < 1
     assert second.info.size == 2
     assert second.info.distinct_customers == 2
     assert second.info.first_seen_at == T0
