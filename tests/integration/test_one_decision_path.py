@@ -20,7 +20,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from riskrelay.classifier.domain import cluster_risk_id
+from riskrelay.classifier.domain import risk_id_for
 from riskrelay.classifier.policy import default_policy
 from riskrelay.cli.classify import classify_command
 from riskrelay.intake.app import create_app
@@ -33,12 +33,12 @@ from riskrelay.testing import eventually, header, produce, read_topic, running
 
 pytestmark = pytest.mark.integration
 
-CHECKOUT = [
+CHECKOUT = [  # wordings the problem gate reads as problem reports: only those cluster
     "The checkout page crashes when I press pay",
-    "Checkout crashes every time I try to pay",
     "Payment page crashed again at checkout when paying",
     "app checkout crash on pay button",
-    "When I click pay the checkout crashes",
+    "The site crashes at checkout every time I click the pay button",
+    "Pressing pay at checkout crashes the whole page",
     "checkout crashes as soon as I hit the pay button, please fix",
 ]
 
@@ -132,11 +132,12 @@ def stream(start: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     return first, second
 
 
-EXPECTED_FLAGS = {
+SURGE = {f"T{n}" for n in (3, 4, 5, 6, 11, 12)}
+EXPECTED_FLAGS = {  # at least these (the learned models may add their own)
     "T0": {"data_concern"},
     "T1": {"security_issue"},
     "T8": {"compliance_question"},
-    **{f"T{n}": {"multiple_similar_reports"} for n in (3, 4, 5, 6, 11, 12)},
+    **{ticket: {"multiple_similar_reports"} for ticket in SURGE},
 }
 
 
@@ -230,23 +231,24 @@ async def test_the_service_and_riskrelay_classify_flag_the_same_tickets(
         await connection.close()
 
     service_indicators: dict[str, set[str]] = {}
-    latest_cluster: dict[str, str] = {}
+    latest_risk: dict[str, str] = {}
     for record in published:  # one ticket's flags share a key, so they come in order
         flag = TicketFlaggedEvent.model_validate_json(record.value)
         service_indicators.setdefault(flag.data.ticket_id, set()).update(
             str(indicator) for indicator in flag.data.new_indicators
         )
-        assert flag.data.cluster is not None
-        latest_cluster[flag.data.ticket_id] = flag.data.cluster.cluster_id
+        latest_risk[flag.data.ticket_id] = risk_id_for(flag.data)
 
-    assert {ticket: found for ticket, (found, _) in offline_flags.items()} == EXPECTED_FLAGS
-    assert service_indicators == EXPECTED_FLAGS
+    assert service_indicators == {ticket: found for ticket, (found, _) in offline_flags.items()}
+    assert set(service_indicators) == set(EXPECTED_FLAGS)
+    for ticket, indicators in EXPECTED_FLAGS.items():
+        assert indicators <= service_indicators[ticket], ticket
+    similar = {t for t, found in service_indicators.items() if "multiple_similar_reports" in found}
+    assert similar == SURGE
     assert len(published) == flags_published, "the service published other flags"
     # A cluster's flags become one risk: the same risk on both paths means the same cluster.
-    assert {ticket: cluster_risk_id(c) for ticket, c in latest_cluster.items()} == {
-        ticket: risk_id for ticket, (_, risk_id) in offline_flags.items()
-    }
+    assert latest_risk == {ticket: risk_id for ticket, (_, risk_id) in offline_flags.items()}
     assert clusters == offline_clusters(offline)
-    assert frozenset({"T3", "T4", "T5", "T6", "T11", "T12"}) in clusters
+    assert frozenset(SURGE) in clusters
     assert len(dead) == 1
     assert "channel" in (header(dead[0], "dlq_error") or "")
