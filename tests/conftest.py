@@ -24,6 +24,7 @@ import pytest
 
 from riskrelay.devstack import (
     DATABASE_ENV,
+    DEPLOYED_FETCH_MAX_WAIT_MS,
     KAFKA_ENV,
     KAFKA_VERSION,
     Backend,
@@ -125,13 +126,18 @@ def topic_prefix() -> str:
 
 @pytest.fixture
 def kafka_settings(kafka_endpoint: KafkaEndpoint, topic_prefix: str) -> KafkaSettings:
-    return KafkaSettings(
+    settings = KafkaSettings(
         bootstrap=kafka_endpoint.bootstrap,
         topic_prefix=topic_prefix,
         batch_timeout_ms=20,
         session_timeout_ms=6_000,
         heartbeat_interval_ms=500,
     )
+    if kafka_endpoint.broker == "kafka":
+        # What the deployments set: Kafka answers a fetch when data arrives, so a long wait
+        # costs no latency there (tansu holds the fetch, hence the short default).
+        return settings.model_copy(update={"fetch_max_wait_ms": DEPLOYED_FETCH_MAX_WAIT_MS})
+    return settings
 
 
 @pytest.fixture

@@ -228,6 +228,12 @@ KAFKA_TEST_CONFIG: dict[str, str] = {
 }
 """Broker settings of the test and development node (beside its listeners and KRaft roles)."""
 
+DEPLOYED_FETCH_MAX_WAIT_MS = 500
+"""``KAFKA__FETCH_MAX_WAIT_MS`` of the deployments (compose, Kubernetes: Apache Kafka) and of the
+test runs on Apache Kafka. Kafka answers a fetch as soon as data arrives, so the wait costs no
+latency there and an idle consumer asks twice a second instead of 40 times (0.4% of a core
+instead of 2.6%, measured). The code's default (25 ms) is for tansu, which holds every fetch."""
+
 LOG4J2_PROPERTIES = """\
 status = warn
 appender.console.type = Console

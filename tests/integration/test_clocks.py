@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
-from riskrelay.testing import produce, read_topic
+from riskrelay.shared.topics import TopicSpec
+from riskrelay.testing import create_topics, produce, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +39,8 @@ async def test_postgresql_now_is_the_tests_clock(database_settings: DatabaseSett
 async def test_record_timestamps_are_the_producers_clock(
     kafka_settings: KafkaSettings,
 ) -> None:
+    spec = TopicSpec("clock-check", key="k", partitions=1)
+    await create_topics(kafka_settings.bootstrap, [spec], kafka_settings.topic_prefix)
     topic = f"{kafka_settings.topic_prefix}clock-check"
     before = datetime.now(UTC)
     await produce(kafka_settings.bootstrap, topic, [(b"k", b"v")])
