@@ -27,6 +27,7 @@ from riskrelay.intake.clustering import (
     cosine,
     prune,
     quantize,
+    topic_is_live,
 )
 from riskrelay.intake.encoder import TextEncoder
 from riskrelay.shared.events import Indicator
@@ -454,19 +455,18 @@ def test_similarities_do_not_depend_on_the_order_clusters_were_loaded_in() -> No
 def test_prune_drops_idle_clusters_but_keeps_their_topic_longer() -> None:
     index = ClusterIndex()
     old = assign(index, "T-1", "C-1", report("exposure", 1))
-    new = assign(index, "T-2", "C-2", report("login", 1), minutes=60 * 24 * 3)
-    pruned = prune(
-        index, older_than=T0 + timedelta(days=1), topics_older_than=T0 - timedelta(days=1)
-    )
+    new = assign(index, "T-2", "C-2", report("login", 1), minutes=60 * 24 * 2)
+    at = T0 + timedelta(days=2)
+    pruned = prune(index, older_than=T0 + timedelta(days=1), at=at)
     assert pruned.clusters == [old.cluster_id]
-    assert pruned.topics == []
+    assert pruned.topics == [], "its baseline (one customer) has not decayed to the floor yet"
     assert set(index.clusters) == {new.cluster_id}
     assert "T-1" not in index.ticket_clusters
-    again = assign(index, "T-9", "C-3", report("exposure", 2), minutes=60 * 24 * 3)
+    again = assign(index, "T-9", "C-3", report("exposure", 2), minutes=60 * 24 * 2)
     assert again.is_new_cluster
     assert again.topic_id == old.topic_id, "the topic outlived its cluster"
 
-    gone = prune(index, older_than=T0 + timedelta(days=4), topics_older_than=T0 + timedelta(days=4))
+    gone = prune(index, older_than=at + timedelta(days=1), at=at + timedelta(days=30))
     assert set(gone.clusters) == {new.cluster_id, again.cluster_id}
     assert set(gone.topics) == {old.topic_id, new.topic_id}
     assert index.clusters == {}
@@ -476,6 +476,31 @@ def test_prune_drops_idle_clusters_but_keeps_their_topic_longer() -> None:
 def test_prune_never_drops_the_topic_of_a_remaining_cluster() -> None:
     index = ClusterIndex()
     kept = assign(index, "T-1", "C-1", report("exposure", 1), minutes=60)
-    pruned = prune(index, older_than=T0, topics_older_than=T0 + timedelta(days=1))
+    pruned = prune(index, older_than=T0, at=T0 + timedelta(days=29))
     assert not pruned
     assert kept.topic_id in index.topics
+
+
+def test_a_topic_lives_while_its_baseline_can_tell_a_surge_something() -> None:
+    config = ClusterConfig()
+    index = ClusterIndex()
+    once = assign(index, "T-1", "C-1", report("exposure", 1)).topic_id
+    busy = morning_reports(index, 0, customers=8, problem="payment")[0].topic_id
+    alive = {
+        days: {
+            name: topic_is_live(index.topics[topic], T0 + timedelta(days=days), config)
+            for name, topic in (("once", once), ("busy", busy))
+        }
+        for days in (1, 2, 3, 8, 9, 31)
+    }
+    # A customer of one day decays to 0.49 on its third day; eight, to 0.46 on the ninth.
+    assert alive == {
+        1: {"once": True, "busy": True},
+        2: {"once": True, "busy": True},
+        3: {"once": False, "busy": True},
+        8: {"once": False, "busy": True},
+        9: {"once": False, "busy": False},
+        31: {"once": False, "busy": False},
+    }
+    later = assign(index, "T-2", "C-2", report("exposure", 2), minutes=60 * 24 * 3)
+    assert later.topic_id != once, "a dead topic is not matched, pruned or not"

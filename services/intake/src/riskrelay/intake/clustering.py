@@ -33,9 +33,11 @@ Clusters
 
 Topics
     A topic is a recurring problem of one product: a centroid (running mean of every report of
-    its clusters) and a rate baseline, kept for ``topic_retention`` after its latest report (30
-    days), long after its clusters closed. A new cluster belongs to the most similar topic (same
-    threshold) or starts one. The baseline is an EWMA (``baseline_alpha``) over days
+    its clusters) and a rate baseline, kept long after its clusters closed, for as long as the
+    baseline can still tell a surge something: until it decays to ``baseline_floor`` (a problem
+    reported once is forgotten after about three days, one whose busiest hour held 8 customers
+    after about nine) and at most ``topic_retention`` (30 days). A new cluster belongs to the
+    most similar live topic (same threshold) or starts one. The baseline is an EWMA (``baseline_alpha``) over days
     (``baseline_bucket``) of the topic's busiest surge window: the most distinct customers one of
     its clusters had within ``surge_window`` that day, starting from its first day's. Days
     without a report count as zeros, so a topic that goes quiet loses its baseline, as
@@ -127,7 +129,8 @@ class ClusterConfig(BaseModel):
         default=timedelta(days=1), description="Period of a topic's baseline (its busiest window)."
     )
     topic_retention: timedelta = Field(
-        default=timedelta(days=30), description="How long a topic is kept after its latest report."
+        default=timedelta(days=30),
+        description="Longest a topic is kept after its latest report (see topic_is_live).",
     )
     max_members: int = Field(default=1_000, ge=1, description="Member tickets kept per cluster.")
 
@@ -551,13 +554,14 @@ def _topic_for(
     table = index.topic_table(product, len(vector))
     if table.ids:
         similarities = table.similarities(vector)
-        eligible = np.flatnonzero(similarities >= config.similarity_threshold)
-        if len(eligible):
+        eligible = [
+            int(row)
+            for row in np.flatnonzero(similarities >= config.similarity_threshold)
+            if topic_is_live(index.topics[table.ids[row]], occurred_at, config)
+        ]
+        if eligible:
             starts = table.starts
-            best = min(
-                (int(row) for row in eligible),
-                key=lambda row: (-similarities[row], starts[row], table.ids[row]),
-            )
+            best = min(eligible, key=lambda row: (-similarities[row], starts[row], table.ids[row]))
             return index.topics[table.ids[best]]
     topic = Topic(
         topic_id=topic_id_for(product, ticket_id),
@@ -603,17 +607,40 @@ def _advance_period(topic: Topic, occurred_at: datetime, config: ClusterConfig) 
     reports are counted nowhere: the baseline moves forward only."""
     period = _period_start(occurred_at, config)
     if period > topic.bucket_start:
-        alpha = config.baseline_alpha
-        closed = (period - topic.bucket_start) // config.baseline_bucket
-        if topic.periods_observed == 0:
-            topic.baseline = float(topic.bucket_peak)  # the first period is all it knows
-        else:
-            topic.baseline = alpha * topic.bucket_peak + (1 - alpha) * topic.baseline
-        topic.baseline *= (1 - alpha) ** (closed - 1)
+        topic.baseline, closed = _closed_baseline(topic, period, config)
         topic.periods_observed += closed
         topic.bucket_start = period
         topic.bucket_peak = 0
     return period == topic.bucket_start
+
+
+def _closed_baseline(topic: Topic, period: datetime, config: ClusterConfig) -> tuple[float, int]:
+    """The topic's baseline once every period before ``period`` is closed, and how many that
+    closes (at least one: ``period`` is past the topic's current one)."""
+    alpha = config.baseline_alpha
+    closed = (period - topic.bucket_start) // config.baseline_bucket
+    if topic.periods_observed == 0:
+        baseline = float(topic.bucket_peak)  # the first period is all it knows
+    else:
+        baseline = alpha * topic.bucket_peak + (1 - alpha) * topic.baseline
+    return baseline * (1 - alpha) ** (closed - 1), closed
+
+
+def topic_is_live(topic: Topic, at: datetime, config: ClusterConfig) -> bool:
+    """Whether a new cluster at ``at`` may still belong to ``topic``: reported within
+    ``topic_retention``, and either within the join window or with a baseline above the floor.
+    A topic whose baseline has decayed to the floor tells a surge nothing a new topic would not,
+    so it ends there; this depends on event time alone, so when pruning removes it from the
+    state changes no decision."""
+    idle = at - topic.last_seen_at
+    if idle > config.topic_retention:
+        return False
+    if idle <= config.join_window:
+        return True
+    period = _period_start(at, config)
+    if period <= topic.bucket_start:
+        return True
+    return _closed_baseline(topic, period, config)[0] > config.baseline_floor
 
 
 def _busiest_window(members: list[ClusterMember], at: datetime, window: timedelta) -> int:
@@ -686,12 +713,18 @@ class Pruned:
         return bool(self.clusters or self.topics)
 
 
-def prune(index: ClusterIndex, *, older_than: datetime, topics_older_than: datetime) -> Pruned:
-    """Drop clusters whose latest ticket is before ``older_than`` and topics whose latest report
-    is before ``topics_older_than`` (never one a remaining cluster belongs to).
+def prune(
+    index: ClusterIndex,
+    *,
+    older_than: datetime,
+    at: datetime,
+    config: ClusterConfig = DEFAULT_CLUSTER_CONFIG,
+) -> Pruned:
+    """Drop clusters whose latest ticket is before ``older_than`` and topics no longer live at
+    ``at`` (:func:`topic_is_live`; never one a remaining cluster belongs to).
 
-    The caller chooses the horizons (the latest event time minus the retentions); pruning is
-    what keeps the persisted state bounded.
+    The caller chooses the horizon (the latest event time minus the cluster retention) and
+    ``at`` (the latest event time); pruning is what keeps the persisted state bounded.
     """
     clusters = sorted(cid for cid, c in index.clusters.items() if c.last_seen_at < older_than)
     for cluster_id in clusters:
@@ -703,7 +736,7 @@ def prune(index: ClusterIndex, *, older_than: datetime, topics_older_than: datet
     topics = sorted(
         tid
         for tid, topic in index.topics.items()
-        if topic.last_seen_at < topics_older_than and tid not in referenced
+        if tid not in referenced and not topic_is_live(topic, at, config)
     )
     for topic_id in topics:
         del index.topics[topic_id]

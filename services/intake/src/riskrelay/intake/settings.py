@@ -62,7 +62,10 @@ class IntakeSettings(ServiceSettings):
     topic_retention_days: float = Field(
         default=30,
         gt=0,
-        description="Recurring problem topics (and their baselines) are kept this long idle.",
+        description=(
+            "Recurring problem topics (and their baselines) are kept at most this long idle;"
+            " sooner gone when their baseline has decayed to nothing."
+        ),
     )
     max_request_bytes: int = Field(
         default=5_000_000, ge=1_000, description="Largest accepted HTTP request body."

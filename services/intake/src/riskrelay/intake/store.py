@@ -395,17 +395,13 @@ def _changed(
 def prune_expired(
     cached: CachedProduct, latest_event_time: datetime, keep_for: float, config: ClusterConfig
 ) -> Pruned:
-    """Prune clusters idle for ``keep_for`` seconds of event time and topics idle for
-    ``config.topic_retention``, at most once an hour."""
+    """Prune clusters idle for ``keep_for`` seconds of event time and topics no longer live at
+    the latest event time, at most once an hour."""
     horizon = latest_event_time - timedelta(seconds=keep_for)
     if cached.pruned_before is not None and horizon - cached.pruned_before < timedelta(hours=1):
         return Pruned()
     cached.pruned_before = horizon
-    return prune(
-        cached.index,
-        older_than=horizon,
-        topics_older_than=latest_event_time - config.topic_retention,
-    )
+    return prune(cached.index, older_than=horizon, at=latest_event_time, config=config)
 
 
 async def load_tickets(
