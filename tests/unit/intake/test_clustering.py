@@ -504,3 +504,13 @@ def test_a_topic_lives_while_its_baseline_can_tell_a_surge_something() -> None:
     }
     later = assign(index, "T-2", "C-2", report("exposure", 2), minutes=60 * 24 * 3)
     assert later.topic_id != once, "a dead topic is not matched, pruned or not"
+
+
+def test_indexes_compare_by_their_state_whether_searched_or_not() -> None:
+    searched = ClusterIndex()
+    for ticket, customer, vector, minutes in mixed_stream()[:5]:
+        assign(searched, ticket, customer, vector, minutes)
+    loaded = ClusterIndex.model_validate(searched.model_dump())
+    assert searched == loaded
+    assign(searched, "P-1", "C-P", report("exposure", 99), 40)
+    assert searched != loaded

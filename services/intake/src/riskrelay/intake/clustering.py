@@ -278,7 +278,7 @@ class Topic(_State):
     periods_observed: int = Field(default=0, ge=0, description="Closed periods in the baseline.")
 
 
-@dataclass
+@dataclass(eq=False)
 class _CentroidTable:
     """Normalized-free search matrix over stored centroids of one product and vector size."""
 
@@ -351,6 +351,16 @@ class ClusterIndex(_State):
         """Drop the derived matrices (after clusters or topics were removed)."""
         self._cluster_tables = None
         self._topic_tables = None
+
+    def __eq__(self, other: object) -> bool:
+        # The state, not the derived search matrices (built or not) that ride along with it.
+        if not isinstance(other, ClusterIndex):
+            return NotImplemented
+        return (self.clusters, self.topics, self.ticket_clusters) == (
+            other.clusters,
+            other.topics,
+            other.ticket_clusters,
+        )
 
 
 def _search_tables(
@@ -432,68 +442,17 @@ def assign_to_cluster(
     cluster, similarity = _best_open_cluster(index, key, quantized, occurred_at, config)
     is_new = cluster is None
     if cluster is None:
-        topic = _topic_for(index, key, quantized, ticket_id, occurred_at, config)
-        cluster = Cluster(
-            cluster_id=cluster_id_for(key, ticket_id),
-            product=key,
-            topic_id=topic.topic_id,
-            first_ticket_id=ticket_id,
-            first_seen_at=occurred_at,
-            last_seen_at=occurred_at,
-            centroid=quantized.tobytes(),
-        )
-        if cluster.cluster_id in index.clusters:  # a pruned-and-reused id: start it afresh
-            index.forget_search_tables()
-        index.clusters[cluster.cluster_id] = cluster
-        similarity = 1.0
+        cluster, similarity = _start_cluster(index, key, quantized, ticket_id, occurred_at, config)
     else:
-        topic = index.topics[cluster.topic_id]
         cluster.centroid = _running_mean(cluster.centroid, quantized, cluster.size + 1)
-
-    cluster.size += 1
-    cluster.first_seen_at = min(cluster.first_seen_at, occurred_at)
-    cluster.last_seen_at = max(cluster.last_seen_at, occurred_at)
-    if customer_id not in cluster.customer_ids:
-        bisect.insort(cluster.customer_ids, customer_id)
-    added_member: ClusterMember | None = None
-    if len(cluster.members) < config.max_members:
-        added_member = ClusterMember(
-            ticket_id=ticket_id, customer_id=customer_id, occurred_at=occurred_at
-        )
-        bisect.insort(cluster.members, added_member, key=_member_order)
-    index.ticket_clusters[ticket_id] = cluster.cluster_id
+    topic = index.topics[cluster.topic_id]
+    member = ClusterMember(ticket_id=ticket_id, customer_id=customer_id, occurred_at=occurred_at)
+    added = _add_member(index, cluster, member, config)
     index.cluster_table(key, len(quantized)).put(
         cluster.cluster_id, cluster.centroid, cluster.first_seen_at
     )
     _add_report(index, topic, quantized, occurred_at, config)
-
-    members = cluster.members
-    if added_member is None:  # a full member list: count the new ticket all the same
-        members = sorted(
-            [
-                *members,
-                ClusterMember(
-                    ticket_id=ticket_id, customer_id=customer_id, occurred_at=occurred_at
-                ),
-            ],
-            key=_member_order,
-        )
-    in_window = _busiest_window(members, occurred_at, config.surge_window)
-    current = _advance_period(topic, occurred_at, config)
-    if current:
-        topic.bucket_peak = max(topic.bucket_peak, in_window)
-    surge_started = False
-    tickets_to_flag: tuple[str, ...] = ()
-    if not cluster.surging and in_window >= config.surge_customers:
-        tail = poisson_tail(in_window, max(topic.baseline, config.baseline_floor))
-        if topic.baseline <= config.baseline_floor or tail < config.surge_tail_probability:
-            cluster.surging = True
-            cluster.surging_since = occurred_at
-            cluster.surge_evidence = _surge_evidence(cluster, topic, in_window, tail, config)
-            surge_started = True
-            tickets_to_flag = tuple(
-                dict.fromkeys(m.ticket_id for m in cluster.members if m.ticket_id != ticket_id)
-            )
+    tickets_to_flag = _judge_surge(cluster, topic, member, added, config)
     return ClusterAssignment(
         cluster_id=cluster.cluster_id,
         topic_id=topic.topic_id,
@@ -501,12 +460,78 @@ def assign_to_cluster(
         similarity=similarity,
         is_new_cluster=is_new,
         already_member=False,
-        surge_started=surge_started,
-        tickets_to_flag=tickets_to_flag,
+        surge_started=tickets_to_flag is not None,
+        tickets_to_flag=tickets_to_flag or (),
         changed_cluster_ids=(cluster.cluster_id,),
         changed_topic_ids=(topic.topic_id,),
-        added_member=added_member,
+        added_member=member if added else None,
         surge=_surge_detection(cluster),
+    )
+
+
+def _start_cluster(
+    index: ClusterIndex,
+    product: str,
+    vector: Quantized,
+    ticket_id: str,
+    occurred_at: datetime,
+    config: ClusterConfig,
+) -> tuple[Cluster, float]:
+    """A new cluster for ``ticket_id``, in the topic it recurs as (or a new topic)."""
+    topic = _topic_for(index, product, vector, ticket_id, occurred_at, config)
+    cluster = Cluster(
+        cluster_id=cluster_id_for(product, ticket_id),
+        product=product,
+        topic_id=topic.topic_id,
+        first_ticket_id=ticket_id,
+        first_seen_at=occurred_at,
+        last_seen_at=occurred_at,
+        centroid=vector.tobytes(),
+    )
+    if cluster.cluster_id in index.clusters:  # a pruned-and-reused id: start it afresh
+        index.forget_search_tables()
+    index.clusters[cluster.cluster_id] = cluster
+    return cluster, 1.0
+
+
+def _add_member(
+    index: ClusterIndex, cluster: Cluster, member: ClusterMember, config: ClusterConfig
+) -> bool:
+    """Count ``member`` into ``cluster``; whether it was kept in the member list (not full)."""
+    cluster.size += 1
+    cluster.first_seen_at = min(cluster.first_seen_at, member.occurred_at)
+    cluster.last_seen_at = max(cluster.last_seen_at, member.occurred_at)
+    if member.customer_id not in cluster.customer_ids:
+        bisect.insort(cluster.customer_ids, member.customer_id)
+    index.ticket_clusters[member.ticket_id] = cluster.cluster_id
+    if len(cluster.members) >= config.max_members:
+        return False
+    bisect.insort(cluster.members, member, key=_member_order)
+    return True
+
+
+def _judge_surge(
+    cluster: Cluster, topic: Topic, member: ClusterMember, added: bool, config: ClusterConfig
+) -> tuple[str, ...] | None:
+    """Record the busiest window ``member`` is in on its topic and latch the cluster's surge
+    when that window is one; the earlier members to flag when the surge starts now, else
+    ``None``."""
+    members = cluster.members
+    if not added:  # a full member list: count the new ticket all the same
+        members = sorted([*members, member], key=_member_order)
+    in_window = _busiest_window(members, member.occurred_at, config.surge_window)
+    if _advance_period(topic, member.occurred_at, config):
+        topic.bucket_peak = max(topic.bucket_peak, in_window)
+    if cluster.surging or in_window < config.surge_customers:
+        return None
+    tail = poisson_tail(in_window, max(topic.baseline, config.baseline_floor))
+    if topic.baseline > config.baseline_floor and tail >= config.surge_tail_probability:
+        return None
+    cluster.surging = True
+    cluster.surging_since = member.occurred_at
+    cluster.surge_evidence = _surge_evidence(cluster, topic, in_window, tail, config)
+    return tuple(
+        dict.fromkeys(m.ticket_id for m in cluster.members if m.ticket_id != member.ticket_id)
     )
 
 
@@ -568,6 +593,7 @@ def _topic_for(
         product=product,
         first_seen_at=occurred_at,
         last_seen_at=occurred_at,
+        centroid=vector.tobytes(),
         bucket_start=_period_start(occurred_at, config),
     )
     if topic.topic_id in index.topics:
@@ -584,11 +610,8 @@ def _add_report(
     config: ClusterConfig,
 ) -> None:
     topic.reports += 1
-    topic.centroid = (
-        vector.tobytes()
-        if topic.reports == 1
-        else _running_mean(topic.centroid, vector, topic.reports)
-    )
+    if topic.reports > 1:  # a new topic starts at its first report's vector
+        topic.centroid = _running_mean(topic.centroid, vector, topic.reports)
     topic.first_seen_at = min(topic.first_seen_at, occurred_at)
     topic.last_seen_at = max(topic.last_seen_at, occurred_at)
     index.topic_table(topic.product, len(vector)).put(
