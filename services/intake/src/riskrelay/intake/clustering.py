@@ -310,6 +310,11 @@ class _CentroidTable:
         self.norms = np.resize(self.norms, capacity)
         self.starts = np.resize(self.starts, capacity)
 
+    def most_similar(self, similarities: NDArray[np.float64], rows: list[int]) -> int:
+        """The row of ``rows`` most similar; ties go to the oldest, then the smallest id, the
+        same way on every replica and replay."""
+        return min(rows, key=lambda row: (-similarities[row], self.starts[row], self.ids[row]))
+
     def similarities(self, vector: Quantized) -> NDArray[np.float64]:
         """Cosine of ``vector`` with every stored centroid, in row order."""
         count = len(self.ids)
@@ -560,10 +565,7 @@ def _best_open_cluster(
     )
     if not len(eligible):
         return None, 0.0
-    best = min(
-        (int(row) for row in eligible),
-        key=lambda row: (-similarities[row], starts[row], table.ids[row]),
-    )
+    best = table.most_similar(similarities, [int(row) for row in eligible])
     return index.clusters[table.ids[best]], float(similarities[best])
 
 
@@ -585,9 +587,7 @@ def _topic_for(
             if topic_is_live(index.topics[table.ids[row]], occurred_at, config)
         ]
         if eligible:
-            starts = table.starts
-            best = min(eligible, key=lambda row: (-similarities[row], starts[row], table.ids[row]))
-            return index.topics[table.ids[best]]
+            return index.topics[table.ids[table.most_similar(similarities, eligible)]]
     topic = Topic(
         topic_id=topic_id_for(product, ticket_id),
         product=product,
