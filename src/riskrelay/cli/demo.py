@@ -266,10 +266,28 @@ class DemoResult:
         return DashboardFigures.from_view(self.view)
 
 
+# The topic each service's group reads first: its lag counts before the group's first commit.
+_ENTRY_TOPICS = {
+    "intake": "ticket-events",
+    "reporting": "ticket-events",
+    "classifier": "ticket-flagged",
+    "escalator": "risk-classified",
+    "register": "risk-classified",
+}
+
+
 def settle(config: StackConfig) -> None:
+    consumes = {
+        f"{config.topic_prefix}riskrelay-{name}": [f"{config.topic_prefix}{_ENTRY_TOPICS[name]}"]
+        for name in config.services
+        if name in _ENTRY_TOPICS
+    }
     asyncio.run(
         wait_until_settled(
-            config.bootstrap, service_groups(config), topic_prefix=config.topic_prefix
+            config.bootstrap,
+            service_groups(config),
+            topic_prefix=config.topic_prefix,
+            consumes=consumes,
         )
     )
 

@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -329,8 +329,14 @@ async def _partitions(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list
 
 
 async def pipeline_progress(
-    probe: AIOKafkaConsumer, groups: Mapping[str, AIOKafkaConsumer], topics: Iterable[str]
+    probe: AIOKafkaConsumer,
+    groups: Mapping[str, AIOKafkaConsumer],
+    topics: Iterable[str],
+    consumes: Mapping[str, Collection[str]] | None = None,
 ) -> PipelineProgress:
+    """Records per topic and lag per group. A group's lag counts the topics it has committed on,
+    and the topics ``consumes`` names for it even before its first commit (a service still busy
+    with its first batch has lag, not none)."""
     partitions = await _partitions(probe, topics)
     ends = await true_end_offsets(probe, partitions) if partitions else {}
     records: dict[str, int] = {}
@@ -340,6 +346,7 @@ async def pipeline_progress(
     for group, consumer in groups.items():
         committed = {tp: await consumer.committed(tp) for tp in partitions}
         consumed = {tp.topic for tp, offset in committed.items() if offset is not None}
+        consumed.update((consumes or {}).get(group, ()))
         lag[group] = sum(
             max(0, end - (committed[tp] or 0)) for tp, end in ends.items() if tp.topic in consumed
         )
@@ -354,6 +361,7 @@ async def wait_until_settled(
     timeout: float = 300.0,
     quiet_seconds: float = 3.0,
     poll_seconds: float = 1.0,
+    consumes: Mapping[str, Collection[str]] | None = None,
 ) -> PipelineProgress:
     """Wait until every group has committed every record of the topics it consumes and no
     topic has grown for ``quiet_seconds``: what was published has gone through the pipeline."""
@@ -379,7 +387,7 @@ async def wait_until_settled(
         previous: PipelineProgress | None = None
         quiet_since = time.monotonic()
         while True:
-            progress = await pipeline_progress(probe, readers, topics)
+            progress = await pipeline_progress(probe, readers, topics, consumes)
             if previous is None or progress.records != previous.records:
                 quiet_since = time.monotonic()
             elif progress.total_lag == 0 and time.monotonic() - quiet_since >= quiet_seconds:
