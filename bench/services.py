@@ -77,6 +77,9 @@ from riskrelay.testing import read_topic
 console = Console(stderr=True)
 RESULTS = Path(__file__).parent / "results"
 CONSUMED = re.compile(r'^riskrelay_consumed_records_total\{topic="([^"]+)"\} ([0-9.e+]+)$', re.M)
+RETRIES = re.compile(r"^riskrelay_batch_retries_total\{[^}]*\} ([0-9.e+]+)$", re.M)
+BATCH_SECONDS_SUM = re.compile(r"^riskrelay_batch_seconds_sum\{[^}]*\} ([0-9.e+]+)$", re.M)
+BATCH_COUNT = re.compile(r"^riskrelay_batch_seconds_count\{[^}]*\} ([0-9.e+]+)$", re.M)
 
 
 @dataclass
@@ -306,7 +309,8 @@ def measure_instances(
             events=int(expected - first),
             seconds=elapsed,
             per_second=(expected - first) / elapsed,
-            note=f"first batch of each instance ({first:.0f} events) not timed",
+            note=f"first batch of each instance ({first:.0f} events) not timed; "
+            + batch_note(ports),
         )
 
 
@@ -318,6 +322,21 @@ work (the full encoder over a 500-record batch) holds the loop for seconds."""
 def consumed(port: int, topic: str) -> float:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=METRICS_TIMEOUT_S).text
     return sum(float(value) for name, value in CONSUMED.findall(text) if name == topic)
+
+
+def batch_note(ports: list[int]) -> str:
+    """The services' own batch figures: batches done, their mean time, batches redelivered."""
+    texts = [
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=METRICS_TIMEOUT_S).text
+        for port in ports
+    ]
+
+    def total(pattern: re.Pattern[str]) -> float:
+        return sum(float(value) for text in texts for value in pattern.findall(text))
+
+    batches = total(BATCH_COUNT)
+    mean = total(BATCH_SECONDS_SUM) / batches if batches else float("nan")
+    return f"{batches:.0f} batches, mean {mean:.2f} s; {total(RETRIES):.0f} redelivered"
 
 
 def measure_service(
@@ -345,6 +364,7 @@ def measure_service(
         elapsed = time.perf_counter() - (started or time.perf_counter())
         measured = expected - first_count
         cpu = _proc_cpu_seconds(process.pid) - (cpu_started or 0.0)
+        batches = batch_note([port])
         return Rung(
             name=name,
             events=int(measured),
@@ -352,7 +372,7 @@ def measure_service(
             per_second=measured / elapsed if elapsed > 0 else float("nan"),
             cpu_us_per_event=cpu / measured * 1e6 if measured else None,
             peak_memory_mib=_proc_peak_mib(process.pid),
-            note=f"first batch of {first_count:.0f} not timed",
+            note=f"first batch of {first_count:.0f} not timed; {batches}",
         )
 
 
@@ -403,17 +423,39 @@ CRITICAL_TEXT = (
 )
 
 
+@dataclass
+class Pipeline:
+    processes: dict[str, subprocess.Popen[bytes]]
+    ports: dict[str, int]
+
+    def exited(self) -> list[str]:
+        """The services that are no longer running, with their exit codes."""
+        return [
+            f"{name} (exit {process.returncode})"
+            for name, process in self.processes.items()
+            if process.poll() is not None
+        ]
+
+    def check_running(self) -> None:
+        exited = self.exited()
+        if exited:
+            raise RuntimeError(
+                f"{', '.join(exited)} stopped during the rung; see bench/results/logs"
+            )
+
+
 @contextlib.contextmanager
-def pipeline(bootstrap: str, database: str, prefix: str) -> Iterator[dict[str, int]]:
-    """All five services as processes; yields service -> HTTP port."""
+def pipeline(bootstrap: str, database: str, prefix: str) -> Iterator[Pipeline]:
+    """All five services as processes."""
     with contextlib.ExitStack() as stack:
-        ports: dict[str, int] = {}
+        running = Pipeline({}, {})
         for name in PIPELINE:
-            _, port = stack.enter_context(
+            process, port = stack.enter_context(
                 service_process(name, bootstrap, database, prefix, RESULTS / "logs")
             )
-            ports[name] = port
-        yield ports
+            running.processes[name] = process
+            running.ports[name] = port
+        yield running
 
 
 def all_consumed(ports: dict[str, int]) -> float:
@@ -435,7 +477,8 @@ def measure_pipeline(
     """ticket-events through all five services (published once every group has settled);
     done when intake consumed every ticket and no service consumed anything for ``quiet`` s."""
     expected = len(records)
-    with pipeline(bootstrap, database, prefix) as ports:
+    with pipeline(bootstrap, database, prefix) as running:
+        ports = running.ports
         time.sleep(settle)
         filler = threading.Thread(
             target=lambda: asyncio.run(fill(bootstrap, f"{prefix}ticket-events", records))
@@ -448,6 +491,7 @@ def measure_pipeline(
         while True:
             if time.monotonic() > deadline:
                 raise TimeoutError("the pipeline did not drain before the deadline")
+            running.check_running()
             intake = consumed(ports["intake"], f"{prefix}ticket-events")
             total = all_consumed(ports)
             now = time.perf_counter()
@@ -460,6 +504,7 @@ def measure_pipeline(
             time.sleep(0.05)
         filler.join()
         assert started is not None
+        intake_batches = batch_note([ports["intake"]])
         elapsed = last_change - started
         measured = expected - first
         return Rung(
@@ -467,7 +512,7 @@ def measure_pipeline(
             events=int(measured),
             seconds=elapsed,
             per_second=measured / elapsed,
-            note=f"{total:.0f} records consumed over all services",
+            note=f"{total:.0f} records consumed over all services; intake: {intake_batches}",
         )
 
 
@@ -598,6 +643,18 @@ DRAIN_QUIET_S = 90.0
 # ---------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def failed_rung(results: list[Rung], name: str, events: int) -> Iterator[None]:
+    """A rung that fails is recorded with its reason and the ladder goes on."""
+    try:
+        yield
+    except (TimeoutError, RuntimeError, httpx.HTTPError) as error:
+        console.print(f"[red]{name} failed:[/] {error}")
+        results.append(
+            Rung(name, events, float("nan"), float("nan"), note=f"FAILED: {error}"[:300])
+        )
+
+
 LOAD_SHARES = (0.25, 0.5, 0.8)
 """Latency rates without ``--latency-rate``: shares of the pipeline rung's throughput."""
 
@@ -639,24 +696,26 @@ async def run(events: int, rungs: set[str], latency_rates: list[float]) -> Bench
             await create_topics(bootstrap, prefix)
             await fill(bootstrap, f"{prefix}ticket-events", records)
             console.print(f"[bold]intake[/] alone over {events} ticket events…")
-            rung = measure_service(
-                "intake", bootstrap, database, prefix, f"{prefix}ticket-events", events
-            )
-            out_records = await read_topic(
-                bootstrap, f"{prefix}ticket-flagged", timeout=10, settle=1
-            )
-            flagged = [r.value for r in out_records if r.value]
-            rung.note += f"; flagged {len(flagged)} ({len(flagged) / events:.1%})"
-            results.append(rung)
+            with failed_rung(results, "intake", events):
+                rung = measure_service(
+                    "intake", bootstrap, database, prefix, f"{prefix}ticket-events", events
+                )
+                out_records = await read_topic(
+                    bootstrap, f"{prefix}ticket-flagged", timeout=10, settle=1
+                )
+                flagged = [r.value for r in out_records if r.value]
+                rung.note += f"; flagged {len(flagged)} ({len(flagged) / events:.1%})"
+                results.append(rung)
         if "intake2" in rungs:
             prefix = f"bench{run_id}-intake2."
             await create_topics(bootstrap, prefix)
             console.print(f"[bold]intake[/] two instances over {events} ticket events…")
-            results.append(
-                measure_instances(
-                    "intake", 2, bootstrap, database, prefix, f"{prefix}ticket-events", records
+            with failed_rung(results, "intake x2 instances (one group)", events):
+                results.append(
+                    measure_instances(
+                        "intake", 2, bootstrap, database, prefix, f"{prefix}ticket-events", records
+                    )
                 )
-            )
         if "classifier" in rungs and flagged:
             prefix = f"bench{run_id}-classifier."
             await create_topics(bootstrap, prefix)
@@ -664,24 +723,26 @@ async def run(events: int, rungs: set[str], latency_rates: list[float]) -> Bench
             inputs = replicate_flagged(flagged, copies)
             await fill(bootstrap, f"{prefix}ticket-flagged", inputs)
             console.print(f"[bold]classifier[/] alone over {len(inputs)} ticket-flagged events…")
-            results.append(
-                measure_service(
-                    "classifier",
-                    bootstrap,
-                    database,
-                    prefix,
-                    f"{prefix}ticket-flagged",
-                    len(inputs),
+            with failed_rung(results, "classifier", len(inputs)):
+                results.append(
+                    measure_service(
+                        "classifier",
+                        bootstrap,
+                        database,
+                        prefix,
+                        f"{prefix}ticket-flagged",
+                        len(inputs),
+                    )
                 )
-            )
         pipeline_rate: float | None = None
         if "pipeline" in rungs:
             prefix = f"bench{run_id}-pipeline."
             await create_topics(bootstrap, prefix)
             console.print(f"[bold]pipeline[/] of five services over {events} ticket events…")
-            pipeline_rung = measure_pipeline(bootstrap, database, prefix, records)
-            results.append(pipeline_rung)
-            pipeline_rate = pipeline_rung.per_second
+            with failed_rung(results, "pipeline", events):
+                pipeline_rung = measure_pipeline(bootstrap, database, prefix, records)
+                results.append(pipeline_rung)
+                pipeline_rate = pipeline_rung.per_second
         if "latency" in rungs:
             if latency_rates:
                 rates: list[tuple[float | None, float]] = [(None, r) for r in latency_rates]
@@ -691,14 +752,16 @@ async def run(events: int, rungs: set[str], latency_rates: list[float]) -> Bench
                 raise SystemExit("the latency rung needs --latency-rate or the pipeline rung")
             prefix = f"bench{run_id}-latency."
             await create_topics(bootstrap, prefix)
-            with pipeline(bootstrap, database, prefix):
+            with pipeline(bootstrap, database, prefix) as running:
                 await asyncio.sleep(8)  # every consumer group joined
                 for share, rate in rates:
                     console.print(f"[bold]latency[/] open loop at {rate:.0f} tickets/s…")
                     figures = await measure_latency(
                         bootstrap, database, prefix, rate, LATENCY_SECONDS, traffic
                     )
-                    out.latency.append({"load_share": share, **figures})
+                    out.latency.append(
+                        {"load_share": share, **figures, "services_stopped": running.exited()}
+                    )
     return out
 
 
@@ -711,6 +774,17 @@ def _load(load: tuple[float, float, float] | list[float]) -> str:
 
 def _ms(value: float | None) -> str:
     return "not reached" if value is None else f"{value:,.0f}"
+
+
+def _without_nan(value: Any) -> Any:
+    """A failed rung's figures are NaN; JSON has no NaN, so they are written as null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nan(item) for item in value]
+    return value
 
 
 def report(out: BenchResults, path: Path) -> None:
@@ -758,6 +832,7 @@ def report(out: BenchResults, path: Path) -> None:
             "max ms",
             "drain s",
             "load avg",
+            "stopped",
         ):
             latency.add_column(column, justify="right")
         for row in out.latency:
@@ -771,21 +846,25 @@ def report(out: BenchResults, path: Path) -> None:
                 *(_ms(row[k]) for k in ("p50_ms", "p99_ms", "max_ms")),
                 f"{row['drained_s']:.0f}",
                 _load(row["load_average"]),
+                ", ".join(row["services_stopped"]) or "-",
             )
         wide.print(latency)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps(
-            {
-                "measured_at": datetime.now(UTC).isoformat(),
-                "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-                "rungs": [
-                    {**asdict(r), "ratio_to_raw_hop": (r.per_second / hop if hop else None)}
-                    for r in results
-                ],
-                "intake_cpu_by_stage": out.intake_profile,
-                "critical_ticket_to_escalation_due": out.latency,
-            },
+            _without_nan(
+                {
+                    "measured_at": datetime.now(UTC).isoformat(),
+                    "command": sys.argv,
+                    "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+                    "rungs": [
+                        {**asdict(r), "ratio_to_raw_hop": (r.per_second / hop if hop else None)}
+                        for r in results
+                    ],
+                    "intake_cpu_by_stage": out.intake_profile,
+                    "critical_ticket_to_escalation_due": out.latency,
+                }
+            ),
             indent=2,
         )
     )
