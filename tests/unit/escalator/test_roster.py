@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,34 @@ def test_slack_headline_follows_the_reason(
 ) -> None:
     payload = slack_payload(due(RiskLevel.MEDIUM, reason=reason, attempt=attempt))
     assert payload["blocks"][0]["text"]["text"] == headline
+
+
+@pytest.mark.parametrize(
+    ("missed", "told"),
+    [(7, "7 earlier reminders missed"), (1, "1 earlier reminder missed")],
+)
+def test_a_catch_up_reminder_says_how_many_were_missed_and_since_when(
+    missed: int, told: str
+) -> None:
+    since = datetime(2026, 3, 10, 12, 30, tzinfo=timezone(timedelta(hours=1)))
+    data = due(
+        reason=EscalationReason.REMINDER, attempt=9, missed_reminders=missed, missed_since=since
+    )
+    payload = slack_payload(data)
+    assert payload["text"].startswith(
+        f"Level 5 (Critical) risk still unacknowledged (reminder 8; {told} since"
+        " 2026-03-10 11:30 UTC)"
+    )
+    fields = [field["text"] for field in payload["blocks"][2]["fields"]]
+    assert fields[-1] == (
+        f"*Missed reminders*\n{missed} since <!date^1773142200^{{date_short_pretty}} {{time}}"
+        f"|{since.isoformat()}>"
+    )
+    summary = pagerduty_payload(data, "RK", "riskrelay")["payload"]["summary"]
+    assert f"(reminder 8; {told} since 2026-03-10 11:30 UTC)" in summary
+    # An ordinary reminder says nothing about missed ones.
+    plain = slack_payload(due(reason=EscalationReason.REMINDER, attempt=3))
+    assert "missed" not in json.dumps(plain).lower()
 
 
 @pytest.mark.parametrize(
