@@ -212,6 +212,10 @@ KAFKA_TEST_CONFIG: dict[str, str] = {
     # docker-compose.yml: a record sent to a topic nobody created is an error, not a new topic.
     "auto.create.topics.enable": "false",
     "num.partitions": "1",
+    # A node frozen longer than its session with the controller (9 s by default) is fenced when
+    # it wakes, and with one node nothing takes over its partitions: clients see no broker for
+    # a while. The fault harness freezes the node for 9 s to expire the *clients'* sessions.
+    "broker.session.timeout.ms": "18000",
     # Small segments and an eager cleaner, so compaction of risk-registered happens in seconds.
     "log.segment.bytes": str(1 << 20),
     "log.cleaner.backoff.ms": "500",
