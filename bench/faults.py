@@ -152,7 +152,10 @@ class Options:
     restart_delay: tuple[float, float] = (0.3, 2.5)
     failing_delivery_share: float = 0.1
     """Share of notifications whose first delivery attempt the sink answers with 503."""
-    lag_recovery_limit: float = 30.0
+    lag_recovery_limit: float = 60.0
+    """Seconds for every group's lag to reach zero after the faults heal. A killed intake must
+    load its sentence encoder again and catch up at its per-ticket cost, which with the learned
+    models takes up to about 40 s on a busy 2-core machine."""
     drain_timeout: float = 180.0
     drain_stable_seconds: float = 4.0
     services: tuple[str, ...] = SERVICES
