@@ -101,6 +101,32 @@ class BenchResults:
     latency: list[dict[str, Any]] = field(default_factory=list)
     intake_profile: dict[str, Any] | None = None
 
+    def save(self, path: Path) -> None:
+        """Written after every rung too, so a run cut short keeps what it measured."""
+        hop = next((r.per_second for r in self.rungs if r.name.startswith("raw hop")), None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(
+                _without_nan(
+                    {
+                        "measured_at": datetime.now(UTC).isoformat(),
+                        "command": sys.argv,
+                        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+                        "rungs": [
+                            {
+                                **asdict(r),
+                                "ratio_to_raw_hop": (r.per_second / hop if hop else None),
+                            }
+                            for r in self.rungs
+                        ],
+                        "intake_cpu_by_stage": self.intake_profile,
+                        "critical_ticket_to_escalation_due": self.latency,
+                    }
+                ),
+                indent=2,
+            )
+        )
+
 
 MIN_EXPECTED_RATE = 5.0
 """Events/s below which a rung gives up: its deadlines only guard against a hang."""
@@ -659,7 +685,7 @@ LOAD_SHARES = (0.25, 0.5, 0.8)
 """Latency rates without ``--latency-rate``: shares of the pipeline rung's throughput."""
 
 
-async def run(events: int, rungs: set[str], latency_rates: list[float]) -> BenchResults:
+async def run(events: int, rungs: set[str], latency_rates: list[float], path: Path) -> BenchResults:
     out = BenchResults()
     results = out.rungs
     labelled = bench_traffic(events)
@@ -690,6 +716,7 @@ async def run(events: int, rungs: set[str], latency_rates: list[float]) -> Bench
             console.print(f"[bold]intake domain alone[/] over {events} ticket events, twice…")
             rung, out.intake_profile = await intake_domain_alone(labelled)
             results.append(rung)
+            out.save(path)
         flagged: list[bytes] = []
         if rungs & {"intake", "classifier"}:
             prefix = f"bench{run_id}-intake."
@@ -706,6 +733,7 @@ async def run(events: int, rungs: set[str], latency_rates: list[float]) -> Bench
                 flagged = [r.value for r in out_records if r.value]
                 rung.note += f"; flagged {len(flagged)} ({len(flagged) / events:.1%})"
                 results.append(rung)
+            out.save(path)
         if "intake2" in rungs:
             prefix = f"bench{run_id}-intake2."
             await create_topics(bootstrap, prefix)
@@ -734,6 +762,7 @@ async def run(events: int, rungs: set[str], latency_rates: list[float]) -> Bench
                         len(inputs),
                     )
                 )
+        out.save(path)
         pipeline_rate: float | None = None
         if "pipeline" in rungs:
             prefix = f"bench{run_id}-pipeline."
@@ -743,6 +772,7 @@ async def run(events: int, rungs: set[str], latency_rates: list[float]) -> Bench
                 pipeline_rung = measure_pipeline(bootstrap, database, prefix, records)
                 results.append(pipeline_rung)
                 pipeline_rate = pipeline_rung.per_second
+            out.save(path)
         if "latency" in rungs:
             if latency_rates:
                 rates: list[tuple[float | None, float]] = [(None, r) for r in latency_rates]
@@ -762,6 +792,7 @@ async def run(events: int, rungs: set[str], latency_rates: list[float]) -> Bench
                     out.latency.append(
                         {"load_share": share, **figures, "services_stopped": running.exited()}
                     )
+                    out.save(path)
     return out
 
 
@@ -849,25 +880,7 @@ def report(out: BenchResults, path: Path) -> None:
                 ", ".join(row["services_stopped"]) or "-",
             )
         wide.print(latency)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            _without_nan(
-                {
-                    "measured_at": datetime.now(UTC).isoformat(),
-                    "command": sys.argv,
-                    "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-                    "rungs": [
-                        {**asdict(r), "ratio_to_raw_hop": (r.per_second / hop if hop else None)}
-                        for r in results
-                    ],
-                    "intake_cpu_by_stage": out.intake_profile,
-                    "critical_ticket_to_escalation_due": out.latency,
-                }
-            ),
-            indent=2,
-        )
-    )
+    out.save(path)
     console.print(f"written to {path}")
 
 
@@ -890,7 +903,9 @@ def main() -> None:
     args = parser.parse_args()
     if any(rate <= 0 for rate in args.latency_rate):
         parser.error("--latency-rate must be positive")
-    results = asyncio.run(run(args.events, set(args.rungs.split(",")), args.latency_rate))
+    results = asyncio.run(
+        run(args.events, set(args.rungs.split(",")), args.latency_rate, args.output)
+    )
     report(results, args.output)
 
 
