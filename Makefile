@@ -74,8 +74,10 @@ bench: setup  ## Benchmarks: throughput ladder (raw aiokafka vs each service), t
 		if [ -f "$$script" ]; then echo "== $$script"; $(RUN) python "$$script" || exit 1; fi; \
 	done
 
-faults: setup  ## Fault injection: kills, broker pause, PostgreSQL restart, scaling, malformed records; checks no loss, no duplicate effects, lag recovery (bench/results/faults.json).
-	$(RUN) python bench/faults.py
+# BROKER=kafka runs on Apache Kafka (adds a broker restart); the default is tansu.
+BROKER ?=
+faults: setup  ## Fault injection: kills, broker pause, PostgreSQL restart, scaling, rebalance storm, malformed records; checks no loss, no duplicate effects, lag recovery (bench/results/faults.json).
+	$(if $(BROKER),RISKRELAY_TEST_BROKER=$(BROKER) )$(RUN) python bench/faults.py
 
 eval: setup  ## Measure detection on data never trained on (CLINC150 validation, held-out sentences), then rules and policy on the labelled set (eval/).
 	$(RUN) python -m riskrelay.detection_eval

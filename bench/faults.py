@@ -4,7 +4,8 @@
 
 What it does, in one run:
 
-1. starts an embedded broker and an embedded PostgreSQL (or uses ``RISKRELAY_TEST_KAFKA`` /
+1. starts the broker ``RISKRELAY_TEST_BROKER`` names (tansu by default, or Apache Kafka:
+   ``make faults BROKER=kafka``) and an embedded PostgreSQL (or uses ``RISKRELAY_TEST_KAFKA`` /
    ``RISKRELAY_TEST_DATABASE_URL``; the broker pause and the database restart need the embedded
    ones and are skipped, with a note, otherwise), then the five services as processes
    (``python -m riskrelay.<service>``) under a topic prefix and schemas of their own, the
@@ -14,7 +15,9 @@ What it does, in one run:
    ids the broker acknowledged;
 3. meanwhile SIGKILLs every service at random moments and restarts it, SIGSTOPs the broker for
    longer than the consumers' session timeout, restarts PostgreSQL, scales the classifier from
-   one instance to three and back, and publishes malformed records (invalid JSON, a JSON value
+   one instance to three and back, makes the register's group rebalance every few seconds
+   (instances joining and leaving), SIGKILLs Apache Kafka and starts it on the same log
+   directory (tansu would lose its topics), and publishes malformed records (invalid JSON, a JSON value
    that is no event, another topic's event type, an unknown version) into every topic, each
    keyed by a unique marker;
 4. after the faults heal: measures how long every consumer group takes to reach zero lag, waits
@@ -45,7 +48,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +64,7 @@ from rich.table import Table
 
 from riskrelay.cli.sample_traffic import TENANTS, generate
 from riskrelay.devstack import (
+    ApacheKafkaBroker,
     BrokerProcess,
     EmbeddedPostgres,
     broker_kind,
@@ -149,6 +153,15 @@ class Options:
     broker_pause_seconds: float = 9.0
     """Longer than the session timeout: every member is expired while the broker is frozen."""
     postgres_down_seconds: float = 3.0
+    broker_restart: bool = True
+    """SIGKILL the broker and start it again on the same log directory (Apache Kafka only: tansu
+    keeps everything in memory, so a restart would lose the topics)."""
+    broker_down_seconds: float = 2.0
+    storm_service: str = "register"
+    storm_seconds: float = 20.0
+    """A rebalance storm: an instance of ``storm_service`` joins or leaves its group every
+    ``storm_interval`` seconds for this long (0: none)."""
+    storm_interval: float = 3.0
     restart_delay: tuple[float, float] = (0.3, 2.5)
     failing_delivery_share: float = 0.1
     """Share of notifications whose first delivery attempt the sink answers with 503."""
@@ -174,6 +187,8 @@ def short_options(**changes: Any) -> Options:
         kills_per_service=1,
         malformed_rounds=2,
         critical_share=0.06,
+        broker_restart=False,
+        storm_seconds=0.0,
         output=RESULTS / "faults-short.json",
         label="short",
     )
@@ -870,11 +885,17 @@ class PlannedFault:
 
 
 def plan_faults(
-    options: Options, rng: random.Random, *, can_pause: bool, can_restart_pg: bool
+    options: Options,
+    rng: random.Random,
+    *,
+    can_pause: bool,
+    can_restart_pg: bool,
+    can_restart_broker: bool = False,
 ) -> list[PlannedFault]:
     """The fault timeline over the first 70 % of the load (the rest shows recovery under load):
-    kills at random moments, the classifier scaled up early and back down mid-way, the broker
-    pause and the database restart in windows of their own, malformed rounds spread out."""
+    kills at random moments, the classifier scaled up early and back down mid-way, a rebalance
+    storm early on, the broker pause, the database restart and the broker restart in windows of
+    their own, malformed rounds spread out."""
     d = options.duration
     plan: list[PlannedFault] = []
     for service in options.services:
@@ -887,6 +908,11 @@ def plan_faults(
         plan.append(PlannedFault(rng.uniform(0.15 * d, 0.3 * d), "broker_pause", "broker"))
     if can_restart_pg:
         plan.append(PlannedFault(rng.uniform(0.4 * d, 0.6 * d), "postgres_restart", "postgres"))
+    if can_restart_broker and options.broker_restart:
+        plan.append(PlannedFault(rng.uniform(0.62 * d, 0.7 * d), "broker_restart", "broker"))
+    if options.storm_seconds > 0 and options.storm_service in options.services:
+        at = rng.uniform(0.05 * d, 0.1 * d)
+        plan.append(PlannedFault(at, "rebalance_storm", options.storm_service))
     for n in range(options.malformed_rounds):
         at = (n + 0.5) / options.malformed_rounds * 0.7 * d
         plan.append(PlannedFault(at, "malformed", "topics"))
@@ -926,6 +952,8 @@ class FaultInjector:
             "scale_down": self.scale_down,
             "broker_pause": self.pause_broker,
             "postgres_restart": self.restart_postgres,
+            "broker_restart": self.restart_broker,
+            "rebalance_storm": self.rebalance_storm,
             "malformed": self.inject_malformed,
         }
         await handlers[fault.kind](fault)
@@ -975,16 +1003,22 @@ class FaultInjector:
                 self.fleet.instances[service].remove(instance)
             self._healed(record)
 
-    async def _quiesce(self) -> None:
-        """Wait until no instance is starting, then hold restarts until the fault heals."""
+    @contextlib.asynccontextmanager
+    async def _infrastructure_fault(self) -> AsyncIterator[None]:
+        """One infrastructure fault at a time: wait until no instance is starting, then hold
+        restarts until the fault heals."""
         await self._infrastructure.acquire()
-        await self.fleet.none_starting.wait()
-        self.fleet.infra_quiet.clear()
+        try:
+            await self.fleet.none_starting.wait()
+            self.fleet.infra_quiet.clear()
+            yield
+        finally:
+            self.fleet.infra_quiet.set()
+            self._infrastructure.release()
 
     async def pause_broker(self, fault: PlannedFault) -> None:
         assert self.infra.broker is not None
-        await self._quiesce()
-        try:
+        async with self._infrastructure_fault():
             seconds = self.options.broker_pause_seconds
             record = self._record("broker_pause", "broker", f"SIGSTOP {seconds:.0f} s")
             say(f"[bold red]SIGSTOP[/] broker for {seconds:.0f} s")
@@ -993,15 +1027,11 @@ class FaultInjector:
             self.infra.broker.resume()
             self._healed(record)
             say("[green]SIGCONT[/] broker")
-        finally:
-            self.fleet.infra_quiet.set()
-            self._infrastructure.release()
 
     async def restart_postgres(self, fault: PlannedFault) -> None:
         postgres = self.infra.postgres
         assert postgres is not None
-        await self._quiesce()
-        try:
+        async with self._infrastructure_fault():
             record = self._record("postgres_restart", "postgres", "pg_ctl stop -m fast; start")
             say("[bold red]stop[/] PostgreSQL")
             await asyncio.to_thread(postgres.stop, "fast")
@@ -1009,9 +1039,57 @@ class FaultInjector:
             await asyncio.to_thread(postgres.start)
             self._healed(record)
             say("[green]PostgreSQL started again[/]")
-        finally:
-            self.fleet.infra_quiet.set()
-            self._infrastructure.release()
+
+    async def restart_broker(self, fault: PlannedFault) -> None:
+        broker = self.infra.broker
+        assert broker is not None
+        async with self._infrastructure_fault():
+            record = self._record("broker_restart", "broker", "SIGKILL; start on the same log dir")
+            say("[bold red]SIGKILL[/] broker")
+            broker.kill()
+            await asyncio.sleep(self.options.broker_down_seconds)
+            started = CLOCK.elapsed()
+            await asyncio.to_thread(broker.start)
+            record.note += f" (answered {CLOCK.elapsed() - started:.1f} s after start)"
+            self._healed(record)
+            say("[green]broker started again[/]")
+
+    async def rebalance_storm(self, fault: PlannedFault) -> None:
+        """An instance joins (starts) or leaves (SIGTERM) the group every few seconds, without
+        waiting for the previous change to settle; each change rebalances the whole group."""
+        service = fault.target
+        seconds, interval = self.options.storm_seconds, self.options.storm_interval
+        record = self._record("rebalance_storm", service)
+        say(f"[bold yellow]rebalance storm[/] {service}: a join or a leave every {interval:g} s")
+        starting: set[asyncio.Task[Instance]] = set()
+        joined: list[Instance] = []
+        leaving: list[asyncio.Task[None]] = []
+        joins = leaves = 0
+
+        async def leave(instance: Instance) -> None:
+            async with self.fleet.locks[service]:
+                if instance in self.fleet.instances[service]:  # a kill may have replaced it
+                    self.fleet.instances[service].remove(instance)
+            await Fleet.terminate(instance)
+
+        deadline = CLOCK.elapsed() + seconds
+        while CLOCK.elapsed() < deadline:
+            for task in [t for t in starting if t.done()]:
+                starting.discard(task)
+                joined.append(task.result())
+            if joined and (len(joined) + len(starting) >= 2 or self.rng.random() < 0.5):
+                leaving.append(asyncio.create_task(leave(joined.pop())))
+                leaves += 1
+            else:
+                starting.add(asyncio.create_task(self.fleet.start(service)))
+                joins += 1
+            await asyncio.sleep(interval)
+        joined.extend(await asyncio.gather(*starting))
+        leaves += len(joined)
+        await asyncio.gather(*leaving, *(leave(instance) for instance in joined))
+        record.note = f"{joins} joins, {leaves} leaves in {seconds:g} s"
+        self._healed(record)
+        say(f"[green]storm over[/] {service}: {record.note}")
 
     async def inject_malformed(self, fault: PlannedFault) -> None:
         self._malformed_rounds += 1
@@ -1666,6 +1744,10 @@ async def execute(options: Options) -> Summary:
     with infrastructure(options.log_dir) as infra:
         can_pause = infra.broker is not None
         can_restart_pg = infra.postgres is not None
+        # tansu keeps everything in memory: only Apache Kafka restarts with its data.
+        can_restart_broker = isinstance(infra.broker, ApacheKafkaBroker)
+        if infra.broker is not None and not can_restart_broker and options.broker_restart:
+            notes.append("broker restart skipped: tansu keeps its data in memory only")
         if not can_pause:
             notes.append("broker pause skipped: RISKRELAY_TEST_KAFKA points at an external broker")
         if not can_restart_pg:
@@ -1693,7 +1775,13 @@ async def execute(options: Options) -> Summary:
             load = LoadGenerator(
                 infra.bootstrap, prefix + TICKET_EVENTS.name, traffic, options.rate
             )
-            plan = plan_faults(options, rng, can_pause=can_pause, can_restart_pg=can_restart_pg)
+            plan = plan_faults(
+                options,
+                rng,
+                can_pause=can_pause,
+                can_restart_pg=can_restart_pg,
+                can_restart_broker=can_restart_broker,
+            )
             injector = FaultInjector(fleet, infra, options, rng, run_id)
             say(
                 f"load: {len(traffic)} ticket events at {options.rate:g}/s;"
@@ -1805,6 +1893,7 @@ async def execute(options: Options) -> Summary:
             for kind, possible in (
                 ("broker_pause", can_pause),
                 ("postgres_restart", can_restart_pg),
+                ("broker_restart", can_restart_broker or not options.broker_restart),
             )
             if not possible
         ],
