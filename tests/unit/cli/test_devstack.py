@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -219,3 +222,42 @@ def test_a_cached_classpath_is_used_while_its_jars_exist(tmp_path: Path) -> None
     (cache / "kafka.jar").unlink()
     with pytest.raises(KafkaUnavailable, match="mvn not found"):
         resolve_kafka(cache, environ)
+
+
+PARENT_THAT_STARTS_A_BROKER = """
+import time
+from pathlib import Path
+from riskrelay.devstack import BrokerProcess
+
+class Sleeper(BrokerProcess):
+    def start(self, timeout: float = 30.0) -> None:
+        self._spawn(["sleep", "60"])
+
+broker = Sleeper(1, Path({log!r}))
+broker.start()
+assert broker.process is not None
+print(broker.process.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_broker_does_not_outlive_the_process_that_started_it(tmp_path: Path) -> None:
+    code = PARENT_THAT_STARTS_A_BROKER.format(log=str(tmp_path / "broker.log"))
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.kill()  # no clean-up runs
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and child_running(child):
+        time.sleep(0.05)
+    assert not child_running(child)
+
+
+def child_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
