@@ -43,6 +43,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -903,6 +904,13 @@ def main() -> None:
     args = parser.parse_args()
     if any(rate <= 0 for rate in args.latency_rate):
         parser.error("--latency-rate must be positive")
+
+    def stop(signum: int, _: object) -> None:
+        # Raised wherever the main thread is (the rungs poll in blocking loops, where a task
+        # cancellation would wait), so every process the run started is stopped on the way out.
+        raise SystemExit(f"stopped by signal {signum}; figures so far in {args.output}")
+
+    signal.signal(signal.SIGTERM, stop)
     results = asyncio.run(
         run(args.events, set(args.rungs.split(",")), args.latency_rate, args.output)
     )
