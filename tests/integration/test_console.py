@@ -65,10 +65,12 @@ levels:
 """
 
 
-def classified(risk_id: str, flagged_at: datetime) -> RiskClassifiedEvent:
+def classified(
+    risk_id: str, flagged_at: datetime, level: RiskLevel = RiskLevel.CRITICAL
+) -> RiskClassifiedEvent:
     data = RiskClassified(
         risk_id=risk_id,
-        level=RiskLevel.CRITICAL,
+        level=level,
         category=RiskCategory.DATA_SECURITY_PRIVACY,
         ticket_id=f"T-{risk_id}",
         ticket_ids=[f"T-{risk_id}"],
@@ -91,7 +93,7 @@ def classified(risk_id: str, flagged_at: datetime) -> RiskClassifiedEvent:
         ],
     )
     return RiskClassifiedEvent(
-        id=derive_event_id(f"classified:{risk_id}", "level-5"),
+        id=derive_event_id(f"classified:{risk_id}", f"level-{int(level)}"),
         source="riskrelay/classifier",
         time=flagged_at,
         subject=risk_id,
@@ -147,14 +149,16 @@ def console_client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://reporting")
 
 
-async def test_a_person_signs_in_sees_the_due_step_and_acknowledges_it_as_themself(
+@contextlib.asynccontextmanager
+async def console_stack(
     kafka_settings: KafkaSettings,
     database_settings: DatabaseSettings,
     db_schema: str,
-    tmp_path: Path,
-) -> None:
-    auth = auth_files(tmp_path)
-    policy = tmp_path / "policy.yaml"
+    folder: Path,
+) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
+    """The escalator (served on a port) and reporting (its console calling that port)."""
+    auth = auth_files(folder)
+    policy = folder / "policy.yaml"
     policy.write_text(POLICY)
     escalator = create_escalator(
         EscalatorSettings(
@@ -176,111 +180,249 @@ async def test_a_person_signs_in_sees_the_due_step_and_acknowledges_it_as_themse
                 console=ConsoleSettings(escalator_url=escalator_url),
             )
         )
-        async with (
-            running(reporting),
-            console_client(reporting) as lea,
-            console_client(reporting) as ana,
-        ):
-            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-            for email, name, roles in [
-                ("Lea@Example.org", "Lea Lead", ["team_lead"]),
-                ("ana@example.org", "Ana Analyst", ["analyst"]),
-            ]:
-                created = await lea.put(
-                    f"/v1/console/users/{email}",
-                    json={"name": name, "roles": roles, "password": "correct horse battery"},
-                    headers=admin,
-                )
-                assert created.status_code == 201, created.text
-                assert "password" not in created.text
-            refused_user = await lea.put(
-                "/v1/console/users/x@example.org",
-                json={"name": "X", "roles": ["admin"], "password": "correct horse battery"},
+        async with running(reporting):
+            yield escalator, reporting
+
+
+async def add_person(
+    client: httpx.AsyncClient, email: str, name: str, roles: list[str]
+) -> httpx.Response:
+    return await client.put(
+        f"/v1/console/users/{email}",
+        json={"name": name, "roles": roles, "password": "correct horse battery"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+
+
+async def test_a_person_signs_in_sees_the_due_step_and_acknowledges_it_as_themself(
+    kafka_settings: KafkaSettings,
+    database_settings: DatabaseSettings,
+    db_schema: str,
+    tmp_path: Path,
+) -> None:
+    async with (
+        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as (
+            escalator,
+            reporting,
+        ),
+        console_client(reporting) as lea,
+        console_client(reporting) as ana,
+    ):
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        for email, name, roles in [
+            ("Lea@Example.org", "Lea Lead", ["team_lead"]),
+            ("ana@example.org", "Ana Analyst", ["analyst"]),
+        ]:
+            created = await lea.put(
+                f"/v1/console/users/{email}",
+                json={"name": name, "roles": roles, "password": "correct horse battery"},
+                headers=admin,
             )
-            assert refused_user.status_code == 401
+            assert created.status_code == 201, created.text
+            assert "password" not in created.text
+        refused_user = await lea.put(
+            "/v1/console/users/x@example.org",
+            json={"name": "X", "roles": ["admin"], "password": "correct horse battery"},
+        )
+        assert refused_user.status_code == 401
 
-            # No session: every page sends the person to sign in, and comes back afterwards.
-            bounced = await lea.get("/console/queue")
-            assert bounced.status_code == 303
-            assert bounced.headers["location"] == "/console/login?next=%2Fconsole%2Fqueue"
+        # No session: every page sends the person to sign in, and comes back afterwards.
+        bounced = await lea.get("/console/queue")
+        assert bounced.status_code == 303
+        assert bounced.headers["location"] == "/console/login?next=%2Fconsole%2Fqueue"
 
-            wrong = await sign_in(lea, "lea@example.org", "not the password")
-            assert wrong.status_code == 401
-            assert "Wrong e-mail or password." in wrong.text
-            assert "riskrelay_console" not in wrong.headers.get("set-cookie", "")
-            forged = await lea.post(
-                "/console/login",
-                data={"email": "lea@example.org", "password": "correct horse battery"},
-            )
-            assert forged.status_code == 403
-            assert "security token" in forged.text
+        wrong = await sign_in(lea, "lea@example.org", "not the password")
+        assert wrong.status_code == 401
+        assert "Wrong e-mail or password." in wrong.text
+        assert "riskrelay_console" not in wrong.headers.get("set-cookie", "")
+        forged = await lea.post(
+            "/console/login",
+            data={"email": "lea@example.org", "password": "correct horse battery"},
+        )
+        assert forged.status_code == 403
+        assert "security token" in forged.text
 
-            signed_in = await sign_in(lea, "lea@example.org", "correct horse battery")
-            assert signed_in.status_code == 303, signed_in.text
-            assert signed_in.headers["location"] == "/console/queue"
-            cookie = signed_in.headers["set-cookie"].lower()
-            assert "riskrelay_console=" in cookie
-            assert "httponly" in cookie
-            assert "samesite=strict" in cookie
-            assert (
-                await sign_in(ana, "ana@example.org", "correct horse battery")
-            ).status_code == 303
+        signed_in = await sign_in(lea, "lea@example.org", "correct horse battery")
+        assert signed_in.status_code == 303, signed_in.text
+        assert signed_in.headers["location"] == "/console/queue"
+        cookie = signed_in.headers["set-cookie"].lower()
+        assert "riskrelay_console=" in cookie
+        assert "httponly" in cookie
+        assert "samesite=strict" in cookie
+        assert (await sign_in(ana, "ana@example.org", "correct horse battery")).status_code == 303
 
-            flagged = datetime.now(UTC)
-            await produce(
-                kafka_settings.bootstrap,
-                f"{kafka_settings.topic_prefix}risk-classified",
-                [(b"risk-c1", classified("risk-c1", flagged).to_json_bytes())],
-            )
-            queue: httpx.Response | None = None
+        flagged = datetime.now(UTC)
+        await produce(
+            kafka_settings.bootstrap,
+            f"{kafka_settings.topic_prefix}risk-classified",
+            [(b"risk-c1", classified("risk-c1", flagged).to_json_bytes())],
+        )
+        queue: httpx.Response | None = None
 
-            async def step_is_queued() -> bool:
-                nonlocal queue
-                queue = await lea.get("/console/queue")
-                return "data-escalation-id=" in queue.text
+        async def step_is_queued() -> bool:
+            nonlocal queue
+            queue = await lea.get("/console/queue")
+            return "data-escalation-id=" in queue.text
 
-            await eventually(step_is_queued, timeout=60)
-            assert queue is not None
-            assert queue.status_code == 200
-            assert "Lea Lead" in queue.text
-            assert "Customers see other customers&#39; invoices" in queue.text
-            assert re.search(r"(2\d|30) min left", queue.text), queue.text
-            escalation_id = re.search(r'data-escalation-id="([^"]+)"', queue.text)
-            assert escalation_id is not None
-            step_id = escalation_id.group(1)
+        await eventually(step_is_queued, timeout=60)
+        assert queue is not None
+        assert queue.status_code == 200
+        assert "Lea Lead" in queue.text
+        assert "Customers see other customers&#39; invoices" in queue.text
+        assert re.search(r"(2\d|30) min left", queue.text), queue.text
+        escalation_id = re.search(r'data-escalation-id="([^"]+)"', queue.text)
+        assert escalation_id is not None
+        step_id = escalation_id.group(1)
 
-            analyst_queue = await ana.get("/console/queue")
-            assert analyst_queue.status_code == 200
-            assert "Nothing is waiting for your roles." in analyst_queue.text
+        analyst_queue = await ana.get("/console/queue")
+        assert analyst_queue.status_code == 200
+        assert "Nothing is waiting for your roles." in analyst_queue.text
 
-            ack_url = f"/console/escalations/{step_id}/ack"
-            assert (await lea.post(ack_url, data={})).status_code == 403
-            acked = await lea.post(ack_url, data={"csrf_token": csrf_of(queue)})
-            assert acked.status_code == 303
-            assert acked.headers["location"].startswith("/console/queue?done=")
+        ack_url = f"/console/escalations/{step_id}/ack"
+        assert (await lea.post(ack_url, data={})).status_code == 403
+        acked = await lea.post(ack_url, data={"csrf_token": csrf_of(queue)})
+        assert acked.status_code == 303
+        assert acked.headers["location"].startswith("/console/queue?done=")
 
-            escalator_db = escalator.state.context.db
-            recorded = await escalator_db.fetchrow(
-                "SELECT acknowledged_by, acknowledged_role FROM escalation_steps"
-                " WHERE escalation_id = $1",
+        escalator_db = escalator.state.context.db
+        recorded = await escalator_db.fetchrow(
+            "SELECT acknowledged_by, acknowledged_role FROM escalation_steps"
+            " WHERE escalation_id = $1",
+            step_id,
+        )
+        assert recorded is not None
+        assert recorded["acknowledged_by"] == "lea@example.org"
+        assert recorded["acknowledged_role"] == "team_lead"
+
+        async def acknowledgement_in_read_model() -> bool:
+            value = await reporting.state.context.db.fetchval(
+                "SELECT acknowledged_by FROM escalation_acks WHERE escalation_id = $1",
                 step_id,
             )
-            assert recorded is not None
-            assert recorded["acknowledged_by"] == "lea@example.org"
-            assert recorded["acknowledged_role"] == "team_lead"
+            return bool(value == "lea@example.org")
 
-            async def acknowledgement_in_read_model() -> bool:
-                value = await reporting.state.context.db.fetchval(
-                    "SELECT acknowledged_by FROM escalation_acks WHERE escalation_id = $1",
-                    step_id,
+        await eventually(acknowledgement_in_read_model, timeout=30)
+        after = await lea.get(acked.headers["location"])
+        assert "Acknowledged step" in after.text
+        assert f'data-escalation-id="{step_id}"' not in after.text
+
+        signed_out = await lea.post("/console/logout", data={"csrf_token": csrf_of(after)})
+        assert signed_out.status_code == 303
+        assert (await lea.get("/console/queue")).status_code == 303
+
+
+async def test_a_support_manager_takes_the_level_3_decision_in_the_queue(
+    kafka_settings: KafkaSettings,
+    database_settings: DatabaseSettings,
+    db_schema: str,
+    tmp_path: Path,
+) -> None:
+    async with (
+        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as (
+            escalator,
+            reporting,
+        ),
+        console_client(reporting) as sam,
+        console_client(reporting) as lea,
+    ):
+        assert (
+            await add_person(sam, "sam@example.org", "Sam Manager", ["support_manager"])
+        ).status_code == 201
+        assert (
+            await add_person(sam, "lea@example.org", "Lea Lead", ["team_lead"])
+        ).status_code == 201
+        assert (await sign_in(sam, "sam@example.org", "correct horse battery")).status_code == 303
+        assert (await sign_in(lea, "lea@example.org", "correct horse battery")).status_code == 303
+
+        await produce(
+            kafka_settings.bootstrap,
+            f"{kafka_settings.topic_prefix}risk-classified",
+            [
+                (
+                    b"risk-m3",
+                    classified("risk-m3", datetime.now(UTC), RiskLevel.MEDIUM).to_json_bytes(),
                 )
-                return bool(value == "lea@example.org")
+            ],
+        )
+        queue: httpx.Response | None = None
 
-            await eventually(acknowledgement_in_read_model, timeout=30)
-            after = await lea.get(acked.headers["location"])
-            assert "Acknowledged step" in after.text
-            assert f'data-escalation-id="{step_id}"' not in after.text
+        async def review_is_queued() -> bool:
+            nonlocal queue
+            queue = await sam.get("/console/queue")
+            return "data-escalation-id=" in queue.text
 
-            signed_out = await lea.post("/console/logout", data={"csrf_token": csrf_of(after)})
-            assert signed_out.status_code == 303
-            assert (await lea.get("/console/queue")).status_code == 303
+        await eventually(review_is_queued, timeout=60)
+        assert queue is not None
+        found = re.search(r'data-escalation-id="([^"]+)"', queue.text)
+        assert found is not None
+        review_id = found.group(1)
+        assert "Level 3 decision" in queue.text
+        assert f'action="/console/escalations/{review_id}/decision"' in queue.text
+        assert f'action="/console/escalations/{review_id}/ack"' not in queue.text
+        # The team lead's step of the same risk is an ordinary acknowledgement.
+        lead_queue = await lea.get("/console/queue")
+        assert "Acknowledge" in lead_queue.text
+        assert "Level 3 decision" not in lead_queue.text
+
+        decision_url = f"/console/escalations/{review_id}/decision"
+        csrf = csrf_of(queue)
+        assert (await sam.post(decision_url, data={"decision": "confirmed"})).status_code == 403
+        undecided = await sam.post(decision_url, data={"csrf_token": csrf, "note": "?"})
+        assert undecided.status_code == 422
+        assert "confirmed or not confirmed" in undecided.text
+        # The team lead may not take the Support Manager's decision: the escalator refuses.
+        refused = await lea.post(
+            decision_url, data={"csrf_token": csrf_of(lead_queue), "decision": "confirmed"}
+        )
+        assert refused.status_code == 303
+        assert "failed=" in refused.headers["location"]
+        assert "403" in (await lea.get(refused.headers["location"])).text
+
+        decided = await sam.post(
+            decision_url,
+            data={
+                "csrf_token": csrf,
+                "decision": "confirmed",
+                "note": "Two invoices crossed accounts; confirmed with billing.",
+            },
+        )
+        assert decided.status_code == 303
+        assert decided.headers["location"].startswith("/console/queue?done=")
+        shown = await sam.get(decided.headers["location"])
+        assert "Recorded your Level 3 decision" in shown.text
+        assert "confirmed (Risk Management is told)" in shown.text
+
+        escalator_db = escalator.state.context.db
+        step = await escalator_db.fetchrow(
+            "SELECT acknowledged_by, acknowledged_role, decision, closed_at FROM escalation_steps"
+            " WHERE escalation_id = $1",
+            review_id,
+        )
+        assert step is not None
+        assert step["acknowledged_by"] == "sam@example.org"
+        assert step["acknowledged_role"] == "support_manager"
+        assert step["decision"] == "confirmed"
+        assert step["closed_at"] is not None
+        recorded = await escalator_db.fetchrow(
+            "SELECT acknowledged_by, note FROM acknowledgements"
+            " WHERE escalation_id = $1 AND outcome = 'accepted'",
+            review_id,
+        )
+        assert recorded is not None
+        assert recorded["acknowledged_by"] == "sam@example.org"
+        assert recorded["note"] == "Two invoices crossed accounts; confirmed with billing."
+        # The confirm branch: Risk Management is now a step of the risk's plan.
+        added = await escalator_db.fetchval(
+            "SELECT count(*) FROM escalation_steps WHERE risk_id = 'risk-m3'"
+            " AND role = 'risk_management' AND added_because = 'review_confirmed'"
+        )
+        assert added == 1
+
+        async def decision_in_read_model() -> bool:
+            value = await reporting.state.context.db.fetchval(
+                "SELECT decision FROM escalation_acks WHERE escalation_id = $1", review_id
+            )
+            return bool(value == "confirmed")
+
+        await eventually(decision_in_read_model, timeout=30)
+        assert f'data-escalation-id="{review_id}"' not in (await sam.get("/console/queue")).text

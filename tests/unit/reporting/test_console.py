@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from riskrelay.reporting.console import (
+    AckOutcome,
+    back_to,
     csrf_matches,
+    decision_of,
     queue_items,
     queue_roles,
     safe_next,
@@ -13,7 +16,7 @@ from riskrelay.reporting.console import (
 )
 from riskrelay.reporting.store import OpenStep
 from riskrelay.shared.auth import Principal
-from riskrelay.shared.events import Role
+from riskrelay.shared.events import ReviewDecision, Role
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -86,3 +89,20 @@ def test_queue_scope_is_the_persons_roles_and_everything_for_admins() -> None:
     assert queue_roles(lead) == ["agent", "team_lead"]
     admin = Principal("a", Role.ADMIN, name="A", email="a@x.org")
     assert queue_roles(admin) is None
+
+
+def test_a_decision_is_one_of_the_two_outcomes_or_nothing() -> None:
+    assert decision_of("confirmed") is ReviewDecision.CONFIRMED
+    assert decision_of("not_confirmed") is ReviewDecision.NOT_CONFIRMED
+    assert decision_of("maybe") is None
+    assert decision_of("") is None
+    assert decision_of(None) is None
+
+
+def test_an_action_returns_to_the_console_page_it_came_from_with_its_outcome() -> None:
+    done = back_to({"next": "/console/risks/r-1"}, AckOutcome(True, "Acknowledged step s."))
+    assert done.headers["location"] == "/console/risks/r-1?done=Acknowledged%20step%20s."
+    failed = back_to({"next": "https://evil.example/"}, AckOutcome(False, "No"))
+    assert failed.headers["location"] == "/console/queue?failed=No"
+    keeps_query = back_to({"next": "/console/register?level=4"}, AckOutcome(True, "ok"))
+    assert keeps_query.headers["location"] == "/console/register?level=4&done=ok"

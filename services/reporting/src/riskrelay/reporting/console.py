@@ -5,7 +5,9 @@
   signed token (the same JWT every service verifies, see :mod:`riskrelay.shared.auth`).
 * ``/console/queue``: the open escalation steps for the person's roles, most urgent first, with
   the time left to each deadline; "Acknowledge" calls the escalator's acknowledgement API with
-  the person's own token, so the escalator records who acted.
+  the person's own token, so the escalator records who acted. A Level 3 review step (the
+  escalator says which steps are reviews) takes the Support Manager's decision instead:
+  confirmed or not confirmed, with a note, through the same API.
 
 Every state-changing form carries a CSRF token that must equal the HttpOnly, SameSite=Strict
 ``riskrelay_csrf`` cookie (double submit); a form without it is refused with 403. A page asked
@@ -14,6 +16,7 @@ for without a session redirects to the sign-in page.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -33,7 +36,7 @@ from riskrelay.reporting.settings import ConsoleSettings
 from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.auth import AuthenticationError, Principal, require_roles
 from riskrelay.shared.clock import Clock
-from riskrelay.shared.events import Role
+from riskrelay.shared.events import ReviewDecision, Role
 from riskrelay.shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -43,6 +46,14 @@ CSRF_COOKIE = "riskrelay_csrf"
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 16 * 1024
 ESCALATOR_CLIENT = "console_escalator_client"
+STEP_KINDS = "console_step_kinds"
+# Kinds of steps already asked for: an escalation id names one role's step of one kind forever.
+STEP_KINDS_KEPT = 50_000
+REVIEW_KIND = "review"
+DECISION_LABELS = {
+    ReviewDecision.CONFIRMED: "confirmed (Risk Management is told)",
+    ReviewDecision.NOT_CONFIRMED: "not confirmed (the risk goes to the Weekly Risk Review)",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,6 +215,17 @@ class ConsolePages:
             return None
         return principal if principal.is_person else None
 
+    async def submission(self, request: Request) -> Submission | Response:
+        """The posted form of a signed-in person, or the response refusing it (no session:
+        to the sign-in page; no matching CSRF token: 403)."""
+        principal = self.session(request)
+        if principal is None:
+            return login_redirect(request)
+        form = await read_form(request)
+        if (refused := self.refuse_without_csrf(request, form)) is not None:
+            return refused
+        return Submission(principal, form, request.cookies[SESSION_COOKIE])
+
     def refuse_without_csrf(self, request: Request, form: dict[str, str]) -> HTMLResponse | None:
         if csrf_matches(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
             return None
@@ -218,6 +240,15 @@ class ConsolePages:
                 " session. Go back, reload the page and submit it again."
             ),
         )
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A console form posted by a signed-in person, its CSRF token checked."""
+
+    principal: Principal
+    form: dict[str, str]
+    token: str  # the person's signed token, for the owning service's API
 
 
 def login_redirect(request: Request) -> RedirectResponse:
@@ -315,11 +346,16 @@ def build_console_router(
         now = clock()
         async with context.db.acquire() as connection:
             steps = await store.open_steps(connection, queue_roles(principal), now)
+        kinds = await step_kinds(
+            context, request.cookies[SESSION_COOKIE], [step.escalation_id for step in steps]
+        )
         return pages.page(
             request,
             "console_queue.html.j2",
             principal=principal,
             items=queue_items(steps, now),
+            kinds=kinds,
+            review_kind=REVIEW_KIND,
             now=now,
             done=done,
             failed=failed,
@@ -327,23 +363,58 @@ def build_console_router(
 
     @router.post("/escalations/{escalation_id}/ack", response_model=None)
     async def acknowledge(escalation_id: str, request: Request) -> Response:
-        principal = pages.session(request)
-        if principal is None:
-            return login_redirect(request)
-        form = await read_form(request)
-        if (refused := pages.refuse_without_csrf(request, form)) is not None:
-            return refused
-        note = form.get("note", "").strip()[:4_000] or None
+        submitted = await pages.submission(request)
+        if isinstance(submitted, Response):
+            return submitted
         outcome = await acknowledge_through_escalator(
-            context, request.cookies[SESSION_COOKIE], escalation_id, note
+            context, submitted.token, escalation_id, note_of(submitted.form), None
         )
-        key = "done" if outcome.ok else "failed"
-        return RedirectResponse(
-            f"/console/queue?{key}={quote(outcome.message, safe='')}",
-            status_code=status.HTTP_303_SEE_OTHER,
+        return back_to(submitted.form, outcome)
+
+    @router.post("/escalations/{escalation_id}/decision", response_model=None)
+    async def decide(escalation_id: str, request: Request) -> Response:
+        submitted = await pages.submission(request)
+        if isinstance(submitted, Response):
+            return submitted
+        form = submitted.form
+        decision = decision_of(form.get("decision"))
+        if decision is None:
+            return pages.page(
+                request,
+                "console_message.html.j2",
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                principal=submitted.principal,
+                title="Choose a decision",
+                message="A Level 3 review is either confirmed or not confirmed: choose one.",
+            )
+        outcome = await acknowledge_through_escalator(
+            context, submitted.token, escalation_id, note_of(form), decision
         )
+        return back_to(form, outcome)
 
     return router
+
+
+def note_of(form: dict[str, str]) -> str | None:
+    return form.get("note", "").strip()[:4_000] or None
+
+
+def decision_of(value: str | None) -> ReviewDecision | None:
+    try:
+        return ReviewDecision(value) if value else None
+    except ValueError:
+        return None
+
+
+def back_to(form: dict[str, str], outcome: AckOutcome) -> RedirectResponse:
+    """Back to the page the form was on (a console path), with the outcome to show."""
+    target = safe_next(form.get("next"))
+    key = "done" if outcome.ok else "failed"
+    separator = "&" if "?" in target else "?"
+    return RedirectResponse(
+        f"{target}{separator}{key}={quote(outcome.message, safe='')}",
+        status_code=status.HTTP_303_SEE_OTHER,
+    )
 
 
 @dataclass(frozen=True)
@@ -353,30 +424,84 @@ class AckOutcome:
 
 
 async def acknowledge_through_escalator(
-    context: ServiceContext, token: str, escalation_id: str, note: str | None
+    context: ServiceContext,
+    token: str,
+    escalation_id: str,
+    note: str | None,
+    decision: ReviewDecision | None,
 ) -> AckOutcome:
-    """POST the acknowledgement to the escalator as the signed-in person."""
+    """POST the acknowledgement (a review's with its decision) to the escalator as the
+    signed-in person."""
     client: httpx.AsyncClient = context.state[ESCALATOR_CLIENT]
+    body: dict[str, str] = {}
+    if note:
+        body["note"] = note
+    if decision is not None:
+        body["decision"] = decision.value
     try:
         response = await client.post(
             f"/v1/escalations/{quote(escalation_id, safe='')}/ack",
-            json={"note": note} if note else {},
+            json=body,
             headers={"Authorization": f"Bearer {token}"},
         )
     except httpx.HTTPError as error:
         log.warning("escalator unreachable", error=type(error).__name__)
         return AckOutcome(False, "The escalator did not answer; nothing was acknowledged.")
     if response.status_code == 200:
-        body = response.json()
-        if body.get("status") == "already_closed":
+        answer = response.json()
+        if answer.get("status") == "already_closed":
             return AckOutcome(True, f"Step {escalation_id} was already closed.")
-        late = " (late)" if body.get("late") else ""
+        late = " (late)" if answer.get("late") else ""
+        if decision is not None:
+            return AckOutcome(
+                True,
+                f"Recorded your Level 3 decision on step {escalation_id}{late}:"
+                f" {DECISION_LABELS[decision]}.",
+            )
         return AckOutcome(True, f"Acknowledged step {escalation_id}{late}.")
     try:
         detail = str(response.json().get("detail"))
     except ValueError:
         detail = response.text[:200]
     return AckOutcome(False, f"The escalator refused ({response.status_code}): {detail}")
+
+
+async def step_kinds(
+    context: ServiceContext, token: str, escalation_ids: list[str]
+) -> dict[str, str]:
+    """Each step's kind (``acknowledge``, ``review``, ``weekly_review``) as the escalator has it,
+    asked once per step (with the person's token) and kept: the read model does not carry it.
+    A step the escalator could not answer for is left out (its row offers Acknowledge, and the
+    escalator refuses that for a review, saying it needs a decision)."""
+    known: dict[str, str] = context.state.setdefault(STEP_KINDS, {})
+    missing = [escalation_id for escalation_id in escalation_ids if escalation_id not in known]
+    if missing:
+        client: httpx.AsyncClient = context.state[ESCALATOR_CLIENT]
+        limit = asyncio.Semaphore(8)
+
+        async def ask(escalation_id: str) -> tuple[str, str | None]:
+            async with limit:
+                try:
+                    response = await client.get(
+                        f"/v1/escalations/{quote(escalation_id, safe='')}",
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                except httpx.HTTPError:
+                    return escalation_id, None
+            if response.status_code != 200:
+                return escalation_id, None
+            kind = response.json().get("kind")
+            return escalation_id, kind if isinstance(kind, str) else None
+
+        answers = await asyncio.gather(*(ask(escalation_id) for escalation_id in missing))
+        if len(known) > STEP_KINDS_KEPT:
+            known.clear()
+        known.update({escalation_id: kind for escalation_id, kind in answers if kind})
+    return {
+        escalation_id: known[escalation_id]
+        for escalation_id in escalation_ids
+        if escalation_id in known
+    }
 
 
 async def open_escalator_client(context: ServiceContext, settings: ConsoleSettings) -> None:
