@@ -26,10 +26,19 @@ from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
     Detection,
     Indicator,
+    ModelExplanation,
+    NearestExample,
     RiskCategory,
     RiskClassified,
     RiskClassifiedEvent,
     RiskLevel,
+    RiskRegisteredEvent,
+    RiskRegisterEntry,
+    RiskStatus,
+    RuleContribution,
+    TicketEventKind,
+    TicketFlagged,
+    TicketFlaggedEvent,
 )
 from riskrelay.shared.settings import AuthSettings, DatabaseSettings, KafkaSettings
 from riskrelay.testing import eventually, produce, running
@@ -184,6 +193,30 @@ async def console_stack(
             yield escalator, reporting
 
 
+async def page_when(
+    client: httpx.AsyncClient, path: str, shows: str, timeout: float = 30
+) -> httpx.Response:
+    """The page at ``path`` once it shows ``shows`` (the read model catches up)."""
+    page: httpx.Response | None = None
+
+    async def showing() -> bool:
+        nonlocal page
+        page = await client.get(path)
+        return shows in page.text
+
+    await eventually(showing, timeout=timeout)
+    assert page is not None
+    return page
+
+
+async def signed_in_person(
+    client: httpx.AsyncClient, email: str, name: str, roles: list[str]
+) -> None:
+    """Create the person (as the administrator) and sign ``client`` in as them."""
+    assert (await add_person(client, email, name, roles)).status_code == 201
+    assert (await sign_in(client, email, "correct horse battery")).status_code == 303
+
+
 async def add_person(
     client: httpx.AsyncClient, email: str, name: str, roles: list[str]
 ) -> httpx.Response:
@@ -257,15 +290,7 @@ async def test_a_person_signs_in_sees_the_due_step_and_acknowledges_it_as_themse
             f"{kafka_settings.topic_prefix}risk-classified",
             [(b"risk-c1", classified("risk-c1", flagged).to_json_bytes())],
         )
-        queue: httpx.Response | None = None
-
-        async def step_is_queued() -> bool:
-            nonlocal queue
-            queue = await lea.get("/console/queue")
-            return "data-escalation-id=" in queue.text
-
-        await eventually(step_is_queued, timeout=60)
-        assert queue is not None
+        queue = await page_when(lea, "/console/queue", "data-escalation-id=", timeout=60)
         assert queue.status_code == 200
         assert "Lea Lead" in queue.text
         assert "Customers see other customers&#39; invoices" in queue.text
@@ -325,14 +350,8 @@ async def test_a_support_manager_takes_the_level_3_decision_in_the_queue(
         console_client(reporting) as sam,
         console_client(reporting) as lea,
     ):
-        assert (
-            await add_person(sam, "sam@example.org", "Sam Manager", ["support_manager"])
-        ).status_code == 201
-        assert (
-            await add_person(sam, "lea@example.org", "Lea Lead", ["team_lead"])
-        ).status_code == 201
-        assert (await sign_in(sam, "sam@example.org", "correct horse battery")).status_code == 303
-        assert (await sign_in(lea, "lea@example.org", "correct horse battery")).status_code == 303
+        await signed_in_person(sam, "sam@example.org", "Sam Manager", ["support_manager"])
+        await signed_in_person(lea, "lea@example.org", "Lea Lead", ["team_lead"])
 
         await produce(
             kafka_settings.bootstrap,
@@ -344,15 +363,7 @@ async def test_a_support_manager_takes_the_level_3_decision_in_the_queue(
                 )
             ],
         )
-        queue: httpx.Response | None = None
-
-        async def review_is_queued() -> bool:
-            nonlocal queue
-            queue = await sam.get("/console/queue")
-            return "data-escalation-id=" in queue.text
-
-        await eventually(review_is_queued, timeout=60)
-        assert queue is not None
+        queue = await page_when(sam, "/console/queue", "data-escalation-id=", timeout=60)
         found = re.search(r'data-escalation-id="([^"]+)"', queue.text)
         assert found is not None
         review_id = found.group(1)
@@ -426,3 +437,181 @@ async def test_a_support_manager_takes_the_level_3_decision_in_the_queue(
 
         await eventually(decision_in_read_model, timeout=30)
         assert f'data-escalation-id="{review_id}"' not in (await sam.get("/console/queue")).text
+
+
+def flagged(ticket_id: str, customer_id: str, at: datetime) -> TicketFlaggedEvent:
+    data = TicketFlagged(
+        ticket_id=ticket_id,
+        upstream_event_id=f"up-{ticket_id}",
+        upstream_source="zendesk://acme",
+        event_kind=TicketEventKind.CREATED,
+        occurred_at=at,
+        channel="email",
+        priority="high",
+        product="Billing",
+        customer_id=customer_id,
+        customer_segment="smb",
+        redacted_subject="Invoice of another customer",
+        redacted_summary="I can see the invoice of [NAME], not mine.",
+        indicators=[
+            Detection(
+                indicator=Indicator.DATA_CONCERN,
+                rule_id="model.data_concern",
+                evidence="I can see the invoice of [NAME], not mine.",
+                confidence=0.93,
+                explanation=ModelExplanation(
+                    score=0.93,
+                    threshold=0.61,
+                    model_version="sha256-models-1",
+                    encoder="sha256-encoder-1",
+                    nearest_examples=[
+                        NearestExample(text="I can see someone else's account", similarity=0.82)
+                    ],
+                ),
+            ),
+            Detection(
+                indicator=Indicator.COMPLIANCE_QUESTION,
+                rule_id="compliance.gdpr",
+                evidence="GDPR",
+                confidence=0.8,
+            ),
+        ],
+        rule_pack_version="test",
+    )
+    return TicketFlaggedEvent(
+        id=derive_event_id(f"up-{ticket_id}", "flag"),
+        source="riskrelay/intake",
+        time=at,
+        subject=ticket_id,
+        data=data,
+    )
+
+
+def registered(risk_id: str, at: datetime) -> RiskRegisteredEvent:
+    entry = RiskRegisterEntry(
+        risk_id=risk_id,
+        version=2,
+        title="Customers see other customers' invoices",
+        redacted_summary="Customer reports seeing another customer's invoice.",
+        level=RiskLevel.CRITICAL,
+        category=RiskCategory.DATA_SECURITY_PRIVACY,
+        status=RiskStatus.UNDER_JOINT_ASSESSMENT,
+        owner="rita@example.org",
+        first_reported_at=at,
+        last_reported_at=at,
+        ticket_count=2,
+        distinct_customers=2,
+        policy_version="test",
+        updated_at=at,
+    )
+    return RiskRegisteredEvent(
+        id=derive_event_id(f"registered:{risk_id}", "2"),
+        source="riskrelay/register",
+        time=at,
+        subject=risk_id,
+        correlationid=risk_id,
+        data=entry,
+    )
+
+
+async def test_the_risk_page_explains_the_risk_and_its_escalation(
+    kafka_settings: KafkaSettings,
+    database_settings: DatabaseSettings,
+    db_schema: str,
+    tmp_path: Path,
+) -> None:
+    async with (
+        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as (_, reporting),
+        console_client(reporting) as lea,
+        console_client(reporting) as ana,
+    ):
+        assert (await lea.get("/console/risks/risk-p1")).status_code == 303
+        await signed_in_person(lea, "lea@example.org", "Lea Lead", ["team_lead"])
+        await signed_in_person(ana, "ana@example.org", "Ana Analyst", ["analyst"])
+        unknown = await lea.get("/console/risks/risk-nobody")
+        assert unknown.status_code == 404
+        assert "No risk risk-nobody" in unknown.text
+
+        at = datetime.now(UTC)
+        prefix = kafka_settings.topic_prefix
+        await produce(
+            kafka_settings.bootstrap,
+            f"{prefix}ticket-flagged",
+            [
+                (b"T-p1", flagged("T-p1", "C-1", at).to_json_bytes()),
+                (b"T-p2", flagged("T-p2", "C-2", at).to_json_bytes()),
+            ],
+        )
+        risk = classified("risk-p1", at)
+        risk = risk.model_copy(
+            update={
+                "data": risk.data.model_copy(
+                    update={
+                        "ticket_ids": ["T-p1", "T-p2"],
+                        "ticket_count": 2,
+                        "distinct_customers": 2,
+                        "rules_fired": [
+                            RuleContribution(
+                                rule_id="data_exposure.critical",
+                                description="Another customer's data was seen",
+                                level=RiskLevel.CRITICAL,
+                                effect="sets_level",
+                                decisive=True,
+                            )
+                        ],
+                    }
+                )
+            }
+        )
+        await produce(
+            kafka_settings.bootstrap,
+            f"{prefix}risk-classified",
+            [(b"risk-p1", risk.to_json_bytes())],
+        )
+        queue = await page_when(lea, "/console/queue", "data-escalation-id=", timeout=60)
+        assert 'href="/console/risks/risk-p1"' in queue.text
+        step_id = re.search(r'data-escalation-id="([^"]+)"', queue.text)
+        assert step_id is not None
+        acked = await lea.post(
+            f"/console/escalations/{step_id.group(1)}/ack", data={"csrf_token": csrf_of(queue)}
+        )
+        assert acked.status_code == 303
+        await produce(
+            kafka_settings.bootstrap,
+            f"{prefix}risk-registered",
+            [(b"risk-p1", registered("risk-p1", at).to_json_bytes())],
+        )
+        page: httpx.Response | None = None
+
+        async def complete() -> bool:
+            nonlocal page
+            page = await lea.get("/console/risks/risk-p1")
+            return "by lea@example.org" in page.text and "under joint assessment" in page.text
+
+        await eventually(complete, timeout=30)
+        assert page is not None
+        assert page.status_code == 200
+        text = page.text
+        assert "<h1>Customers see other customers&#39; invoices</h1>" in text
+        assert "Critical (Level 5)" in text
+        assert re.search(r'id="risk-tickets">2<', text)
+        assert re.search(r'id="risk-customers">2<', text)
+        assert "data_exposure.critical" in text
+        assert "decisive" in text
+        # The model's evidence: the redacted sentence, score against threshold, nearest example.
+        assert "I can see the invoice of [NAME], not mine." in text
+        assert "model score 0.93 ≥ threshold 0.61" in text
+        assert "I can see someone else&#39;s account" in text
+        assert "compliance.gdpr" in text
+        # One row per distinct detection, counting both tickets.
+        assert text.count("<code>model.data_concern</code>") == 1
+        # Timeline: the notice, then Lea's acknowledgement.
+        assert text.index("timeline-initial") < text.index("timeline-acknowledged")
+        assert "<code>T-p1</code>" in text
+        assert "<code>T-p2</code>" in text
+        assert "Invoice of another customer" in text
+        assert "rita@example.org" in text
+        # Only the register's readers are sent on to the register page.
+        assert "Open the register entry" not in text
+        analyst_view = await ana.get("/console/risks/risk-p1")
+        assert "Open the register entry" in analyst_view.text

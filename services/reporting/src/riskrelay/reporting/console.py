@@ -1,5 +1,6 @@
 """The console: server-rendered pages for the people who act on risks, beside the dashboard.
 
+* ``/console/risks/{risk_id}``: the risk page (:mod:`riskrelay.reporting.console_risk`).
 * ``/console/login``: e-mail and password (checked against :mod:`riskrelay.reporting.people`);
   success sets the session cookie, an HttpOnly, SameSite=Strict cookie holding the person's
   signed token (the same JWT every service verifies, see :mod:`riskrelay.shared.auth`).
@@ -392,6 +393,10 @@ def build_console_router(
         )
         return back_to(form, outcome)
 
+    # Imported here: the page modules build on this module's ConsolePages.
+    from riskrelay.reporting.console_risk import build_risk_router
+
+    router.include_router(build_risk_router(context, pages))
     return router
 
 

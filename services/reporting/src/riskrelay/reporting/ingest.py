@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 import asyncpg
 from pydantic import BaseModel
 
-from riskrelay.reporting import store
+from riskrelay.reporting import console_store, store
 from riskrelay.shared.envelope import CloudEvent
 from riskrelay.shared.events import (
     EscalationAcknowledgedEvent,
@@ -102,10 +102,12 @@ async def apply_events(connection: store.Connection, events: Sequence[CloudEvent
     """Apply the events not applied before (call inside a transaction); returns how many."""
     chosen = await claim_new(cast(asyncpg.Connection, connection), events, claim_key)
     await store.apply_ticket_events(connection, [e for e in chosen if isinstance(e, TicketEvent)])
-    await store.apply_flags(connection, [e for e in chosen if isinstance(e, TicketFlaggedEvent)])
-    await store.apply_classifications(
-        connection, [e for e in chosen if isinstance(e, RiskClassifiedEvent)]
-    )
+    flags = [e for e in chosen if isinstance(e, TicketFlaggedEvent)]
+    await store.apply_flags(connection, flags)
+    await console_store.apply_flag_details(connection, flags)
+    classifications = [e for e in chosen if isinstance(e, RiskClassifiedEvent)]
+    await store.apply_classifications(connection, classifications)
+    await console_store.apply_risk_explanations(connection, classifications)
     await store.apply_escalation_notices(
         connection, [e for e in chosen if isinstance(e, EscalationDueEvent)]
     )
