@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 
@@ -25,7 +26,10 @@ from riskrelay.escalator.domain import (
     plan_for_classification,
     plan_timers,
 )
+from riskrelay.escalator.email_channel import SmtpSender
+from riskrelay.escalator.links import AckLinks
 from riskrelay.escalator.metrics import EscalatorMetrics
+from riskrelay.escalator.notice import RiskDetails
 from riskrelay.escalator.notifications import DeliveryWorker
 from riskrelay.escalator.policy import EscalationPolicy, load_policy
 from riskrelay.escalator.roster import Roster, load_roster
@@ -63,6 +67,8 @@ class AckRequest:
     at: datetime
     source: store.AckSource
     event_id: str | None = None
+    channel: str | None = None
+    """Where a link's acknowledgement came from (``email``, ``teams``)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ class Escalator:
     metrics: EscalatorMetrics
     timer_settings: TimerSettings
     delivery_settings: DeliverySettings
+    smtp: dict[str, SmtpSender] = field(default_factory=dict)
+    links: AckLinks | None = None
     timer_loop: TimerLoop | None = None
     delivery: DeliveryWorker | None = None
     sweeper: Sweeper | None = None
@@ -116,6 +124,7 @@ class Escalator:
             batch_size=self.delivery_settings.batch_size,
             idle_interval=self.delivery_settings.idle_interval_ms / 1000,
             lease=timedelta(seconds=self.delivery_settings.lease_s),
+            smtp=self.smtp,
         )
         assert context.outbox is not None
         self.timer_loop = TimerLoop(
@@ -130,6 +139,7 @@ class Escalator:
             workers=self.timer_settings.workers,
             idle_interval=self.timer_settings.idle_interval_ms / 1000,
             on_notifications=self.delivery.wake,
+            links=self.links,
         )
         self.sweeper = Sweeper(
             context.db,
@@ -207,7 +217,11 @@ class Escalator:
                 await store.update_plan(connection, change.superseded, "superseded")
                 await store.cancel_timers(connection, change.cancel_timer_keys, "superseded")
             pending[data.risk_id] = store.NewPlan(
-                change.plan, data.title, event.id, plan_timers(change.plan)
+                change.plan,
+                data.title,
+                event.id,
+                plan_timers(change.plan),
+                RiskDetails.of(data).to_json(),
             )
             current[data.risk_id] = change.plan
         await store.insert_plans(connection, list(pending.values()))
@@ -277,6 +291,7 @@ class Escalator:
                 if outcome
                 else f"role {request.role.value!r} may not acknowledge the {step.role.value} step"
             ),
+            channel=request.channel,
         )
         if outcome is not None and outcome.status is AckStatus.ACCEPTED:
             await store.update_plan(connection, outcome.plan)
@@ -370,6 +385,11 @@ class Escalator:
 # ---------------------------------------------------------------------------------------------
 
 
+def ack_links(identity_keys_file: Path | None) -> AckLinks | None:
+    """Links are signed with the identity keys' signing key, when the service has one."""
+    return AckLinks.from_keys_file(identity_keys_file) if identity_keys_file else None
+
+
 async def run_timer_loop(context: ServiceContext) -> None:
     escalator: Escalator = context.state["escalator"]
     assert escalator.timer_loop is not None
@@ -392,17 +412,26 @@ def configure(context: ServiceContext) -> None:
     """Load and validate the policy, calendar and roster (a bad file stops start-up, naming the
     field), then register consumers, routes and background loops."""
     from riskrelay.escalator.api import build_router
+    from riskrelay.escalator.links_api import build_links_router
 
     settings = context.settings
+    roster = load_roster(getattr(settings, "roster_path", None))
     escalator = Escalator(
         context=context,
         policy=load_policy(getattr(settings, "policy_path", None)),
         calendar=load_calendar(getattr(settings, "calendar_path", None)),
-        roster=load_roster(getattr(settings, "roster_path", None)),
+        roster=roster,
         metrics=EscalatorMetrics(context.registry),
         timer_settings=getattr(settings, "timers", TimerSettings()),
         delivery_settings=getattr(settings, "delivery", DeliverySettings()),
+        smtp={name: SmtpSender(name, channel) for name, channel in roster.email_channels.items()},
+        links=ack_links(settings.auth.identity_keys_file),
     )
+    if roster.links is not None and escalator.links is None:
+        raise ValueError(
+            "the roster's links need a signing key: set RISKRELAY_ESCALATOR_AUTH__IDENTITY_KEYS_FILE"
+            " to an identity keys file with a signing_key_id"
+        )
     context.state["escalator"] = escalator
     context.state.setdefault(CLOCK, system_clock)
     context.consume(
@@ -416,6 +445,7 @@ def configure(context: ServiceContext) -> None:
     context.publishes(ESCALATION_DUE)
     context.publishes(ESCALATION_ACKS)
     context.routers.append(build_router(escalator))
+    context.routers.append(build_links_router(escalator))
     context.on_startup.append(escalator.start)
     context.on_shutdown.append(escalator.stop)
     context.background.extend([run_timer_loop, run_sweeper, run_delivery_worker])

@@ -1,4 +1,5 @@
-"""Delivers queued notifications over HTTP with retries; records every attempt.
+"""Delivers queued notifications (HTTP POSTs, e-mails over SMTP) with retries; records every
+attempt.
 
 Notifications are queued by the timer loop in the transaction that fires their timer. This
 worker claims due ones with a lease (``state = 'sending'``, ``lease_until``) and commits the
@@ -6,16 +7,18 @@ claim before sending, so no transaction stays open during a slow endpoint; the s
 delivery whose worker died mid-send. Each attempt is recorded in ``delivery_attempts``; a failed
 attempt is retried after :func:`riskrelay.escalator.roster.retry_delay` (exponential backoff,
 ``Retry-After`` honoured) and after the last one the notification is marked ``failed``: never
-dropped silently.
+dropped silently. A refusal that cannot change (an HTTP 4xx other than throttling, an SMTP 5xx)
+is marked ``failed`` at once. E-mails record their SMTP reply code as the attempt's status code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -24,6 +27,7 @@ from typing import Literal
 import asyncpg
 import httpx
 
+from riskrelay.escalator.email_channel import SmtpSender
 from riskrelay.escalator.metrics import EscalatorMetrics
 from riskrelay.escalator.roster import RetryPolicy, is_retryable_status, retry_delay
 from riskrelay.shared.logging import get_logger
@@ -50,6 +54,7 @@ class AttemptResult:
     error: str | None
     retry_after: timedelta | None
     duration_ms: float
+    protocol: Literal["http", "smtp"] = "http"
 
     @property
     def succeeded(self) -> bool:
@@ -59,6 +64,8 @@ class AttemptResult:
     def retryable(self) -> bool:
         if self.status_code is None:
             return True  # connection refused, timeout, reset: the endpoint may come back
+        if self.protocol == "smtp":
+            return 400 <= self.status_code < 500  # 4xx: transient; 5xx: permanent refusal
         return is_retryable_status(self.status_code)
 
 
@@ -95,8 +102,10 @@ class DeliveryWorker:
         idle_interval: float = 0.2,
         lease: timedelta = timedelta(minutes=2),
         random_unit: Callable[[], float] = random.random,
+        smtp: Mapping[str, SmtpSender] | None = None,
     ) -> None:
         self._pool = pool
+        self._smtp = dict(smtp or {})
         self._client = client
         self._retry = retry
         self._metrics = metrics
@@ -137,7 +146,10 @@ class DeliveryWorker:
         return len(rows)
 
     async def _deliver(self, row: asyncpg.Record) -> None:
-        result = await self._send(row["target"], row["payload"])
+        if row["channel"] == "email":
+            result = await self._send_email(row["payload"])
+        else:
+            result = await self._send(row["target"], row["payload"])
         attempt = row["attempts"] + 1
         now = self._clock()
         delay = (
@@ -189,6 +201,28 @@ class DeliveryWorker:
                 attempts=attempt,
                 error=error,
             )
+
+    async def _send_email(self, payload: str) -> AttemptResult:
+        body = json.loads(payload)
+        sender = self._smtp.get(body.get("server", ""))
+        if sender is None:
+            # The roster changed since the notice was queued: no retry can help (554 is SMTP's
+            # "transaction failed", recorded as a permanent refusal).
+            return AttemptResult(
+                status_code=554,
+                error=f"no e-mail channel {body.get('server')!r} in the roster any more",
+                retry_after=None,
+                duration_ms=0.0,
+                protocol="smtp",
+            )
+        reply = await sender.send(body, self._clock())
+        return AttemptResult(
+            status_code=reply.code,
+            error=reply.error,
+            retry_after=None,
+            duration_ms=reply.duration_ms,
+            protocol="smtp",
+        )
 
     async def _send(self, target: str, payload: str) -> AttemptResult:
         started = time.perf_counter()

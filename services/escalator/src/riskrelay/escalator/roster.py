@@ -7,19 +7,26 @@ failed delivery be retried with exactly the same body.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
 
-from riskrelay.escalator.calendar import ConfigModel, load_config_file
+from riskrelay.escalator.calendar import (
+    BusinessCalendar,
+    ConfigModel,
+    LocalTime,
+    load_config_file,
+)
+from riskrelay.escalator.notice import headline as notice_headline
+from riskrelay.escalator.notice import role_name
 from riskrelay.escalator.policy import Duration, EscalationRole
 from riskrelay.shared.events import (
     EscalationDue,
     EscalationDueEvent,
-    EscalationReason,
     RiskLevel,
     Role,
 )
@@ -33,14 +40,56 @@ _PAGERDUTY_DEDUP_KEY_MAX = 255
 _SLACK_HEADER_MAX = 150
 
 
+class QuietHours(ConfigModel):
+    """Local hours in which a person is not disturbed (a Critical risk still reaches them)."""
+
+    start: LocalTime = Field(description="Start of the quiet hours, `HH:MM` local time.")
+    end: LocalTime = Field(description="End (may be after midnight: 22:00 to 07:00).")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("quiet hours start and end at the same time")
+        return self
+
+
 class Person(ConfigModel):
     name: str = Field(min_length=1, max_length=200, description="Display name.")
-    email: str | None = Field(default=None, max_length=320, description="Email address.")
+    email: str | None = Field(
+        default=None,
+        max_length=320,
+        description="E-mail address; the same as the person's console sign-in, so an"
+        " acknowledgement link checks who clicked it.",
+    )
     slack_user_id: str | None = Field(
         default=None,
         pattern=r"^[UW][A-Z0-9]{2,}$",
         description="Slack member id (e.g. `U024BE7LH`), to mention them in Slack messages.",
     )
+    time_zone: str | None = Field(
+        default=None,
+        description="IANA zone their notices show deadlines in (default: their calendar's, else"
+        " UTC).",
+    )
+    calendar: str | None = Field(
+        default=None, description="Name of their business calendar under `calendars`."
+    )
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="Notices (except Critical ones) wait until these end."
+    )
+    channels: tuple[str, ...] = Field(
+        default=(), description="Names of the channels (under `channels`) that reach them."
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as error:
+                raise ValueError(f"{value!r} is not an IANA time zone") from error
+        return value
 
 
 class WebhookChannel(ConfigModel):
@@ -79,12 +128,70 @@ class PagerDutyChannel(ConfigModel):
         return value
 
 
-Channel = Annotated[WebhookChannel | SlackChannel | PagerDutyChannel, Field(discriminator="type")]
+class TeamsChannel(ConfigModel):
+    """Microsoft Teams: an Adaptive Card POSTed to an incoming-webhook or Workflows URL."""
+
+    type: Literal["teams"] = "teams"
+    url: HttpUrl = Field(description="Incoming webhook or Workflows (Power Automate) URL.")
+    min_level: RiskLevel = Field(default=RiskLevel.MINIMAL, description="Lowest level sent here.")
+
+
+class EmailChannel(ConfigModel):
+    """An SMTP server that sends each person their notices (multipart plain text and HTML)."""
+
+    type: Literal["email"] = "email"
+    host: str = Field(min_length=1, max_length=255, description="SMTP server.")
+    port: int = Field(default=587, ge=1, le=65_535, description="SMTP port.")
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="`starttls` (submission, 587), `tls` (implicit TLS, 465) or `none` (a local"
+        " relay only).",
+    )
+    username_file: Path | None = Field(default=None, description="File holding the user name.")
+    password_file: Path | None = Field(default=None, description="File holding the password.")
+    from_address: str = Field(
+        min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$", description="From address."
+    )
+    from_name: str = Field(default="riskrelay", max_length=200, description="From display name.")
+    timeout_s: float = Field(default=30.0, gt=0, le=300, description="One attempt's limit.")
+    min_level: RiskLevel = Field(default=RiskLevel.MINIMAL, description="Lowest level sent here.")
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> Self:
+        if (self.username_file is None) != (self.password_file is None):
+            raise ValueError("username_file and password_file go together")
+        return self
+
+
+Channel = Annotated[
+    WebhookChannel | SlackChannel | PagerDutyChannel | TeamsChannel,
+    Field(discriminator="type"),
+]
+NamedChannel = Annotated[
+    WebhookChannel | SlackChannel | PagerDutyChannel | TeamsChannel | EmailChannel,
+    Field(discriminator="type"),
+]
+PERSON_ONLY_CHANNELS = ("email",)
 
 
 class RoleContacts(ConfigModel):
-    people: tuple[Person, ...] = Field(default=(), description="Who holds the role.")
-    channels: tuple[Channel, ...] = Field(default=(), description="Where to deliver.")
+    people: tuple[Person, ...] = Field(
+        default=(), description="Who holds the role: names under `people`, or inline entries."
+    )
+    channels: tuple[Channel, ...] = Field(
+        default=(),
+        description="Where the role's notices go (besides its people's own channels): inline"
+        " entries or names under `channels`.",
+    )
+
+
+class LinkSettings(ConfigModel):
+    """One-click acknowledgement links in people's notices."""
+
+    console_url: HttpUrl = Field(description="Base URL of the console (the reporting service).")
+    valid_for: Duration = Field(
+        default=timedelta(hours=72), description="How long a link stays usable."
+    )
 
 
 class RetryPolicy(ConfigModel):
@@ -117,20 +224,161 @@ class Roster(ConfigModel):
         max_length=255,
         description="Name of this installation in PagerDuty events (`payload.source`).",
     )
+    calendars: dict[str, BusinessCalendar] = Field(
+        default_factory=dict, description="People's business calendars by name."
+    )
+    channels: dict[str, NamedChannel] = Field(
+        default_factory=dict, description="Channels by name, for people and roles to use."
+    )
+    people: dict[str, Person] = Field(default_factory=dict, description="People by name.")
     roles: dict[EscalationRole, RoleContacts] = Field(
         default_factory=dict, description="Contacts per escalation role."
+    )
+    links: LinkSettings | None = Field(
+        default=None, description="Acknowledgement links in people's notices; none without."
     )
     delivery: RetryPolicy = Field(
         default_factory=RetryPolicy, description="Retries of failed deliveries."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_role_names(cls, raw: Any) -> Any:
+        """A role names people and channels defined once at the top: each name is replaced by
+        its entry, and a name that is not there stops start-up naming the entry."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("roles"), dict):
+            return raw
+        people: dict[str, Any] = raw["people"] if isinstance(raw.get("people"), dict) else {}
+        channels: dict[str, Any] = raw["channels"] if isinstance(raw.get("channels"), dict) else {}
+        problems = []
+        roles = {}
+        for role, contacts in raw["roles"].items():
+            if not isinstance(contacts, dict):
+                roles[role] = contacts
+                continue
+            resolved = dict(contacts)
+            for key, known, what in (
+                ("people", people, "person"),
+                ("channels", channels, "channel"),
+            ):
+                entries = contacts.get(key)
+                if not isinstance(entries, list | tuple):
+                    continue
+                resolved[key] = []
+                for n, entry in enumerate(entries):
+                    if not isinstance(entry, str):
+                        resolved[key].append(entry)
+                        continue
+                    where = f"roles.{role}.{key}[{n}]"
+                    found = known.get(entry)
+                    if found is None:
+                        problems.append(f"{where}: unknown {what} {entry!r}{_known(known)}")
+                    elif (
+                        what == "channel"
+                        and isinstance(found, dict)
+                        and found.get("type") in PERSON_ONLY_CHANNELS
+                    ):
+                        problems.append(
+                            f"{where}: {found['type']} channel {entry!r} reaches people: list it"
+                            " under a person's channels"
+                        )
+                    else:
+                        resolved[key].append(found)
+            roles[role] = resolved
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {**raw, "roles": roles}
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Self:
+        """Every name a person uses must exist: a typo stops start-up naming it."""
+        problems = []
+        for key, person in self.people.items():
+            problems += self._person_problems(f"people.{key}", person)
+        for role, contacts in self.roles.items():
+            for n, entry in enumerate(contacts.people):
+                problems += self._person_problems(f"roles.{role.value}.people[{n}]", entry)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _person_problems(self, where: str, person: Person) -> list[str]:
+        problems = []
+        if person.calendar is not None and person.calendar not in self.calendars:
+            problems.append(
+                f"{where}.calendar: unknown calendar {person.calendar!r}{_known(self.calendars)}"
+            )
+        for n, name in enumerate(person.channels):
+            channel = self.channels.get(name)
+            if channel is None:
+                problems.append(
+                    f"{where}.channels[{n}]: unknown channel {name!r}{_known(self.channels)}"
+                )
+            elif channel.type == "email" and not person.email:
+                problems.append(f"{where}.channels[{n}]: e-mail channel {name!r} needs an email")
+        return problems
+
     def contacts(self, role: Role) -> RoleContacts:
         return self.roles.get(role, RoleContacts())
 
+    def people_of(self, role: Role) -> tuple[Person, ...]:
+        return self.contacts(role).people
+
     def channels_for(self, role: Role, level: RiskLevel) -> tuple[Channel, ...]:
+        """The role's own channels (not its people's) that take ``level``."""
         return tuple(
             channel for channel in self.contacts(role).channels if channel.min_level <= level
         )
+
+    def person_channels(
+        self, person: Person, level: RiskLevel
+    ) -> tuple[tuple[str, NamedChannel], ...]:
+        """A person's own channels (with their names) that take ``level``."""
+        return tuple(
+            (name, self.channels[name])
+            for name in person.channels
+            if self.channels[name].min_level <= level
+        )
+
+    def person_zone(self, person: Person) -> ZoneInfo:
+        if person.time_zone is not None:
+            return ZoneInfo(person.time_zone)
+        if person.calendar is not None:
+            return self.calendars[person.calendar].zone
+        return ZoneInfo("UTC")
+
+    def person_calendar(self, person: Person) -> BusinessCalendar | None:
+        return self.calendars[person.calendar] if person.calendar is not None else None
+
+    @property
+    def email_channels(self) -> dict[str, EmailChannel]:
+        return {
+            name: channel
+            for name, channel in self.channels.items()
+            if isinstance(channel, EmailChannel)
+        }
+
+    @property
+    def delivers(self) -> bool:
+        """Whether any notice can be sent at all."""
+        return bool(self.roles)
+
+    @property
+    def shows_step_facts(self) -> bool:
+        """Whether any notice shows the risk's details (people's notices, Teams cards)."""
+        return (
+            any(person.channels for role in self.roles for person in self.people_of(role))
+            or any(isinstance(channel, TeamsChannel) for channel in self.channels.values())
+            or any(
+                isinstance(channel, TeamsChannel)
+                for contacts in self.roles.values()
+                for channel in contacts.channels
+            )
+        )
+
+
+def _known(names: dict[str, Any]) -> str:
+    return f" (known: {', '.join(sorted(names))})" if names else " (none defined)"
 
 
 def load_roster(path: Path | None = None) -> Roster:
@@ -146,42 +394,17 @@ def load_roster(path: Path | None = None) -> Roster:
 
 
 class Notification(ConfigModel):
-    """One HTTP POST to make: where, and the JSON body."""
+    """One delivery to make: the channel, where (a URL, or an e-mail address), and the body."""
 
-    channel: Literal["webhook", "slack", "pagerduty"] = Field(description="Channel type.")
-    url: str = Field(description="Where to POST.")
-    payload: dict[str, Any] = Field(description="JSON body.")
-
-
-def _headline(due: EscalationDue) -> str:
-    level = f"Level {int(due.level)} ({due.level.label})"
-    match due.reason:
-        case EscalationReason.INITIAL:
-            return f"{level} risk escalated to {_role_name(due.target_role)}"
-        case EscalationReason.PRE_BREACH_WARNING:
-            return f"{level} risk: acknowledgement due soon"
-        case EscalationReason.BREACH:
-            return f"{level} risk: acknowledgement overdue"
-        case EscalationReason.REMINDER:
-            return f"{level} risk still unacknowledged ({_reminder_count(due)})"
-        case EscalationReason.WEEKLY_REVIEW:
-            return f"{level} risk on the Weekly Risk Review agenda"
-    raise AssertionError(f"unhandled reason {due.reason}")  # pragma: no cover
-
-
-def _reminder_count(due: EscalationDue) -> str:
-    reminder = f"reminder {due.attempt - 1}"
-    if not due.missed_reminders or due.missed_since is None:
-        return reminder
-    plural = "s" if due.missed_reminders > 1 else ""
-    return (
-        f"{reminder}; {due.missed_reminders} earlier reminder{plural} missed since"
-        f" {due.missed_since.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    channel: Literal["webhook", "slack", "pagerduty", "email", "teams"] = Field(
+        description="Channel type."
     )
-
-
-def _role_name(role: Role) -> str:
-    return role.value.replace("_", " ").title()
+    url: str = Field(description="Where to POST, or the address an e-mail goes to.")
+    payload: dict[str, Any] = Field(description="JSON body (an e-mail's parts for `email`).")
+    recipient: str | None = Field(default=None, description="The person's e-mail, if a person's.")
+    not_before: datetime | None = Field(
+        default=None, description="Held until then (the recipient's quiet hours)."
+    )
 
 
 def _slack_escape(text: str) -> str:
@@ -197,12 +420,12 @@ def _slack_time(instant: datetime) -> str:
 
 def slack_payload(due: EscalationDue, people: Sequence[Person] = ()) -> dict[str, Any]:
     """Slack incoming-webhook body: ``text`` (notification fallback) and Block Kit ``blocks``."""
-    headline = _headline(due)
+    headline = notice_headline(due)
     title = due.title or due.risk_id
     mentions = " ".join(f"<@{person.slack_user_id}>" for person in people if person.slack_user_id)
     fields = [
         f"*Risk*\n`{_slack_escape(due.risk_id)}`",
-        f"*Role*\n{_role_name(due.target_role)}",
+        f"*Role*\n{role_name(due.target_role)}",
     ]
     if due.ack_due_at is not None:
         fields.append(f"*Acknowledge by*\n{_slack_time(due.ack_due_at)}")
@@ -255,7 +478,7 @@ def pagerduty_payload(due: EscalationDue, routing_key: str, source: str) -> dict
     The dedup key is the escalation step's id, so reminders and breaches of one step update one
     incident instead of opening a new one each time.
     """
-    summary = f"{_headline(due)}: {due.title or due.risk_id}"
+    summary = f"{notice_headline(due)}: {due.title or due.risk_id}"
     return {
         "routing_key": routing_key,
         "event_action": "trigger",
@@ -275,19 +498,29 @@ def webhook_payload(event: EscalationDueEvent) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude_none=True)
 
 
-def build_notifications(roster: Roster, event: EscalationDueEvent) -> list[Notification]:
-    """Every POST the roster asks for when ``event`` fires, in roster order."""
+def build_notifications(
+    roster: Roster,
+    event: EscalationDueEvent,
+    teams_card: Callable[[EscalationDueEvent], dict[str, Any]] | None = None,
+) -> list[Notification]:
+    """Every POST to the role's own channels when ``event`` fires, in roster order (its people's
+    own channels are :func:`riskrelay.escalator.person_notices.build_person_notifications`).
+    ``teams_card`` makes the body of a role's Teams channel."""
     due = event.data
-    contacts = roster.contacts(due.target_role)
+    people = roster.people_of(due.target_role)
     notifications = []
     for channel in roster.channels_for(due.target_role, due.level):
         match channel:
             case WebhookChannel():
                 payload = webhook_payload(event)
             case SlackChannel():
-                payload = slack_payload(due, contacts.people)
+                payload = slack_payload(due, people)
             case PagerDutyChannel():
                 payload = pagerduty_payload(due, channel.routing_key, roster.source)
+            case TeamsChannel():
+                if teams_card is None:
+                    continue
+                payload = teams_card(event)
         notifications.append(
             Notification(channel=channel.type, url=str(channel.url), payload=payload)
         )

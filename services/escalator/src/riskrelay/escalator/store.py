@@ -10,6 +10,7 @@ flight and then leaves the fired ones alone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,7 @@ from riskrelay.shared.store import Connection as Connection
 from riskrelay.shared.store import LockSpace, lock_keys, unnest_columns
 
 PlanState = Literal["active", "completed", "superseded"]
-AckSource = Literal["http", "topic"]
+AckSource = Literal["http", "topic", "link"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class NewPlan:
     title: str
     cause_event_id: str | None
     timers: Sequence[PlannedTimer]
+    details: dict[str, Any] | None = None
+    """What people's notices show of the risk (:class:`riskrelay.escalator.notice.RiskDetails`)."""
 
 
 _STEP_UPSERT = (
@@ -116,10 +119,10 @@ _STEP_UPSERT = (
 _INSERT_PLANS = f"""
 WITH saved_plans AS (
     INSERT INTO escalations
-        (risk_id, plan_version, level, state, plan, title, flagged_at, cause_event_id)
-    SELECT r, v, l, s, p::jsonb, t, f, c
+        (risk_id, plan_version, level, state, plan, title, flagged_at, cause_event_id, details)
+    SELECT r, v, l, s, p::jsonb, t, f, c, d::jsonb
     FROM unnest($1::text[], $2::int[], $3::smallint[], $4::text[], $5::text[], $6::text[],
-                $7::timestamptz[], $8::text[]) AS rows (r, v, l, s, p, t, f, c)
+                $7::timestamptz[], $8::text[], $38::text[]) AS rows (r, v, l, s, p, t, f, c, d)
 ), saved_steps AS (
     INSERT INTO escalation_steps (escalation_id, risk_id, plan_version, step, level, role,
         kind, notify_at, ack_due_at, status, closed_at, acknowledged_role, decision,
@@ -162,6 +165,7 @@ async def insert_plans(connection: Connection, plans: Sequence[NewPlan]) -> None
         *unnest_columns(plan_rows, 8),
         *unnest_columns(step_rows, 14),
         *unnest_columns(timer_rows, 15),
+        [json.dumps(new.details) if new.details is not None else None for new in plans],
     )
 
 
@@ -299,12 +303,13 @@ async def record_acknowledgement(
     late: bool,
     late_by_seconds: float | None,
     detail: str | None,
+    channel: str | None = None,
 ) -> None:
     await connection.execute(
         "INSERT INTO acknowledgements (event_id, escalation_id, risk_id, plan_version, role,"
         " acknowledged_by, acknowledged_at, decision, note, source, outcome, late,"
-        " late_by_seconds, detail)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        " late_by_seconds, detail, channel)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         event_id,
         escalation_id,
         risk_id,
@@ -319,6 +324,72 @@ async def record_acknowledgement(
         late,
         late_by_seconds,
         detail,
+        channel,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Acknowledgement links
+# ---------------------------------------------------------------------------------------------
+
+
+async def link_use(connection: Connection, link_id: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await connection.fetchrow(
+        "SELECT link_id, escalation_id, person, decision, channel, outcome, used_at"
+        " FROM ack_link_uses WHERE link_id = $1",
+        link_id,
+    )
+    return row
+
+
+async def claim_link(
+    connection: Connection,
+    *,
+    link_id: str,
+    escalation_id: str,
+    person: str,
+    decision: ReviewDecision | None,
+    channel: str,
+    outcome: str,
+    used_at: datetime,
+) -> bool:
+    """Record a link's use; False when it was used before (the link is spent)."""
+    inserted: str | None = await connection.fetchval(
+        "INSERT INTO ack_link_uses (link_id, escalation_id, person, decision, channel, outcome,"
+        " used_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (link_id) DO NOTHING"
+        " RETURNING link_id",
+        link_id,
+        escalation_id,
+        person,
+        decision.value if decision else None,
+        channel,
+        outcome,
+        used_at,
+    )
+    return inserted is not None
+
+
+async def record_link_refusal(
+    connection: Connection,
+    *,
+    link_id: str | None,
+    escalation_id: str | None,
+    person: str | None,
+    presented_by: str,
+    reason: str,
+    detail: str,
+    refused_at: datetime,
+) -> None:
+    await connection.execute(
+        "INSERT INTO ack_link_refusals (link_id, escalation_id, person, presented_by, reason,"
+        " detail, refused_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        link_id,
+        escalation_id,
+        person,
+        presented_by,
+        reason,
+        detail,
+        refused_at,
     )
 
 
@@ -390,8 +461,8 @@ async def step_timers(connection: Connection, escalation_id: str) -> list[asyncp
 
 async def step_acknowledgements(connection: Connection, escalation_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await connection.fetch(
-        "SELECT role, acknowledged_by, acknowledged_at, decision, note, source, outcome, late,"
-        " late_by_seconds, detail, recorded_at FROM acknowledgements"
+        "SELECT role, acknowledged_by, acknowledged_at, decision, note, source, channel, outcome,"
+        " late, late_by_seconds, detail, recorded_at FROM acknowledgements"
         " WHERE escalation_id = $1 ORDER BY id",
         escalation_id,
     )

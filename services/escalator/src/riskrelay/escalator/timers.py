@@ -34,11 +34,20 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import asyncpg
 
 from riskrelay.escalator.domain import DueTimer, MissedReminders, catch_up
+from riskrelay.escalator.links import AckLinks
 from riskrelay.escalator.metrics import EscalatorMetrics
+from riskrelay.escalator.notice import RiskDetails
+from riskrelay.escalator.person_notices import (
+    StepFacts,
+    build_person_notifications,
+    role_teams_card,
+)
+from riskrelay.escalator.policy import StepKind
 from riskrelay.escalator.roster import Roster, build_notifications
 from riskrelay.escalator.store import Connection
 from riskrelay.shared.clock import Clock
@@ -117,9 +126,16 @@ _SKIP_AND_WRITE_OUTBOX = (
 
 _QUEUE_NOTIFICATIONS = """
 INSERT INTO notifications (delivery_key, event_id, escalation_id, risk_id, level, role, reason,
-                           channel, target, payload, next_attempt_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
+                           channel, target, payload, next_attempt_at, recipient)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12)
 ON CONFLICT (delivery_key) DO NOTHING
+"""
+
+# What people's notices show beyond the event: the risk's details and the step's kind.
+_STEP_FACTS = """
+SELECT s.escalation_id, s.kind, e.details::text AS details FROM escalation_steps s
+JOIN escalations e USING (risk_id, plan_version)
+WHERE s.escalation_id = ANY($1::text[])
 """
 
 
@@ -217,8 +233,10 @@ class TimerLoop:
         idle_interval: float = 0.05,
         on_published: Callable[[Sequence[FiredTimer]], None] | None = None,
         on_notifications: Callable[[], None] | None = None,
+        links: AckLinks | None = None,
     ) -> None:
         self._pool = pool
+        self._links = links
         self._producer = producer
         self._outbox = outbox
         self._topic = topic
@@ -350,14 +368,19 @@ class TimerLoop:
         outgoing: Sequence[OutgoingEvent],
         now: datetime,
     ) -> int:
-        if not self._roster.roles:
+        if not self._roster.delivers:
             return 0
+        facts = await self._step_facts(connection, outgoing)
         rows = []
         for item in outgoing:
             event = item.event
             assert isinstance(event, EscalationDueEvent)
             due = event.data
-            for index, notification in enumerate(build_notifications(self._roster, event)):
+            step = facts.get(due.escalation_id, StepFacts(RiskDetails(), None))
+            notifications = build_notifications(
+                self._roster, event, teams_card=partial(role_teams_card, self._roster, step, now)
+            ) + build_person_notifications(self._roster, event, step, self._links, now)
+            for index, notification in enumerate(notifications):
                 rows.append(
                     (
                         f"{event.id}:{index}",
@@ -370,12 +393,35 @@ class TimerLoop:
                         notification.channel,
                         notification.url,
                         json.dumps(notification.payload),
-                        now,
+                        notification.not_before or now,
+                        notification.recipient,
                     )
                 )
         if rows:
             await connection.executemany(_QUEUE_NOTIFICATIONS, rows)
         return len(rows)
+
+    async def _step_facts(
+        self, connection: Connection, outgoing: Sequence[OutgoingEvent]
+    ) -> dict[str, StepFacts]:
+        """Read only when some notice shows them (people's notices, Teams cards)."""
+        if not self._roster.shows_step_facts:
+            return {}
+        ids = sorted(
+            {
+                item.event.data.escalation_id
+                for item in outgoing
+                if isinstance(item.event, EscalationDueEvent)
+            }
+        )
+        rows = await connection.fetch(_STEP_FACTS, ids)
+        return {
+            row["escalation_id"]: StepFacts(
+                RiskDetails.from_json(json.loads(row["details"]) if row["details"] else None),
+                StepKind(row["kind"]),
+            )
+            for row in rows
+        }
 
     def _observe(
         self, live: Sequence[asyncpg.Record], skipped: Sequence[asyncpg.Record], now: datetime
