@@ -28,6 +28,7 @@ from riskrelay.reporting.console import (
     close_escalator_client,
     open_escalator_client,
 )
+from riskrelay.reporting.console_links import build_console_links_router
 from riskrelay.reporting.dashboard import LagMonitor, ack_window, dashboard_view
 from riskrelay.reporting.generate import RenderMetrics, ReportKind, file_name, produce
 from riskrelay.reporting.ingest import apply_events, checked_decoder
@@ -421,6 +422,7 @@ def configure(context: ServiceContext) -> None:
         return clock_of(context).now()
 
     context.routers.append(build_console_router(context, settings.console, now))
+    context.routers.append(build_console_links_router(context, settings.console, now))
     context.routers.append(build_users_router(context, now))
 
     async def start_console(context: ServiceContext) -> None:
