@@ -4,6 +4,11 @@ The escalator POSTs each notification (generic webhook, Slack or PagerDuty shape
 ``/<channel>/<role>``; the inbox appends one JSON line per notification to its file and serves
 ``/`` (a page listing them, newest first) and ``/notifications.json``. ``riskrelay dev up``
 starts it and writes the roster that points at it (:func:`demo_roster`).
+
+The inbox also runs an SMTP receiver (aiosmtpd, on the inbox port + 19: 8025 by default) for the
+demo people's e-mails: each message is listed like the other notifications (channel ``email``,
+the recipient as the role column) and kept whole as a ``.eml`` file in ``mail/`` beside the
+inbox file.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +48,21 @@ _DEMO_CHANNELS: dict[Role, tuple[tuple[str, int], ...]] = {
 }
 
 
-def demo_roster(base_url: str) -> dict[str, Any]:
-    """The escalator roster of the demo: every channel type, every URL on the inbox."""
+INBOX_DEFAULT_PORT = 8006
+SMTP_PORT_OFFSET = 19
+"""The inbox's SMTP receiver listens on the inbox port + 19 (8006 -> 8025)."""
+
+
+def demo_smtp_port(inbox_port: int) -> int:
+    return inbox_port + SMTP_PORT_OFFSET
+
+
+def demo_roster(
+    base_url: str, *, console_url: str | None = None, smtp_port: int | None = None
+) -> dict[str, Any]:
+    """The escalator roster of the demo: every channel type, every URL on the inbox, and each
+    role's console user (``team-lead@example.org``, ...) gets e-mail through the inbox's SMTP
+    receiver, with acknowledgement links into the console."""
     roles: dict[str, Any] = {}
     for role, channels in _DEMO_CHANNELS.items():
         entries: list[dict[str, Any]] = []
@@ -56,11 +77,82 @@ def demo_roster(base_url: str) -> dict[str, Any]:
             entries.append(entry)
         name = role.value.replace("_", " ").title()
         roles[role.value] = {"people": [{"name": f"Demo {name}"}], "channels": entries}
-    return {
+    roster: dict[str, Any] = {
         "source": "riskrelay-demo",
         "roles": roles,
         "delivery": {"initial_delay": "1s", "max_delay": "30s", "max_attempts": 5},
     }
+    host, _, port = base_url.split("//", 1)[-1].partition(":")
+    inbox_port = int(port.split("/")[0]) if port else INBOX_DEFAULT_PORT
+    smtp_port = smtp_port or demo_smtp_port(inbox_port)
+    # The dev stack puts the inbox right after the five services: reporting (the console) is
+    # on the port before it.
+    console_url = console_url or f"http://{host}:{inbox_port - 1}"
+    roster["channels"] = {
+        "demo-mail": {
+            "type": "email",
+            "host": host,
+            "port": smtp_port,
+            "security": "none",  # a local receiver; real servers use starttls or tls
+            "from_address": "riskrelay@example.org",
+            "from_name": "riskrelay demo",
+        }
+    }
+    roster["people"] = {}
+    for role in _DEMO_CHANNELS:
+        key = role.value.replace("_", "-")
+        roster["people"][key] = {
+            "name": f"Demo {role.value.replace('_', ' ').title()}",
+            "email": f"{key}@example.org",  # the console user `riskrelay dev up` creates
+            "channels": ["demo-mail"],
+        }
+        roles[role.value]["people"] = [key]
+    roster["links"] = {"console_url": console_url, "valid_for": "72h"}
+    return roster
+
+
+_SUBJECT_LEVEL = re.compile(r"^\[riskrelay L(\d)\]")
+
+
+def mail_notification(raw: bytes, received_at: datetime) -> ReceivedNotification:
+    """An e-mail as the inbox lists it: subject as headline, recipient in the role column."""
+    message = message_from_bytes(raw, policy=email_policy.default)
+    subject = str(message.get("Subject", ""))
+    level = _SUBJECT_LEVEL.match(subject)
+    text = ""
+    if isinstance(message, EmailMessage) and (part := message.get_body(("plain",))) is not None:
+        text = str(part.get_content())
+    return ReceivedNotification(
+        received_at=received_at,
+        channel="email",
+        role=str(message.get("To", "")),
+        headline=subject,
+        risk_id=str(message.get("X-Riskrelay-Risk") or "") or None,
+        level=int(level.group(1)) if level else None,
+        body={"from": str(message.get("From", "")), "to": str(message.get("To", "")),
+              "subject": subject, "message_id": str(message.get("Message-ID", "")), "text": text},
+    )  # fmt: skip
+
+
+class MailReceiver:
+    """aiosmtpd handler: each message appended to the inbox file and saved as ``.eml``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mail_dir = path.parent / "mail"
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw: bytes = envelope.original_content or b""
+        if len(raw) > MAX_BODY_BYTES:
+            return "552 message larger than the inbox keeps"
+        received_at = datetime.now(UTC)
+        notification = mail_notification(raw, received_at)
+        name = f"{received_at:%Y%m%dT%H%M%S%f}-{abs(hash(notification.body['message_id'])):x}.eml"
+        (self.mail_dir / name).write_bytes(raw)
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(notification.model_dump_json() + "\n")
+        return "250 Message accepted"
 
 
 class ReceivedNotification(BaseModel):

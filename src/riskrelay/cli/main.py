@@ -264,13 +264,22 @@ def dev_inbox(
     file: Annotated[Path, typer.Option(help="JSON Lines file the notifications are appended to.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = INBOX_PORT,
+    smtp_port: Annotated[
+        int | None, typer.Option(help="SMTP receiver's port (default: the port + 19).")
+    ] = None,
 ) -> None:
-    """The dev stack's notification inbox (`riskrelay dev up` starts it)."""
+    """The dev stack's notification inbox and SMTP receiver (`riskrelay dev up` starts them)."""
     import uvicorn
+    from aiosmtpd.controller import Controller
 
-    from riskrelay.cli.inbox import create_inbox_app
+    from riskrelay.cli.inbox import MailReceiver, create_inbox_app, demo_smtp_port
 
-    uvicorn.run(create_inbox_app(file), host=host, port=port, log_level="warning")
+    mail = Controller(MailReceiver(file), hostname=host, port=smtp_port or demo_smtp_port(port))
+    mail.start()
+    try:
+        uvicorn.run(create_inbox_app(file), host=host, port=port, log_level="warning")
+    finally:
+        mail.stop()
 
 
 def _run_demo(config: StackConfig, count: int, seed: int, now: datetime) -> None:

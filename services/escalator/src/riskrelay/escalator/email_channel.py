@@ -83,6 +83,7 @@ def email_message(payload: dict[str, Any], date: Any) -> EmailMessage:
     # Threads every notice of one risk together in mail clients.
     message["References"] = f"<risk.{payload['risk_id']}@riskrelay>"
     message["X-Riskrelay-Escalation"] = payload["escalation_id"]
+    message["X-Riskrelay-Risk"] = payload["risk_id"]
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(payload["text"])
     message.add_alternative(payload["html"], subtype="html")
