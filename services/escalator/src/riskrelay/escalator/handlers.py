@@ -413,6 +413,7 @@ def configure(context: ServiceContext) -> None:
     field), then register consumers, routes and background loops."""
     from riskrelay.escalator.api import build_router
     from riskrelay.escalator.links_api import build_links_router
+    from riskrelay.escalator.slack_interactions import build_slack_router
 
     settings = context.settings
     roster = load_roster(getattr(settings, "roster_path", None))
@@ -446,6 +447,7 @@ def configure(context: ServiceContext) -> None:
     context.publishes(ESCALATION_ACKS)
     context.routers.append(build_router(escalator))
     context.routers.append(build_links_router(escalator))
+    context.routers.append(build_slack_router(escalator))
     context.on_startup.append(escalator.start)
     context.on_shutdown.append(escalator.stop)
     context.background.extend([run_timer_loop, run_sweeper, run_delivery_worker])

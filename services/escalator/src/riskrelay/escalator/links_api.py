@@ -11,8 +11,9 @@ refused link (expired, reused, tampered, another person's, unknown step) is reco
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, status
@@ -100,44 +101,64 @@ def _step(row: asyncpg.Record, now: datetime) -> LinkStep:
     )
 
 
-def build_links_router(escalator: Escalator) -> APIRouter:
-    from riskrelay.escalator.handlers import AckRequest
+@dataclass(frozen=True)
+class Presenter:
+    """Who presents a link: their e-mail (a person's token, or the roster's person behind a
+    Slack user), what records name them, and the roles they act in."""
 
-    router = APIRouter(prefix="/v1/ack-links", tags=["acknowledgement links"])
-    context = escalator.context
-    links = escalator.links
+    email: str | None
+    actor: str
+    roles: list[Role]
 
-    async def refuse(
-        refusal: LinkRefused, principal: Principal, now: datetime, step: LinkStep | None = None
-    ) -> JSONResponse:
+    @classmethod
+    def of(cls, principal: Principal) -> Presenter:
+        return cls(principal.email, principal.actor, principal.ordered_roles())
+
+
+class AckRefused(Exception):
+    """The link is good but the escalator refused the acknowledgement (role, decision)."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class LinkDesk:
+    """Inspects and redeems links for the HTTP routes and for Slack's buttons."""
+
+    def __init__(self, escalator: Escalator) -> None:
+        self.escalator = escalator
+        self.context = escalator.context
+
+    async def record_refusal(
+        self, refusal: LinkRefused, presenter: Presenter, now: datetime
+    ) -> None:
         claims = refusal.claims
-        async with context.db.acquire() as connection:
+        async with self.context.db.acquire() as connection:
             await store.record_link_refusal(
                 connection,
                 link_id=claims.link_id if claims else None,
                 escalation_id=claims.escalation_id if claims else None,
                 person=claims.person if claims else None,
-                presented_by=principal.actor,
+                presented_by=presenter.actor,
                 reason=refusal.reason,
                 detail=refusal.detail,
                 refused_at=now,
             )
-        body = LinkRefusal(reason=refusal.reason, detail=refusal.detail, step=step)
-        return JSONResponse(
-            body.model_dump(mode="json"), status_code=REFUSAL_STATUS[refusal.reason]
-        )
 
     async def checked(
-        connection: store.Connection, token: str, principal: Principal, now: datetime
+        self, connection: store.Connection, token: str, presenter: Presenter, now: datetime
     ) -> tuple[LinkClaims, asyncpg.Record]:
         """The link's claims and its step, or :class:`LinkRefused`."""
+        links = self.escalator.links
         if links is None:
             raise LinkRefused("tampered", "this escalator issues no links: it has no signing key")
         claims = links.verify(token, now)
-        if not same_person(claims.person, principal.email):
+        if not same_person(claims.person, presenter.email):
             raise LinkRefused(
                 "wrong_person",
-                f"this link was sent to {claims.person}; you are signed in as {principal.actor}",
+                f"this link was sent to {claims.person}; you are signed in as {presenter.actor}",
                 claims,
             )
         row = await store.get_step(connection, claims.escalation_id)
@@ -154,28 +175,14 @@ def build_links_router(escalator: Escalator) -> APIRouter:
             )
         return claims, row
 
-    @router.post(
-        "/inspect",
-        summary="What an acknowledgement link would do (changes nothing but the refusal log).",
-        responses={
-            400: {"model": LinkRefusal, "description": "tampered or unreadable link"},
-            403: {"model": LinkRefusal, "description": "the link was sent to someone else"},
-            404: {"model": LinkRefusal, "description": "the link names no known step"},
-            409: {"model": LinkRefusal, "description": "the link was used already"},
-            410: {"model": LinkRefusal, "description": "the link expired"},
-        },
-        response_model=LinkInspection,
-    )
-    async def inspect(
-        body: LinkBody, principal: Annotated[Principal, Depends(ACKNOWLEDGERS)]
-    ) -> LinkInspection | JSONResponse:
-        now = escalator.now()
-        step: LinkStep | None = None
+    async def inspect(self, token: str, presenter: Presenter, now: datetime) -> LinkInspection:
+        """What the link would do; :class:`LinkRefused` (recorded) when it must not."""
         try:
-            async with context.db.acquire() as connection:
-                claims, row = await checked(connection, body.token, principal, now)
+            async with self.context.db.acquire() as connection:
+                claims, row = await self.checked(connection, token, presenter, now)
         except LinkRefused as refusal:
-            return await refuse(refusal, principal, now, step)
+            await self.record_refusal(refusal, presenter, now)
+            raise
         return LinkInspection(
             person=claims.person,
             channel=claims.channel,
@@ -184,33 +191,22 @@ def build_links_router(escalator: Escalator) -> APIRouter:
             step=_step(row, now),
         )
 
-    @router.post(
-        "/redeem",
-        summary="Acknowledge the link's step (a Level 3 review: with its decision), once.",
-        responses={
-            400: {"model": LinkRefusal, "description": "tampered or unreadable link"},
-            403: {"description": "the link was sent to someone else, or the role may not act"},
-            404: {"model": LinkRefusal, "description": "the link names no known step"},
-            409: {"model": LinkRefusal, "description": "the link was used already"},
-            410: {"model": LinkRefusal, "description": "the link expired"},
-            422: {"description": "the escalator refused the acknowledgement"},
-        },
-        response_model=LinkRedemption,
-    )
-    async def redeem(
-        body: LinkBody, principal: Annotated[Principal, Depends(ACKNOWLEDGERS)]
-    ) -> LinkRedemption | JSONResponse:
-        now = escalator.now()
+    async def redeem(self, token: str, presenter: Presenter, now: datetime) -> LinkRedemption:
+        """Acknowledge the link's step as ``presenter``, once. Raises :class:`LinkRefused`
+        (recorded) or :class:`AckRefused`."""
+        from riskrelay.escalator.handlers import AckRequest
+
+        escalator = self.escalator
         published = None
         try:
-            async with context.db.acquire() as connection, connection.transaction():
-                claims, _ = await checked(connection, body.token, principal, now)
+            async with self.context.db.acquire() as connection, connection.transaction():
+                claims, _ = await self.checked(connection, token, presenter, now)
                 request = AckRequest(
                     escalation_id=claims.escalation_id,
                     role=await escalator.acting_role(
-                        connection, claims.escalation_id, principal.ordered_roles()
+                        connection, claims.escalation_id, presenter.roles
                     ),
-                    acknowledged_by=principal.actor,
+                    acknowledged_by=presenter.actor,
                     decision=claims.decision,
                     note=None,
                     at=now,
@@ -240,19 +236,16 @@ def build_links_router(escalator: Escalator) -> APIRouter:
                     await Outbox.write(connection, [published])
                 row = await store.get_step(connection, claims.escalation_id)
         except LinkRefused as refusal:
-            return await refuse(refusal, principal, now)
+            await self.record_refusal(refusal, presenter, now)
+            raise
         if outcome is None:
-            return JSONResponse(
-                {
-                    "detail": f"your role {request.role.value} may not acknowledge the"
-                    f" {result.step.role.value} step"
-                },
-                status_code=status.HTTP_403_FORBIDDEN,
+            raise AckRefused(
+                status.HTTP_403_FORBIDDEN,
+                f"your role {request.role.value} may not acknowledge the"
+                f" {result.step.role.value} step",
             )
         if outcome.status is AckStatus.REJECTED:
-            return JSONResponse(
-                {"detail": outcome.detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
-            )
+            raise AckRefused(status.HTTP_422_UNPROCESSABLE_CONTENT, outcome.detail or "refused")
         if published is not None:
             escalator.observe_ack(result, now)
             escalator.wake_timers()
@@ -267,5 +260,58 @@ def build_links_router(escalator: Escalator) -> APIRouter:
             step=_step(row, now),
             event_id=published.event.id if published else None,
         )
+
+
+def refusal_response(refusal: LinkRefused) -> JSONResponse:
+    body = LinkRefusal(reason=refusal.reason, detail=refusal.detail)
+    return JSONResponse(body.model_dump(mode="json"), status_code=REFUSAL_STATUS[refusal.reason])
+
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": LinkRefusal, "description": "tampered or unreadable link"},
+    403: {"model": LinkRefusal, "description": "the link was sent to someone else"},
+    404: {"model": LinkRefusal, "description": "the link names no known step"},
+    409: {"model": LinkRefusal, "description": "the link was used already"},
+    410: {"model": LinkRefusal, "description": "the link expired"},
+}
+
+
+def build_links_router(escalator: Escalator) -> APIRouter:
+    router = APIRouter(prefix="/v1/ack-links", tags=["acknowledgement links"])
+    desk = LinkDesk(escalator)
+
+    @router.post(
+        "/inspect",
+        summary="What an acknowledgement link would do (changes nothing but the refusal log).",
+        responses=_REFUSALS,
+        response_model=LinkInspection,
+    )
+    async def inspect(
+        body: LinkBody, principal: Annotated[Principal, Depends(ACKNOWLEDGERS)]
+    ) -> LinkInspection | JSONResponse:
+        try:
+            return await desk.inspect(body.token, Presenter.of(principal), escalator.now())
+        except LinkRefused as refusal:
+            return refusal_response(refusal)
+
+    @router.post(
+        "/redeem",
+        summary="Acknowledge the link's step (a Level 3 review: with its decision), once.",
+        responses={
+            **_REFUSALS,
+            403: {"description": "the link was sent to someone else, or the role may not act"},
+            422: {"description": "the escalator refused the acknowledgement"},
+        },
+        response_model=LinkRedemption,
+    )
+    async def redeem(
+        body: LinkBody, principal: Annotated[Principal, Depends(ACKNOWLEDGERS)]
+    ) -> LinkRedemption | JSONResponse:
+        try:
+            return await desk.redeem(body.token, Presenter.of(principal), escalator.now())
+        except LinkRefused as refusal:
+            return refusal_response(refusal)
+        except AckRefused as refused:
+            return JSONResponse({"detail": refused.detail}, status_code=refused.status_code)
 
     return router

@@ -86,6 +86,8 @@ class NoticeLink:
     label: str
     url: str
     decision: ReviewDecision | None = None
+    token: str = ""
+    """The signed link itself (a Slack button carries it as its value)."""
 
 
 @dataclass(frozen=True)

@@ -67,25 +67,37 @@ def notice_links(
         if kind is StepKind.REVIEW
         else [("Acknowledge", None)]
     )  # fmt: skip
-    return tuple(
-        NoticeLink(
-            label,
-            link_url(
-                console,
-                links.issue(
-                    notice_id=event.id,
-                    escalation_id=event.data.escalation_id,
-                    person=person.email,
-                    decision=decision,
-                    channel=channel,
-                    issued_at=now,
-                    valid_for=roster.links.valid_for,
-                ),
-            ),
-            decision,
+    found = []
+    for label, decision in choices:
+        token = links.issue(
+            notice_id=event.id,
+            escalation_id=event.data.escalation_id,
+            person=person.email,
+            decision=decision,
+            channel=channel,
+            issued_at=now,
+            valid_for=roster.links.valid_for,
         )
-        for label, decision in choices
-    )
+        found.append(NoticeLink(label, link_url(console, token), decision, token))
+    return tuple(found)
+
+
+def slack_buttons(links: tuple[NoticeLink, ...]) -> dict[str, Any]:
+    """Block Kit buttons that Slack posts back to ``/v1/slack/interactions`` (signed)."""
+    return {
+        "type": "actions",
+        "block_id": "riskrelay_ack",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": f"riskrelay_ack_{n}",
+                "text": {"type": "plain_text", "text": link.label[:75]},
+                "value": link.token,
+                **({"style": "primary"} if n == 0 else {}),
+            }
+            for n, link in enumerate(links)
+        ],
+    }
 
 
 def console_url(roster: Roster) -> str | None:
@@ -129,7 +141,13 @@ def build_person_notifications(
         if person.quiet_hours is not None and due.level is not RiskLevel.CRITICAL:
             not_before = quiet_until(person.quiet_hours.start, person.quiet_hours.end, zone, now)
         for name, channel in channels:
-            link_channel: LinkChannel = "teams" if isinstance(channel, TeamsChannel) else "email"
+            link_channel: LinkChannel = (
+                "teams"
+                if isinstance(channel, TeamsChannel)
+                else "slack"
+                if isinstance(channel, SlackChannel)
+                else "email"
+            )
             notice = build_notice(
                 due,
                 facts.details,
@@ -158,6 +176,8 @@ def build_person_notifications(
                     target, payload = str(channel.url), teams_payload(notice)
                 case SlackChannel():
                     target, payload = str(channel.url), slack_payload(due, (person,))
+                    if notice.links:
+                        payload["blocks"].append(slack_buttons(notice.links))
                 case WebhookChannel():
                     target, payload = str(channel.url), webhook_payload(event)
                 case PagerDutyChannel():

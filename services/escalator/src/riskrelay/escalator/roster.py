@@ -324,6 +324,17 @@ class Roster(ConfigModel):
     def people_of(self, role: Role) -> tuple[Person, ...]:
         return self.contacts(role).people
 
+    def roles_of(self, person: Person) -> list[Role]:
+        """The roles that list ``person``, in the protocol's order."""
+        return [role for role in Role if role in self.roles and person in self.people_of(role)]
+
+    def person_with_slack_id(self, slack_user_id: str) -> Person | None:
+        for role in self.roles:
+            for person in self.people_of(role):
+                if person.slack_user_id == slack_user_id:
+                    return person
+        return None
+
     def channels_for(self, role: Role, level: RiskLevel) -> tuple[Channel, ...]:
         """The role's own channels (not its people's) that take ``level``."""
         return tuple(

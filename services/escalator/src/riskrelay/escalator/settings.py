@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
 
@@ -43,6 +43,15 @@ class DeliverySettings(BaseModel):
     )
 
 
+class SlackSettings(BaseModel):
+    """Slack interactivity (``SLACK__*``): the buttons in people's Slack messages."""
+
+    signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's signing secret; unset: `/v1/slack/interactions` answers 503.",
+    )
+
+
 class EscalatorSettings(ServiceSettings):
     model_config = service_settings_config("RISKRELAY_ESCALATOR_")
 
@@ -59,3 +68,4 @@ class EscalatorSettings(ServiceSettings):
     )
     timers: TimerSettings = TimerSettings()
     delivery: DeliverySettings = DeliverySettings()
+    slack: SlackSettings = SlackSettings()
