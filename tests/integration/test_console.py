@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import re
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from fastapi import FastAPI
 from riskrelay.devstack import free_port
 from riskrelay.escalator.app import create_app as create_escalator
 from riskrelay.escalator.settings import EscalatorSettings
+from riskrelay.register.app import create_app as create_register
+from riskrelay.register.settings import RegisterSettings
 from riskrelay.reporting.app import create_app as create_reporting
 from riskrelay.reporting.settings import ConsoleSettings, ReportingSettings, ScheduleSettings
 from riskrelay.shared.envelope import derive_event_id
@@ -158,14 +162,23 @@ def console_client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://reporting")
 
 
+@dataclass
+class Stack:
+    escalator: FastAPI
+    reporting: FastAPI
+    register: FastAPI | None
+
+
 @contextlib.asynccontextmanager
 async def console_stack(
     kafka_settings: KafkaSettings,
     database_settings: DatabaseSettings,
     db_schema: str,
     folder: Path,
-) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
-    """The escalator (served on a port) and reporting (its console calling that port)."""
+    with_register: bool = False,
+) -> AsyncIterator[Stack]:
+    """The escalator (and the register) served on ports, and reporting, its console calling
+    them."""
     auth = auth_files(folder)
     policy = folder / "policy.yaml"
     policy.write_text(POLICY)
@@ -177,7 +190,26 @@ async def console_stack(
             auth=auth,
         )
     )
-    async with running(escalator), served(escalator) as escalator_url:
+    register = (
+        create_register(
+            RegisterSettings(
+                kafka=kafka_settings.model_copy(
+                    update={"fetch_min_bytes": 1, "fetch_max_wait_ms": 50}
+                ),
+                database=database_settings.model_copy(update={"schema_name": f"{db_schema}_reg"}),
+                auth=auth,
+            )
+        )
+        if with_register
+        else None
+    )
+    async with contextlib.AsyncExitStack() as services:
+        escalator_url = await services.enter_async_context(served_app(escalator))
+        register_url = (
+            await services.enter_async_context(served_app(register))
+            if register is not None
+            else "http://127.0.0.1:9"
+        )
         reporting = create_reporting(
             ReportingSettings(
                 kafka=kafka_settings.model_copy(
@@ -186,11 +218,18 @@ async def console_stack(
                 database=database_settings.model_copy(update={"schema_name": f"{db_schema}_rep"}),
                 auth=auth,
                 schedule=ScheduleSettings(enabled=False),
-                console=ConsoleSettings(escalator_url=escalator_url),
+                console=ConsoleSettings(escalator_url=escalator_url, register_url=register_url),
             )
         )
-        async with running(reporting):
-            yield escalator, reporting
+        await services.enter_async_context(running(reporting))
+        yield Stack(escalator, reporting, register)
+
+
+@contextlib.asynccontextmanager
+async def served_app(app: FastAPI) -> AsyncIterator[str]:
+    """The app running (its lifespan) and served on a local port."""
+    async with running(app), served(app) as url:
+        yield url
 
 
 async def page_when(
@@ -234,12 +273,9 @@ async def test_a_person_signs_in_sees_the_due_step_and_acknowledges_it_as_themse
     tmp_path: Path,
 ) -> None:
     async with (
-        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as (
-            escalator,
-            reporting,
-        ),
-        console_client(reporting) as lea,
-        console_client(reporting) as ana,
+        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as stack,
+        console_client(stack.reporting) as lea,
+        console_client(stack.reporting) as ana,
     ):
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         for email, name, roles in [
@@ -309,7 +345,7 @@ async def test_a_person_signs_in_sees_the_due_step_and_acknowledges_it_as_themse
         assert acked.status_code == 303
         assert acked.headers["location"].startswith("/console/queue?done=")
 
-        escalator_db = escalator.state.context.db
+        escalator_db = stack.escalator.state.context.db
         recorded = await escalator_db.fetchrow(
             "SELECT acknowledged_by, acknowledged_role FROM escalation_steps"
             " WHERE escalation_id = $1",
@@ -320,7 +356,7 @@ async def test_a_person_signs_in_sees_the_due_step_and_acknowledges_it_as_themse
         assert recorded["acknowledged_role"] == "team_lead"
 
         async def acknowledgement_in_read_model() -> bool:
-            value = await reporting.state.context.db.fetchval(
+            value = await stack.reporting.state.context.db.fetchval(
                 "SELECT acknowledged_by FROM escalation_acks WHERE escalation_id = $1",
                 step_id,
             )
@@ -343,12 +379,9 @@ async def test_a_support_manager_takes_the_level_3_decision_in_the_queue(
     tmp_path: Path,
 ) -> None:
     async with (
-        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as (
-            escalator,
-            reporting,
-        ),
-        console_client(reporting) as sam,
-        console_client(reporting) as lea,
+        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as stack,
+        console_client(stack.reporting) as sam,
+        console_client(stack.reporting) as lea,
     ):
         await signed_in_person(sam, "sam@example.org", "Sam Manager", ["support_manager"])
         await signed_in_person(lea, "lea@example.org", "Lea Lead", ["team_lead"])
@@ -403,7 +436,7 @@ async def test_a_support_manager_takes_the_level_3_decision_in_the_queue(
         assert "Recorded your Level 3 decision" in shown.text
         assert "confirmed (Risk Management is told)" in shown.text
 
-        escalator_db = escalator.state.context.db
+        escalator_db = stack.escalator.state.context.db
         step = await escalator_db.fetchrow(
             "SELECT acknowledged_by, acknowledged_role, decision, closed_at FROM escalation_steps"
             " WHERE escalation_id = $1",
@@ -430,7 +463,7 @@ async def test_a_support_manager_takes_the_level_3_decision_in_the_queue(
         assert added == 1
 
         async def decision_in_read_model() -> bool:
-            value = await reporting.state.context.db.fetchval(
+            value = await stack.reporting.state.context.db.fetchval(
                 "SELECT decision FROM escalation_acks WHERE escalation_id = $1", review_id
             )
             return bool(value == "confirmed")
@@ -521,9 +554,9 @@ async def test_the_risk_page_explains_the_risk_and_its_escalation(
     tmp_path: Path,
 ) -> None:
     async with (
-        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as (_, reporting),
-        console_client(reporting) as lea,
-        console_client(reporting) as ana,
+        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as stack,
+        console_client(stack.reporting) as lea,
+        console_client(stack.reporting) as ana,
     ):
         assert (await lea.get("/console/risks/risk-p1")).status_code == 303
         await signed_in_person(lea, "lea@example.org", "Lea Lead", ["team_lead"])
@@ -615,3 +648,119 @@ async def test_the_risk_page_explains_the_risk_and_its_escalation(
         assert "Open the register entry" not in text
         analyst_view = await ana.get("/console/risks/risk-p1")
         assert "Open the register entry" in analyst_view.text
+
+
+async def test_register_pages_edit_move_and_refuse_a_stale_edit(
+    kafka_settings: KafkaSettings,
+    database_settings: DatabaseSettings,
+    db_schema: str,
+    tmp_path: Path,
+) -> None:
+    async with (
+        console_stack(
+            kafka_settings, database_settings, db_schema, tmp_path, with_register=True
+        ) as stack,
+        console_client(stack.reporting) as rita,
+        console_client(stack.reporting) as mo,
+        console_client(stack.reporting) as lea,
+    ):
+        await signed_in_person(rita, "rita@example.org", "Rita Risk", ["risk_management"])
+        await signed_in_person(mo, "mo@example.org", "Mo Manager", ["support_manager"])
+        await signed_in_person(lea, "lea@example.org", "Lea Lead", ["team_lead"])
+        await produce(
+            kafka_settings.bootstrap,
+            f"{kafka_settings.topic_prefix}risk-classified",
+            [
+                (
+                    b"risk-r4",
+                    classified("risk-r4", datetime.now(UTC), RiskLevel.HIGH).to_json_bytes(),
+                )
+            ],
+        )
+        listing = await page_when(rita, "/console/register", 'data-risk-id="risk-r4"')
+        assert "Customers see other customers&#39; invoices" in listing.text
+        assert 'data-risk-id="risk-r4"' in (await rita.get("/console/register?level=4")).text
+        other_level = await rita.get("/console/register?level=3&q=invoices")
+        assert 'data-risk-id="risk-r4"' not in other_level.text
+        assert "No register entries match." in other_level.text
+        # The register's own role check: a team lead may not read it.
+        refused = await lea.get("/console/register")
+        assert refused.status_code == 403
+        assert "The register answered 403" in refused.text
+
+        exported = await rita.get("/console/register/export.csv?level=4")
+        assert exported.status_code == 200
+        assert exported.headers["content-type"].startswith("text/csv")
+        assert exported.text.splitlines()[0].startswith("risk_id,version,title")
+        assert any(line.startswith("risk-r4,") for line in exported.text.splitlines())
+
+        # Rita and Mo open the same version; Rita saves first.
+        rita_form = await rita.get("/console/register/risk-r4")
+        mo_form = await mo.get("/console/register/risk-r4")
+        assert rita_form.status_code == 200
+        version = re.search(r'id="entry-version">(\d+)<', rita_form.text)
+        assert version is not None
+        first_version = int(version.group(1))
+
+        def edit_of(page: httpx.Response, **changes: str) -> dict[str, str]:
+            fields = dict(
+                re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
+            )
+            form = {name: html.unescape(value) for name, value in fields.items()}
+            form.update(
+                {
+                    name[len("was_") :]: value
+                    for name, value in fields.items()
+                    if name.startswith("was_")
+                }
+            )
+            form.update(changes)
+            return form
+
+        saved = await rita.post(
+            "/console/register/risk-r4/edit",
+            data=edit_of(
+                rita_form, owner="rita@example.org", likelihood="4", impact="3", reason="triage"
+            ),
+        )
+        assert saved.status_code == 303, saved.text
+        after_save = await rita.get(saved.headers["location"])
+        assert f"Saved: the entry is now version {first_version + 1}." in after_save.text
+        assert "Rita Risk &lt;rita@example.org&gt;" in after_save.text
+        assert re.search(r'<td class="after">12</td>', after_save.text)
+
+        stale = await mo.post(
+            "/console/register/risk-r4/edit",
+            data=edit_of(mo_form, owner="mo@example.org"),
+        )
+        assert stale.status_code == 412
+        assert "Someone else changed this entry after you opened it" in stale.text
+        assert "owner: mo@example.org" in stale.text
+        assert f'id="entry-version">{first_version + 1}<' in stale.text
+        register_db = stack.register.state.context.db if stack.register else None
+        assert register_db is not None
+        owner = await register_db.fetchval("SELECT owner FROM risks WHERE risk_id = 'risk-r4'")
+        assert owner == "rita@example.org"
+
+        unchanged = await rita.post("/console/register/risk-r4/edit", data=edit_of(after_save))
+        assert unchanged.status_code == 422
+        assert "Nothing was changed." in unchanged.text
+
+        targets = re.findall(r'<option value="([a-z_]+)">', after_save.text.split('id="target"')[1])
+        assert "closed" in targets
+        # Closing without the resolution verification: the register's rule, explained.
+        unverified = await rita.post(
+            "/console/register/risk-r4/transition",
+            data={**edit_of(after_save), "target": "closed"},
+        )
+        assert unverified.status_code == 422
+        assert "without a resolution verification" in unverified.text
+        target = next(t for t in targets if t != "closed")
+        moved = await rita.post(
+            "/console/register/risk-r4/transition",
+            data={**edit_of(after_save), "target": target, "reason": "assessing"},
+        )
+        assert moved.status_code == 303, moved.text
+        after_move = await rita.get(moved.headers["location"])
+        assert f'id="entry-status">{target.replace("_", " ")}<' in after_move.text
+        assert "history-transition" in after_move.text

@@ -196,6 +196,7 @@ def service_environment(config: StackConfig, name: str, database_url: str) -> di
     if name == "reporting":
         extra[f"{prefix}SCHEDULE__DIRECTORY"] = str((config.data_dir / "reports").resolve())
         extra[f"{prefix}CONSOLE__ESCALATOR_URL"] = config.service_url("escalator")
+        extra[f"{prefix}CONSOLE__REGISTER_URL"] = config.service_url("register")
     if name == "escalator":
         extra[f"{prefix}ROSTER_PATH"] = str(config.roster_file.resolve())
     return {

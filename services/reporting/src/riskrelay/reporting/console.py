@@ -1,6 +1,7 @@
 """The console: server-rendered pages for the people who act on risks, beside the dashboard.
 
 * ``/console/risks/{risk_id}``: the risk page (:mod:`riskrelay.reporting.console_risk`).
+* ``/console/register``: the Risk Register's pages (:mod:`riskrelay.reporting.console_register`).
 * ``/console/login``: e-mail and password (checked against :mod:`riskrelay.reporting.people`);
   success sets the session cookie, an HttpOnly, SameSite=Strict cookie holding the person's
   signed token (the same JWT every service verifies, see :mod:`riskrelay.shared.auth`).
@@ -45,8 +46,10 @@ log = get_logger(__name__)
 SESSION_COOKIE = "riskrelay_console"
 CSRF_COOKIE = "riskrelay_csrf"
 CSRF_FIELD = "csrf_token"
-MAX_FORM_BYTES = 16 * 1024
+# Register entries hold long texts (assessment, communication template): 64 KiB of form.
+MAX_FORM_BYTES = 64 * 1024
 ESCALATOR_CLIENT = "console_escalator_client"
+REGISTER_CLIENT = "console_register_client"
 STEP_KINDS = "console_step_kinds"
 # Kinds of steps already asked for: an escalation id names one role's step of one kind forever.
 STEP_KINDS_KEPT = 50_000
@@ -136,13 +139,13 @@ def csrf_matches(cookie: str | None, submitted: str | None) -> bool:
     return hmac.compare_digest(cookie.encode(), submitted.encode())
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """A urlencoded form's fields (the first value of each); bigger than 16 KiB is refused."""
+async def read_form(request: Request, max_fields: int = 20) -> dict[str, str]:
+    """A urlencoded form's fields (the first value of each); bigger than 64 KiB is refused."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "form too large")
     try:
-        parsed = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
+        parsed = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError) as error:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "malformed form") from error
     return {key: values[0] for key, values in parsed.items()}
@@ -216,13 +219,13 @@ class ConsolePages:
             return None
         return principal if principal.is_person else None
 
-    async def submission(self, request: Request) -> Submission | Response:
+    async def submission(self, request: Request, max_fields: int = 20) -> Submission | Response:
         """The posted form of a signed-in person, or the response refusing it (no session:
         to the sign-in page; no matching CSRF token: 403)."""
         principal = self.session(request)
         if principal is None:
             return login_redirect(request)
-        form = await read_form(request)
+        form = await read_form(request, max_fields)
         if (refused := self.refuse_without_csrf(request, form)) is not None:
             return refused
         return Submission(principal, form, request.cookies[SESSION_COOKIE])
@@ -394,9 +397,11 @@ def build_console_router(
         return back_to(form, outcome)
 
     # Imported here: the page modules build on this module's ConsolePages.
+    from riskrelay.reporting.console_register import build_register_router
     from riskrelay.reporting.console_risk import build_risk_router
 
     router.include_router(build_risk_router(context, pages))
+    router.include_router(build_register_router(context, pages))
     return router
 
 
@@ -510,16 +515,21 @@ async def step_kinds(
 
 
 async def open_escalator_client(context: ServiceContext, settings: ConsoleSettings) -> None:
-    context.state[ESCALATOR_CLIENT] = httpx.AsyncClient(
-        base_url=str(settings.escalator_url).rstrip("/"),
-        timeout=settings.request_timeout_seconds,
-    )
+    """The console's clients of the services it acts through: the escalator and the register."""
+    for key, url in (
+        (ESCALATOR_CLIENT, settings.escalator_url),
+        (REGISTER_CLIENT, settings.register_url),
+    ):
+        context.state[key] = httpx.AsyncClient(
+            base_url=str(url).rstrip("/"), timeout=settings.request_timeout_seconds
+        )
 
 
 async def close_escalator_client(context: ServiceContext) -> None:
-    client: httpx.AsyncClient | None = context.state.pop(ESCALATOR_CLIENT, None)
-    if client is not None:
-        await client.aclose()
+    for key in (ESCALATOR_CLIENT, REGISTER_CLIENT):
+        client: httpx.AsyncClient | None = context.state.pop(key, None)
+        if client is not None:
+            await client.aclose()
 
 
 # ---------------------------------------------------------------------------------------------

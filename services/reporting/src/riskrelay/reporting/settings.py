@@ -77,6 +77,10 @@ class ConsoleSettings(BaseModel):
         default=AnyHttpUrl("http://127.0.0.1:8003"),
         description="Base URL of the escalator's API (acknowledgements).",
     )
+    register_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8004"),
+        description="Base URL of the register's API (the console's register pages).",
+    )
     session_minutes: int = Field(
         default=480, ge=5, le=7 * 24 * 60, description="Life of a sign-in (the token's expiry)."
     )
