@@ -62,6 +62,7 @@ from riskrelay.shared.migrations import migrate
 from riskrelay.shared.outbox import Outbox
 from riskrelay.shared.settings import ServiceSettings, load_settings
 from riskrelay.shared.topics import ALL_TOPICS, TopicSpec, ensure_topics, topic_name
+from riskrelay.shared.worker import WorkerLoop
 
 log = get_logger(__name__)
 
@@ -120,13 +121,23 @@ class ServiceContext:
             raise RuntimeError("database pool is not open (service not started?)")
         return self.pool
 
-    def consume(self, spec: TopicSpec, decode: Decoder[Any], process: Processor[Any]) -> None:
-        """Consume ``spec`` in batches with at-least-once delivery and dead-lettering.
+    def consume(
+        self,
+        spec: TopicSpec,
+        decode: Decoder[Any],
+        process: Processor[Any],
+        *,
+        decode_on: WorkerLoop | None = None,
+    ) -> None:
+        """Consume ``spec`` in batches with at-least-once delivery and dead-lettering;
+        ``decode_on``: a worker loop for a decoder that costs CPU (see :class:`TopicRoute`).
 
         All topics a service consumes share one consumer (see :class:`BatchConsumer`)."""
         self.consumed.append(spec)
         self.routes.append(
-            TopicRoute(topic_name(spec, self.settings.kafka.topic_prefix), decode, process)
+            TopicRoute(
+                topic_name(spec, self.settings.kafka.topic_prefix), decode, process, decode_on
+            )
         )
 
     def registrations(self) -> Registrations:

@@ -45,6 +45,7 @@ from riskrelay.shared.envelope import CloudEvent
 from riskrelay.shared.logging import get_logger
 from riskrelay.shared.settings import KafkaSettings
 from riskrelay.shared.topics import DLQ_SUFFIX
+from riskrelay.shared.worker import WorkerLoop
 
 log = get_logger(__name__)
 
@@ -408,6 +409,9 @@ class TopicRoute(Generic[EventT]):
     topic: str
     decode: Decoder[EventT]
     process: Processor[EventT]
+    decode_on: WorkerLoop | None = None
+    """Where the batch's records are decoded when decoding costs CPU (see
+    :mod:`riskrelay.shared.worker`); by default on the consumer's loop."""
 
 
 class BatchConsumer:
@@ -486,8 +490,16 @@ class BatchConsumer:
             grouped.setdefault(record.topic, []).append(record)
         return grouped
 
-    def _decode_all(
+    async def _decode_all(
         self, route: TopicRoute[Any], records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> tuple[list[Received[Any]], list[DeadLetter]]:
+        if route.decode_on is None:
+            return self._decode_here(route, records)
+        return await route.decode_on.call(lambda: self._decode_here(route, records))
+
+    @staticmethod
+    def _decode_here(
+        route: TopicRoute[Any], records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> tuple[list[Received[Any]], list[DeadLetter]]:
         received: list[Received[Any]] = []
         dead: list[DeadLetter] = []
@@ -506,7 +518,7 @@ class BatchConsumer:
         dead: list[DeadLetter] = []
         for topic, group in self._by_topic(records).items():
             route = self.routes[topic]
-            received, rejected = self._decode_all(route, group)
+            received, rejected = await self._decode_all(route, group)
             dead.extend(rejected)
             if received:
                 outgoing.extend(await route.process(received))
@@ -519,7 +531,7 @@ class BatchConsumer:
         dead: list[DeadLetter] = []
         for topic, group in self._by_topic(records).items():
             route = self.routes[topic]
-            received, rejected = self._decode_all(route, group)
+            received, rejected = await self._decode_all(route, group)
             dead.extend(rejected)
             for item in received:
                 try:

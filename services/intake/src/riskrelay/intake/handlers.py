@@ -10,6 +10,7 @@ and publishes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
@@ -36,6 +37,7 @@ from riskrelay.shared.events import TicketEvent
 from riskrelay.shared.kafka import OutgoingEvent, Received
 from riskrelay.shared.store import Connection, claim_new
 from riskrelay.shared.topics import TICKET_FLAGGED
+from riskrelay.shared.worker import WorkerLoop, run_on
 
 
 @dataclass
@@ -127,6 +129,29 @@ class PostgresIntakeRepository:
         await save_batch(self._connection, changes)
 
 
+class OnLoopRepository:
+    """A repository, for a step running on another thread's loop: reads and writes run on
+    ``loop``, which owns the batch's connection; the in-memory state (cluster indexes, rate
+    baselines) is the step's alone while the consumer's loop waits for it."""
+
+    def __init__(self, repository: PostgresIntakeRepository, loop: asyncio.AbstractEventLoop):
+        self._repository = repository
+        self._loop = loop
+
+    @property
+    def rates(self) -> RateBaselines:
+        return self._repository.rates
+
+    def cluster_index(self, product_key: str) -> CachedProduct:
+        return self._repository.cluster_index(product_key)
+
+    async def tickets(self, ticket_ids: Collection[str]) -> dict[str, TicketMemory]:
+        return await run_on(self._loop, self._repository.tickets(ticket_ids))
+
+    async def save(self, changes: BatchChanges) -> None:
+        await run_on(self._loop, self._repository.save(changes))
+
+
 @dataclass
 class IntakeConsumer:
     """Intake's consumer of ``ticket-events``: one per service instance."""
@@ -135,6 +160,8 @@ class IntakeConsumer:
     metrics: IntakeMetrics
     cache: ClusterCache = field(default_factory=ClusterCache)
     """This instance's cluster indexes, checked per batch (see :mod:`riskrelay.intake.store`)."""
+    worker: WorkerLoop = field(default_factory=lambda: WorkerLoop("intake-step"))
+    """Where records are decoded and steps run, off the consumer's event loop."""
 
     def assess(self, event: TicketEvent) -> TicketAssessment:
         """:meth:`Intake.assess`, counting what it refuses."""
@@ -170,7 +197,10 @@ class IntakeConsumer:
                 return []
             try:
                 repository = await PostgresIntakeRepository.load(connection, self.cache, tickets)
-                result = await intake_step(self.intake, repository, tickets)
+                # The step computes for as long as its batch needs (the encoder, clustering):
+                # on the worker, so this loop keeps the group's heartbeat going meanwhile.
+                on_worker = OnLoopRepository(repository, asyncio.get_running_loop())
+                result = await self.worker.run(lambda: intake_step(self.intake, on_worker, tickets))
                 topic = context.topic(TICKET_FLAGGED)
                 outgoing = [
                     OutgoingEvent(topic, flag.data.ticket_id, flag) for flag in result.flags
