@@ -54,6 +54,8 @@ STEP_KINDS = "console_step_kinds"
 # Kinds of steps already asked for: an escalation id names one role's step of one kind forever.
 STEP_KINDS_KEPT = 50_000
 REVIEW_KIND = "review"
+JUST_ACKNOWLEDGED = "console_just_acknowledged"
+JUST_ACKNOWLEDGED_FOR = timedelta(minutes=5)
 DECISION_LABELS = {
     ReviewDecision.CONFIRMED: "confirmed (Risk Management is told)",
     ReviewDecision.NOT_CONFIRMED: "not confirmed (the risk goes to the Weekly Risk Review)",
@@ -350,6 +352,7 @@ def build_console_router(
         now = clock()
         async with context.db.acquire() as connection:
             steps = await store.open_steps(connection, queue_roles(principal), now)
+        steps = without_just_acknowledged(context, steps, now)
         kinds = await step_kinds(
             context, request.cookies[SESSION_COOKIE], [step.escalation_id for step in steps]
         )
@@ -373,6 +376,8 @@ def build_console_router(
         outcome = await acknowledge_through_escalator(
             context, submitted.token, escalation_id, note_of(submitted.form), None
         )
+        if outcome.ok:
+            just_acknowledged(context, escalation_id, clock())
         return back_to(submitted.form, outcome)
 
     @router.post("/escalations/{escalation_id}/decision", response_model=None)
@@ -394,6 +399,8 @@ def build_console_router(
         outcome = await acknowledge_through_escalator(
             context, submitted.token, escalation_id, note_of(form), decision
         )
+        if outcome.ok:
+            just_acknowledged(context, escalation_id, clock())
         return back_to(form, outcome)
 
     # Imported here: the page modules build on this module's ConsolePages.
@@ -403,6 +410,29 @@ def build_console_router(
     router.include_router(build_risk_router(context, pages))
     router.include_router(build_register_router(context, pages))
     return router
+
+
+def just_acknowledged(context: ServiceContext, escalation_id: str, now: datetime) -> None:
+    """Remember a step this console acknowledged, until the read model has caught up."""
+    acted: dict[str, datetime] = context.state.setdefault(JUST_ACKNOWLEDGED, {})
+    for known, at in list(acted.items()):
+        if now - at > JUST_ACKNOWLEDGED_FOR:
+            del acted[known]
+    acted[escalation_id] = now
+
+
+def without_just_acknowledged(
+    context: ServiceContext, steps: list[store.OpenStep], now: datetime
+) -> list[store.OpenStep]:
+    """The queue without the steps acknowledged here moments ago: the escalator has closed
+    them, and the acknowledgement event is on its way to the read model."""
+    acted: dict[str, datetime] = context.state.get(JUST_ACKNOWLEDGED, {})
+    return [
+        step
+        for step in steps
+        if step.escalation_id not in acted
+        or now - acted[step.escalation_id] > JUST_ACKNOWLEDGED_FOR
+    ]
 
 
 def note_of(form: dict[str, str]) -> str | None:

@@ -189,8 +189,13 @@ async def risk_page(connection: Connection, risk_id: str) -> RiskPage | None:
                e.distinct_customers, e.redacted_summary, e.policy_version,
                e.rules_fired::text AS rules_fired, e.evidence::text AS evidence,
                e.override::text AS override,
-               (SELECT max(f.last_flagged_at) FROM risk_tickets JOIN flagged_tickets f
-                USING (ticket_id)) AS last_reported_at
+               -- The latest flag of its tickets, else (no flag seen here) its latest
+               -- classification's flag time.
+               coalesce(
+                   (SELECT max(f.last_flagged_at) FROM risk_tickets JOIN flagged_tickets f
+                    USING (ticket_id)),
+                   (SELECT max(flagged_at) FROM risk_classifications WHERE risk_id = $1)
+               ) AS last_reported_at
         FROM risk_classifications c
         LEFT JOIN risk_explanations e USING (event_id)
         WHERE c.risk_id = $1
