@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from riskrelay.reporting.console import (
     AckOutcome,
@@ -106,3 +107,17 @@ def test_an_action_returns_to_the_console_page_it_came_from_with_its_outcome() -
     assert failed.headers["location"] == "/console/queue?failed=No"
     keeps_query = back_to({"next": "/console/register?level=4"}, AckOutcome(True, "ok"))
     assert keeps_query.headers["location"] == "/console/register?level=4&done=ok"
+
+
+def test_a_step_acknowledged_here_leaves_the_queue_until_the_read_model_has_caught_up() -> None:
+    from types import SimpleNamespace
+
+    from riskrelay.reporting.console import just_acknowledged, without_just_acknowledged
+
+    context: Any = SimpleNamespace(state={})
+    steps = [step("acked", 5, timedelta(hours=1)), step("open", 5, timedelta(hours=1))]
+    just_acknowledged(context, "acked", NOW)
+    assert [s.escalation_id for s in without_just_acknowledged(context, steps, NOW)] == ["open"]
+    # Long after, the read model decides again (an acknowledgement lost on the way shows up).
+    later = NOW + timedelta(minutes=6)
+    assert len(without_just_acknowledged(context, steps, later)) == 2
