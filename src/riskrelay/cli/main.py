@@ -138,6 +138,9 @@ def stack_table(config: StackConfig, stack: Stack) -> Table:
     table.add_row(
         "notifications", f"{config.inbox_url}/", f"demo roster's inbox: {config.inbox_file}"
     )
+    table.add_row(
+        "mail", f"smtp://{config.http_host}:{config.smtp_port}", f"demo e-mail: {config.mail_dir}"
+    )
     table.add_row("tokens", str(config.tokens_file), "role -> bearer token")
     return table
 

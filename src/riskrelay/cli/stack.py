@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import yaml
 
-from riskrelay.cli.inbox import demo_roster
+from riskrelay.cli.inbox import demo_roster, demo_smtp_port
 from riskrelay.devstack import (
     BrokerKind,
     EmbeddedPostgres,
@@ -101,6 +101,15 @@ class StackConfig:
     @property
     def inbox_url(self) -> str:
         return f"http://{self.http_host}:{self.inbox_port}"
+
+    @property
+    def smtp_port(self) -> int:
+        """The inbox's SMTP receiver (the demo people's e-mail)."""
+        return demo_smtp_port(self.inbox_port)
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
 
     def service_url(self, name: str) -> str:
         return f"http://{self.http_host}:{self.service_ports[name]}"
@@ -235,7 +244,7 @@ def start_inbox(config: StackConfig) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable, "-m", "riskrelay.cli.main", "dev", "inbox",
         "--host", config.http_host, "--port", str(config.inbox_port),
-        "--file", str(config.inbox_file.resolve()),
+        "--file", str(config.inbox_file.resolve()), "--smtp-port", str(config.smtp_port),
     ]  # fmt: skip
     return _start_logged(config, INBOX, argv, dict(os.environ))
 
@@ -246,7 +255,14 @@ def write_demo_roster(config: StackConfig) -> Path:
     config.roster_file.write_text(
         "# Written by `riskrelay dev up`: every role's notifications go to the dev stack's\n"
         f"# notification inbox ({config.inbox_url}/); rewritten at every start.\n"
-        + yaml.safe_dump(demo_roster(config.inbox_url), sort_keys=False)
+        + yaml.safe_dump(
+            demo_roster(
+                config.inbox_url,
+                console_url=config.service_url("reporting"),
+                smtp_port=config.smtp_port,
+            ),
+            sort_keys=False,
+        )
     )
     return config.roster_file
 
@@ -362,6 +378,10 @@ class Stack:
         write_demo_roster(self.config)
         if port_is_open(self.config.http_host, self.config.inbox_port):
             raise RuntimeError(f"port {self.config.inbox_port} for the inbox is already in use")
+        if port_is_open(self.config.http_host, self.config.smtp_port):
+            raise RuntimeError(
+                f"port {self.config.smtp_port} for the inbox's SMTP receiver is already in use"
+            )
         self.inbox = start_inbox(self.config)
         self.save_state()
         try:
