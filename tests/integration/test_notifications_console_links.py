@@ -3,12 +3,9 @@ that changes nothing, the button that acknowledges once, and clear refusal pages
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path
@@ -16,16 +13,14 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from riskrelay.devstack import free_port
 from riskrelay.escalator.app import create_app as create_escalator
 from riskrelay.escalator.settings import EscalatorSettings
 from riskrelay.reporting.app import create_app as create_reporting
 from riskrelay.reporting.settings import ConsoleSettings, ReportingSettings, ScheduleSettings
 from riskrelay.shared.settings import AuthSettings, DatabaseSettings, KafkaSettings
 from riskrelay.testing import eventually, produce, running
+from tests.integration.test_console import csrf_of, served
 from tests.integration.test_escalator_service import classified, record_of, topic
 from tests.integration.test_notifications_email import smtp_server
 
@@ -42,31 +37,6 @@ levels:
   2: {timeframe: {rule: elapsed, within: 48h}, steps: [{role: agent}]}
   1: {timeframe: {rule: weekly_review}, weekly_review: true}
 """
-
-
-@contextlib.asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return bool(server.started)
-
-    await eventually(started, timeout=10)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-def csrf_of(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found, page.text
-    return found.group(1)
 
 
 async def sign_in(client: httpx.AsyncClient, email: str, next_path: str) -> httpx.Response:
