@@ -68,14 +68,15 @@ schemas: setup  ## Regenerate the committed JSON Schemas of every event type.
 	$(RUN) python -m riskrelay.shared.schemas shared/schemas
 
 BENCH_EVENTS ?= 20000
+BROKER ?=
+# BROKER=kafka runs the ladder on tansu and then on Apache Kafka, in one run; the default, tansu.
 bench: setup  ## Benchmarks: throughput ladder (raw aiokafka vs each service), timers, reports; figures in bench/results/.
-	$(RUN) python bench/services.py --events $(BENCH_EVENTS) --latency-rate 200
+	$(RUN) python bench/services.py --events $(BENCH_EVENTS) --latency-rate 200 $(if $(filter kafka,$(BROKER)),--broker tansu --broker kafka)
 	@for script in bench/escalator_timers.py bench/reporting_monthly.py bench/encoder.py bench/surges.py; do \
 		if [ -f "$$script" ]; then echo "== $$script"; $(RUN) python "$$script" || exit 1; fi; \
 	done
 
 # BROKER=kafka runs on Apache Kafka (adds a broker restart); the default is tansu.
-BROKER ?=
 faults: setup  ## Fault injection: kills, broker pause, PostgreSQL restart, scaling, rebalance storm, malformed records; checks no loss, no duplicate effects, lag recovery (bench/results/faults.json).
 	$(if $(BROKER),RISKRELAY_TEST_BROKER=$(BROKER) )$(RUN) python bench/faults.py
 

@@ -1,7 +1,7 @@
 """The throughput ladder: raw aiokafka loops and each riskrelay service, measured in one run.
 
     uv run python bench/services.py [--events 20000] [--rungs raw,intake,classifier]
-        [--latency-rate 200]
+        [--latency-rate 200] [--broker tansu --broker kafka]
 
 Every rung reads the same kind of records from a pre-filled topic, so the figures compare:
 
@@ -29,9 +29,14 @@ Every rung reads the same kind of records from a pre-filled topic, so the figure
 The one-minute load average (other work on the machine) is recorded with every figure: compare
 rungs within one run.
 
+Every rung but ``intake domain alone`` runs once per ``--broker`` (``make bench BROKER=kafka``:
+tansu, then Apache Kafka, each on a fresh broker and PostgreSQL), and its ratio is to the raw hop
+on the same broker. On Apache Kafka the services fetch with the deployments' wait
+(``KAFKA__FETCH_MAX_WAIT_MS``: Kafka answers as soon as data arrives); on tansu, with the code's.
+
 Results are printed as a table and written as JSON to ``bench/results/services.json``.
-Uses ``RISKRELAY_TEST_KAFKA`` / ``RISKRELAY_TEST_DATABASE_URL`` when set, else starts the
-embedded pair.
+Uses ``RISKRELAY_TEST_KAFKA`` / ``RISKRELAY_TEST_DATABASE_URL`` when set (then one broker only),
+else starts the pair.
 """
 
 from __future__ import annotations
@@ -49,14 +54,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from intake_profile import (
     BATCH_RECORDS,
     bench_traffic,
@@ -70,7 +75,17 @@ from rich.console import Console
 from rich.table import Table
 
 from riskrelay.cli.sample_traffic import Label
-from riskrelay.devstack import broker_and_database, free_port, wait_for_port
+from riskrelay.devstack import (
+    BROKER_ENV,
+    BROKER_KINDS,
+    DEPLOYED_FETCH_MAX_WAIT_MS,
+    KAFKA_ENV,
+    BrokerKind,
+    broker_and_database,
+    broker_kind,
+    free_port,
+    wait_for_port,
+)
 from riskrelay.shared.events import TicketEvent
 from riskrelay.shared.topics import ALL_TOPICS, ensure_topics
 from riskrelay.testing import read_topic
@@ -94,6 +109,15 @@ class Rung:
     note: str = ""
     load_average: tuple[float, float, float] = field(default_factory=os.getloadavg)
     """When the figure was taken (1, 5, 15 minutes)."""
+    broker: str = ""
+    """The broker the rung ran on; ``-`` for a rung without one."""
+
+    def ratio_to(self, hops: Mapping[str, float]) -> float | None:
+        """Throughput over the raw hop on the same broker (the only one, for a rung without)."""
+        hop = hops.get(self.broker)
+        if hop is None and len(hops) == 1:
+            hop = next(iter(hops.values()))
+        return self.per_second / hop if hop else None
 
 
 @dataclass
@@ -101,10 +125,21 @@ class BenchResults:
     rungs: list[Rung] = field(default_factory=list)
     latency: list[dict[str, Any]] = field(default_factory=list)
     intake_profile: dict[str, Any] | None = None
+    broker: str = "-"
+    """The broker the rungs being added run on."""
+
+    def add(self, rung: Rung) -> None:
+        rung.broker = rung.broker or self.broker
+        self.rungs.append(rung)
+
+    @property
+    def raw_hops(self) -> dict[str, float]:
+        """Each broker's raw hop throughput."""
+        return {r.broker: r.per_second for r in self.rungs if r.name.startswith("raw hop")}
 
     def save(self, path: Path) -> None:
         """Written after every rung too, so a run cut short keeps what it measured."""
-        hop = next((r.per_second for r in self.rungs if r.name.startswith("raw hop")), None)
+        hops = self.raw_hops
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             json.dumps(
@@ -116,7 +151,7 @@ class BenchResults:
                         "rungs": [
                             {
                                 **asdict(r),
-                                "ratio_to_raw_hop": (r.per_second / hop if hop else None),
+                                "ratio_to_raw_hop": r.ratio_to(hops),
                             }
                             for r in self.rungs
                         ],
@@ -138,8 +173,15 @@ MIN_EXPECTED_RATE = 5.0
 # ---------------------------------------------------------------------------------------------
 
 
-def infrastructure() -> contextlib.AbstractContextManager[tuple[str, str]]:
-    return broker_and_database()
+def infrastructure(kind: BrokerKind) -> contextlib.AbstractContextManager[tuple[str, str]]:
+    return broker_and_database({**os.environ, BROKER_ENV: kind})
+
+
+def service_kafka_env(kind: BrokerKind) -> dict[str, str]:
+    """The services' Kafka settings on ``kind`` (without the service's prefix)."""
+    if kind == "kafka":
+        return {"KAFKA__FETCH_MAX_WAIT_MS": str(DEPLOYED_FETCH_MAX_WAIT_MS)}
+    return {}
 
 
 async def create_topics(bootstrap: str, prefix: str) -> None:
@@ -151,6 +193,33 @@ async def create_topics(bootstrap: str, prefix: str) -> None:
         await ensure_topics(admin, ALL_TOPICS, prefix, 1)
     finally:
         await admin.close()
+    await wait_for_leaders(bootstrap, [f"{prefix}{spec.name}" for spec in ALL_TOPICS])
+
+
+async def wait_for_leaders(bootstrap: str, topics: list[str], timeout: float = 30.0) -> None:
+    """Until every partition of ``topics`` answers on its leader. Apache Kafka's node serves a
+    new partition a moment after CreateTopics returns, and after its metadata names the
+    leader; a rung that started at once would time the producer's ``NotLeaderForPartition``
+    retries (tansu's partitions are usable at once). A ListOffsets per partition is answered
+    by the leader only, and aiokafka retries it until then."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        partitions: list[TopicPartition] = []
+        while not partitions and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()
+            cluster = consumer._client.cluster
+            known = {t: cluster.partitions_for_topic(t) for t in topics}
+            if all(known.values()):
+                partitions = [TopicPartition(t, p) for t, ps in known.items() for p in ps or ()]
+            else:
+                await asyncio.sleep(0.1)
+        if not partitions:
+            raise TimeoutError(f"{len(topics)} new topics not in the broker's metadata")
+        await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
 
 
 async def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> float:
@@ -252,12 +321,18 @@ def _proc_peak_mib(pid: int) -> float | None:
 
 @contextlib.contextmanager
 def service_process(
-    name: str, bootstrap: str, database: str, prefix: str, log_dir: Path
+    name: str,
+    bootstrap: str,
+    database: str,
+    prefix: str,
+    log_dir: Path,
+    kafka_env: Mapping[str, str],
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     env_prefix = f"RISKRELAY_{name.upper()}_"
     env = {
         **os.environ,
+        **{f"{env_prefix}{key}": value for key, value in kafka_env.items()},
         f"{env_prefix}KAFKA__BOOTSTRAP": bootstrap,
         f"{env_prefix}KAFKA__TOPIC_PREFIX": prefix,
         f"{env_prefix}DATABASE__URL": database,
@@ -292,6 +367,7 @@ def measure_instances(
     prefix: str,
     input_topic: str,
     records: list[tuple[bytes, bytes]],
+    kafka_env: Mapping[str, str],
     settle: float = 15.0,
 ) -> Rung:
     """``instances`` processes of one service in one consumer group (scale-out by partitions).
@@ -303,7 +379,7 @@ def measure_instances(
     with contextlib.ExitStack() as stack:
         ports = [
             stack.enter_context(
-                service_process(name, bootstrap, database, prefix, RESULTS / "logs")
+                service_process(name, bootstrap, database, prefix, RESULTS / "logs", kafka_env)
             )[1]
             for _ in range(instances)
         ]
@@ -367,9 +443,18 @@ def batch_note(ports: list[int]) -> str:
 
 
 def measure_service(
-    name: str, bootstrap: str, database: str, prefix: str, input_topic: str, expected: int
+    name: str,
+    bootstrap: str,
+    database: str,
+    prefix: str,
+    input_topic: str,
+    expected: int,
+    kafka_env: Mapping[str, str],
 ) -> Rung:
-    with service_process(name, bootstrap, database, prefix, RESULTS / "logs") as (process, port):
+    with service_process(name, bootstrap, database, prefix, RESULTS / "logs", kafka_env) as (
+        process,
+        port,
+    ):
         deadline = time.monotonic() + 120 + expected / MIN_EXPECTED_RATE
         first_count = 0.0
         started = cpu_started = None
@@ -472,13 +557,15 @@ class Pipeline:
 
 
 @contextlib.contextmanager
-def pipeline(bootstrap: str, database: str, prefix: str) -> Iterator[Pipeline]:
+def pipeline(
+    bootstrap: str, database: str, prefix: str, kafka_env: Mapping[str, str]
+) -> Iterator[Pipeline]:
     """All five services as processes."""
     with contextlib.ExitStack() as stack:
         running = Pipeline({}, {})
         for name in PIPELINE:
             process, port = stack.enter_context(
-                service_process(name, bootstrap, database, prefix, RESULTS / "logs")
+                service_process(name, bootstrap, database, prefix, RESULTS / "logs", kafka_env)
             )
             running.processes[name] = process
             running.ports[name] = port
@@ -498,13 +585,14 @@ def measure_pipeline(
     database: str,
     prefix: str,
     records: list[tuple[bytes, bytes]],
+    kafka_env: Mapping[str, str],
     quiet: float = 3.0,
     settle: float = 10.0,
 ) -> Rung:
     """ticket-events through all five services (published once every group has settled);
     done when intake consumed every ticket and no service consumed anything for ``quiet`` s."""
     expected = len(records)
-    with pipeline(bootstrap, database, prefix) as running:
+    with pipeline(bootstrap, database, prefix, kafka_env) as running:
         ports = running.ports
         time.sleep(settle)
         filler = threading.Thread(
@@ -671,41 +759,67 @@ DRAIN_QUIET_S = 90.0
 
 
 @contextlib.contextmanager
-def failed_rung(results: list[Rung], name: str, events: int) -> Iterator[None]:
+def failed_rung(out: BenchResults, name: str, events: int) -> Iterator[None]:
     """A rung that fails is recorded with its reason and the ladder goes on."""
     try:
         yield
     except (TimeoutError, RuntimeError, httpx.HTTPError) as error:
         console.print(f"[red]{name} failed:[/] {error}")
-        results.append(
-            Rung(name, events, float("nan"), float("nan"), note=f"FAILED: {error}"[:300])
-        )
+        out.add(Rung(name, events, float("nan"), float("nan"), note=f"FAILED: {error}"[:300]))
 
 
 LOAD_SHARES = (0.25, 0.5, 0.8)
 """Latency rates without ``--latency-rate``: shares of the pipeline rung's throughput."""
 
 
-async def run(events: int, rungs: set[str], latency_rates: list[float], path: Path) -> BenchResults:
+async def run(
+    events: int,
+    rungs: set[str],
+    latency_rates: list[float],
+    path: Path,
+    brokers: list[BrokerKind],
+) -> BenchResults:
     out = BenchResults()
-    results = out.rungs
     labelled = bench_traffic(events)
+    if "intake" in rungs:
+        console.print(f"[bold]intake domain alone[/] over {events} ticket events, twice…")
+        rung, out.intake_profile = await intake_domain_alone(labelled)
+        out.add(rung)
+        out.save(path)
+    for kind in brokers:
+        console.print(f"[bold]on {kind}[/]")
+        out.broker = kind
+        await run_on_broker(out, kind, labelled, rungs, latency_rates, path)
+    return out
+
+
+async def run_on_broker(
+    out: BenchResults,
+    kind: BrokerKind,
+    labelled: list[tuple[TicketEvent, Label]],
+    rungs: set[str],
+    latency_rates: list[float],
+    path: Path,
+) -> None:
+    """Every rung that needs a broker, on a fresh ``kind`` broker and PostgreSQL."""
+    events = len(labelled)
     traffic = [event for event, _ in labelled]
     records = [(e.data.ticket_id.encode(), e.to_json_bytes()) for e in traffic]
-    with infrastructure() as (bootstrap, database):
+    kafka_env = service_kafka_env(kind)
+    with infrastructure(kind) as (bootstrap, database):
         run_id = uuid.uuid4().hex[:6]
         if "raw" in rungs:
             prefix = f"bench{run_id}-raw."
             await create_topics(bootstrap, prefix)
             console.print(f"[bold]raw[/] produce {events} records…")
             seconds = await fill(bootstrap, f"{prefix}ticket-events", records)
-            results.append(Rung("raw produce", events, seconds, events / seconds))
+            out.add(Rung("raw produce", events, seconds, events / seconds))
             seconds = await raw_consume(bootstrap, f"{prefix}ticket-events", events)
-            results.append(Rung("raw consume", events, seconds, events / seconds))
+            out.add(Rung("raw consume", events, seconds, events / seconds))
             seconds = await raw_hop(
                 bootstrap, f"{prefix}ticket-events", f"{prefix}ticket-flagged", events
             )
-            results.append(
+            out.add(
                 Rung(
                     "raw hop (consume, validate, produce, commit)",
                     events,
@@ -713,36 +827,44 @@ async def run(events: int, rungs: set[str], latency_rates: list[float], path: Pa
                     events / seconds,
                 )
             )
-        if "intake" in rungs:
-            console.print(f"[bold]intake domain alone[/] over {events} ticket events, twice…")
-            rung, out.intake_profile = await intake_domain_alone(labelled)
-            results.append(rung)
-            out.save(path)
         flagged: list[bytes] = []
         if rungs & {"intake", "classifier"}:
             prefix = f"bench{run_id}-intake."
             await create_topics(bootstrap, prefix)
             await fill(bootstrap, f"{prefix}ticket-events", records)
             console.print(f"[bold]intake[/] alone over {events} ticket events…")
-            with failed_rung(results, "intake", events):
+            with failed_rung(out, "intake", events):
                 rung = measure_service(
-                    "intake", bootstrap, database, prefix, f"{prefix}ticket-events", events
+                    "intake",
+                    bootstrap,
+                    database,
+                    prefix,
+                    f"{prefix}ticket-events",
+                    events,
+                    kafka_env,
                 )
                 out_records = await read_topic(
                     bootstrap, f"{prefix}ticket-flagged", timeout=10, settle=1
                 )
                 flagged = [r.value for r in out_records if r.value]
                 rung.note += f"; flagged {len(flagged)} ({len(flagged) / events:.1%})"
-                results.append(rung)
+                out.add(rung)
             out.save(path)
         if "intake2" in rungs:
             prefix = f"bench{run_id}-intake2."
             await create_topics(bootstrap, prefix)
             console.print(f"[bold]intake[/] two instances over {events} ticket events…")
-            with failed_rung(results, "intake x2 instances (one group)", events):
-                results.append(
+            with failed_rung(out, "intake x2 instances (one group)", events):
+                out.add(
                     measure_instances(
-                        "intake", 2, bootstrap, database, prefix, f"{prefix}ticket-events", records
+                        "intake",
+                        2,
+                        bootstrap,
+                        database,
+                        prefix,
+                        f"{prefix}ticket-events",
+                        records,
+                        kafka_env,
                     )
                 )
         if "classifier" in rungs and flagged:
@@ -752,8 +874,8 @@ async def run(events: int, rungs: set[str], latency_rates: list[float], path: Pa
             inputs = replicate_flagged(flagged, copies)
             await fill(bootstrap, f"{prefix}ticket-flagged", inputs)
             console.print(f"[bold]classifier[/] alone over {len(inputs)} ticket-flagged events…")
-            with failed_rung(results, "classifier", len(inputs)):
-                results.append(
+            with failed_rung(out, "classifier", len(inputs)):
+                out.add(
                     measure_service(
                         "classifier",
                         bootstrap,
@@ -761,6 +883,7 @@ async def run(events: int, rungs: set[str], latency_rates: list[float], path: Pa
                         prefix,
                         f"{prefix}ticket-flagged",
                         len(inputs),
+                        kafka_env,
                     )
                 )
         out.save(path)
@@ -769,9 +892,9 @@ async def run(events: int, rungs: set[str], latency_rates: list[float], path: Pa
             prefix = f"bench{run_id}-pipeline."
             await create_topics(bootstrap, prefix)
             console.print(f"[bold]pipeline[/] of five services over {events} ticket events…")
-            with failed_rung(results, "pipeline", events):
-                pipeline_rung = measure_pipeline(bootstrap, database, prefix, records)
-                results.append(pipeline_rung)
+            with failed_rung(out, "pipeline", events):
+                pipeline_rung = measure_pipeline(bootstrap, database, prefix, records, kafka_env)
+                out.add(pipeline_rung)
                 pipeline_rate = pipeline_rung.per_second
             out.save(path)
         if "latency" in rungs:
@@ -783,7 +906,7 @@ async def run(events: int, rungs: set[str], latency_rates: list[float], path: Pa
                 raise SystemExit("the latency rung needs --latency-rate or the pipeline rung")
             prefix = f"bench{run_id}-latency."
             await create_topics(bootstrap, prefix)
-            with pipeline(bootstrap, database, prefix) as running:
+            with pipeline(bootstrap, database, prefix, kafka_env) as running:
                 await asyncio.sleep(8)  # every consumer group joined
                 for share, rate in rates:
                     console.print(f"[bold]latency[/] open loop at {rate:.0f} tickets/s…")
@@ -791,10 +914,14 @@ async def run(events: int, rungs: set[str], latency_rates: list[float], path: Pa
                         bootstrap, database, prefix, rate, LATENCY_SECONDS, traffic
                     )
                     out.latency.append(
-                        {"load_share": share, **figures, "services_stopped": running.exited()}
+                        {
+                            "broker": kind,
+                            "load_share": share,
+                            **figures,
+                            "services_stopped": running.exited(),
+                        }
                     )
                     out.save(path)
-    return out
 
 
 LATENCY_SECONDS = 20.0
@@ -821,9 +948,10 @@ def _without_nan(value: Any) -> Any:
 
 def report(out: BenchResults, path: Path) -> None:
     results = out.rungs
-    hop = next((r.per_second for r in results if r.name.startswith("raw hop")), None)
+    hops = out.raw_hops
     table = Table(title=f"riskrelay throughput ladder ({os.cpu_count()} cores)")
     for column in (
+        "broker",
         "rung",
         "events",
         "seconds",
@@ -836,12 +964,14 @@ def report(out: BenchResults, path: Path) -> None:
     ):
         table.add_column(column, justify="left" if column in ("rung", "note") else "right")
     for r in results:
+        ratio = r.ratio_to(hops)
         table.add_row(
+            r.broker,
             r.name,
             str(r.events),
             f"{r.seconds:.2f}",
             f"{r.per_second:,.0f}",
-            f"{r.per_second / hop:.3f}" if hop else "-",
+            "-" if ratio is None or ratio != ratio else f"{ratio:.3f}",
             f"{r.cpu_us_per_event:,.0f}" if r.cpu_us_per_event else "-",
             f"{r.peak_memory_mib:,.0f}" if r.peak_memory_mib else "-",
             _load(r.load_average),
@@ -854,6 +984,7 @@ def report(out: BenchResults, path: Path) -> None:
     if out.latency:
         latency = Table(title="Critical ticket publish -> escalation-due (open loop)")
         for column in (
+            "broker",
             "load",
             "tickets/s",
             "achieved",
@@ -870,6 +1001,7 @@ def report(out: BenchResults, path: Path) -> None:
         for row in out.latency:
             share = row["load_share"]
             latency.add_row(
+                row["broker"],
                 "fixed" if share is None else f"{share:.0%}",
                 f"{row['rate']:.0f}",
                 f"{row['achieved_rate']:.0f}",
@@ -900,10 +1032,21 @@ def main() -> None:
         help="fixed open-loop rate of the latency rung (repeatable); default: shares of the "
         "pipeline's throughput",
     )
+    parser.add_argument(
+        "--broker",
+        action="append",
+        choices=BROKER_KINDS,
+        default=[],
+        help="a broker to run the rungs on, in order (repeatable); default: the one "
+        f"{BROKER_ENV} names, tansu unless set",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "services.json")
     args = parser.parse_args()
     if any(rate <= 0 for rate in args.latency_rate):
         parser.error("--latency-rate must be positive")
+    brokers: list[BrokerKind] = args.broker or [broker_kind(os.environ)]
+    if os.environ.get(KAFKA_ENV) and len(brokers) > 1:
+        parser.error(f"{KAFKA_ENV} names one broker: give one --broker (or none)")
 
     def stop(signum: int, _: object) -> None:
         # Raised wherever the main thread is (the rungs poll in blocking loops, where a task
@@ -912,7 +1055,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     results = asyncio.run(
-        run(args.events, set(args.rungs.split(",")), args.latency_rate, args.output)
+        run(args.events, set(args.rungs.split(",")), args.latency_rate, args.output, brokers)
     )
     report(results, args.output)
 
