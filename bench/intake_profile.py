@@ -52,6 +52,7 @@ from rich.table import Table
 from riskrelay.cli.sample_traffic import Label, generate_labelled
 from riskrelay.intake import domain, service
 from riskrelay.intake.domain import TicketAssessment, complete_assessments
+from riskrelay.intake.encoder import SentenceEncoder
 from riskrelay.intake.errors import IntakeRejection
 from riskrelay.intake.redaction import Redactor
 from riskrelay.intake.semantic.detector import Screening, SemanticDetector
@@ -139,8 +140,23 @@ async def run_intake_batches(
 async def warm_up(intake: Intake, raws: Sequence[bytes]) -> None:
     """One batch on a throwaway repository: first-call costs (onnxruntime's first run, lazy
     imports, regex caches) stay out of the figures, as the service rungs skip their first
-    batch."""
+    batch. The encoder then forgets the texts it saw, so a measured run starts cold."""
     await run_intake_batches(intake, raws[:BATCH_RECORDS], MemoryIntakeRepository())
+    forget_embeddings(intake)
+
+
+def forget_embeddings(intake: Intake) -> None:
+    """Empty the full encoder's memo of recent texts (see ``EncoderSettings.memo_entries``)."""
+    detector = intake.config.semantic
+    if detector is not None and isinstance(detector.full, SentenceEncoder):
+        detector.full.forget()
+
+
+def memo_hits(intake: Intake) -> int:
+    detector = intake.config.semantic
+    if detector is not None and isinstance(detector.full, SentenceEncoder):
+        return detector.full.memo_hits
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,9 +235,6 @@ def stage_clocks(detector: SemanticDetector | None) -> Iterator[StageClock]:
         return screenings
 
     def detect(self: SemanticDetector, screenings: Sequence[Screening]) -> Any:
-        clock.full_texts += sum(
-            len(s.candidates) + (s.cluster_text is not None) for s in screenings
-        )
         return original_detect(self, screenings)
 
     # (where the caller looks the function up, its name, the stage it belongs to)
@@ -244,7 +257,13 @@ def stage_clocks(detector: SemanticDetector | None) -> Iterator[StageClock]:
     if detector is not None:
         full, fast = detector.full, detector.fast
         patches.append((fast, "encode", clock.timed("static table encode", fast.encode)))
-        patches.append((full, "encode", clock.timed("full encoder encode", full.encode)))
+        original_encode = full.encode
+
+        def counted_encode(texts: Sequence[str]) -> Any:
+            clock.full_texts += len(texts)
+            return original_encode(texts)
+
+        patches.append((full, "encode", clock.timed("full encoder encode", counted_encode)))
         forward = getattr(full, "_forward", None)
         if forward is not None:
 
@@ -273,8 +292,10 @@ async def profile_stages(
 ) -> dict[str, Any]:
     """CPU per ticket by stage and the share reaching the full encoder, over ``traffic``."""
     raws = [event.to_json_bytes() for event, _ in traffic]
+    forget_embeddings(intake)
     with stage_clocks(intake.config.semantic) as clock:
         run = await run_intake_batches(intake, raws)
+    remembered = memo_hits(intake)
     tickets = run.events
     staged = sum(clock.cpu_seconds[stage] for stage in STAGES)
     rows = [
@@ -312,10 +333,6 @@ async def profile_stages(
         counts = parts.setdefault(_mix_part(labels[event_id]), Counter())
         counts["tickets"] += 1
         counts["full"] += screening.needs_full
-        # Stage one sends a ticket on for its sentences above an indicator's floor, or for its
-        # text alone when the fast problem score clears the problem floor (to cluster it).
-        counts["by sentence"] += bool(screening.candidates)
-        counts["by problem screen only"] += screening.needs_full and not screening.candidates
         counts["sentences"] += screening.sentences
         counts["candidate sentences"] += len(screening.candidates)
     reached = sum(s.needs_full for s in clock.screened.values())
@@ -334,6 +351,7 @@ async def profile_stages(
             "tickets_reaching_stage_two": reached,
             "share": reached / len(clock.screened) if clock.screened else None,
             "texts_encoded": clock.full_texts,
+            "texts_remembered": remembered,
             "texts_per_ticket_reaching": clock.full_texts / reached if reached else None,
             "forward_rows": clock.forward_rows,
             "forward_word_pieces_with_padding": clock.forward_tokens,
@@ -342,10 +360,6 @@ async def profile_stages(
                 if clock.full_texts
                 else None
             ),
-            "why": {
-                "sentence_above_an_indicator_floor": totals["by sentence"],
-                "problem_screen_only": totals["by problem screen only"],
-            },
             "sentences_screened": totals["sentences"],
             "candidate_sentences": totals["candidate sentences"],
             "by_traffic_mix": {
@@ -354,8 +368,7 @@ async def profile_stages(
                     "share_of_stream": counts["tickets"] / len(clock.screened),
                     "reaching_stage_two": counts["full"],
                     "share": counts["full"] / counts["tickets"],
-                    "by_sentence": counts["by sentence"],
-                    "by_problem_screen_only": counts["by problem screen only"],
+                    "candidate_sentences": counts["candidate sentences"],
                 }
                 for part, counts in sorted(parts.items())
             },
@@ -390,8 +403,7 @@ def print_profile(profile: Mapping[str, Any], console: Console) -> None:
         "of stream",
         "reaching stage two",
         "share",
-        "by a sentence",
-        "by problem screen only",
+        "sentences to the full encoder",
     ):
         mix.add_column(column, justify="left" if column == "traffic" else "right")
     for part, row in full["by_traffic_mix"].items():
@@ -401,8 +413,7 @@ def print_profile(profile: Mapping[str, Any], console: Console) -> None:
             f"{row['share_of_stream']:.1%}",
             f"{row['reaching_stage_two']:,}",
             f"{row['share']:.1%}",
-            f"{row['by_sentence']:,}",
-            f"{row['by_problem_screen_only']:,}",
+            f"{row['candidate_sentences']:,}",
         )
     mix.add_row(
         "all tickets",
@@ -410,16 +421,18 @@ def print_profile(profile: Mapping[str, Any], console: Console) -> None:
         "100%",
         f"{full['tickets_reaching_stage_two']:,}",
         f"{full['share']:.1%}" if full["share"] is not None else "-",
-        f"{full['why']['sentence_above_an_indicator_floor']:,}",
-        f"{full['why']['problem_screen_only']:,}",
+        f"{full['candidate_sentences']:,}",
     )
     console.print(mix)
     per_text = full["cpu_us_per_text"]
     console.print(
         f"full encoder: {full['texts_encoded']:,} texts "
-        f"({full['texts_per_ticket_reaching'] or 0:.2f} per ticket reaching it), "
+        f"({full['texts_per_ticket_reaching'] or 0:.2f} per ticket reaching it: sentences, and"
+        " the text of each problem report), "
         f"{full['candidate_sentences']:,} of {full['sentences_screened']:,} sentences "
-        "above a floor; "
+        "above the screen's floor; "
+        f"{full['texts_remembered']:,} remembered from earlier tickets (follow-ups resend"
+        " their description; templates recur), "
         f"{full['forward_rows']:,} rows over {full['forward_word_pieces_with_padding']:,} "
         f"word pieces with padding; "
         + (f"{per_text:,.0f} µs CPU per text" if per_text else "no texts")

@@ -1,12 +1,15 @@
 """Fit intake's indicator models from labelled examples (``riskrelay train``).
 
-For each text indicator, a logistic regression (scikit-learn, fixed seed) separates its
-positives from everything that must not fire it: harmless everyday requests, every file's hard
-negatives, and, with a lower weight, the other indicators' positives (a reputation threat is not
-a security issue). Thresholds are chosen on out-of-fold scores of the training data itself
-(stratified k-fold), never on a validation split: the full model's threshold keeps its
-out-of-fold false flags on harmless text at ``target_false_flag_rate``; the fast model's floor
-lets through all but ``fast_miss_rate`` of the positives, so the cascade costs little recall.
+For each text indicator, a logistic regression (scikit-learn, fixed seed) on the full
+encoder's embeddings separates its positives from everything that must not fire it: harmless
+everyday requests, every file's hard negatives, and, with a lower weight, the other indicators'
+positives (a reputation threat is not a security issue). The cascade's screen, a logistic
+regression on the static table's embedding and hashed words, separates every risky or problem
+sentence from every harmless one. Thresholds are chosen on out-of-fold scores of the training
+data itself (stratified k-fold), never on a validation split: each full model's threshold keeps
+its out-of-fold false flags on harmless text at ``target_false_flag_rate``; the screen's floor
+lets through all but ``screen_miss_rate`` of the risky and problem sentences, so the cascade
+costs little recall.
 
 The result is deterministic for the same examples, encoders, seed and code: scikit-learn's
 lbfgs solver is deterministic, folds come from the seed, and the artifact has no time stamp.
@@ -33,11 +36,13 @@ from riskrelay.intake.semantic.examples import (
     load_clinc,
     load_examples,
 )
+from riskrelay.intake.semantic.features import HASH_BUCKETS, hashed_terms
 from riskrelay.intake.semantic.load import bundled_models_path
 from riskrelay.intake.semantic.model import (
     IndicatorModel,
     IndicatorModels,
     LinearScorer,
+    ScreenModel,
     Vector,
 )
 from riskrelay.shared.events import Indicator
@@ -54,8 +59,8 @@ class TrainingConfig:
     hard_negative_weight: float = 3.0
     target_false_flag_rate: float = 0.004
     problem_false_flag_rate: float = 0.05
-    fast_miss_rate: float = 0.02
-    problem_fast_miss_rate: float = 0.05
+    screen_miss_rate: float = 0.02
+    screen_regularization: float = 4.0
     min_threshold: float = 0.5
     max_examples_kept: int = 3_000
     similarity_miss_rate: float = 0.03
@@ -174,27 +179,102 @@ def _rows_for(
     )
 
 
-def _fit(x: Vector, y: NDArray[np.int64], w: NDArray[np.float64], config: TrainingConfig) -> Any:
+def _fit(
+    x: Any,
+    y: NDArray[np.int64],
+    w: NDArray[np.float64],
+    config: TrainingConfig,
+    regularization: float | None = None,
+) -> Any:
     from sklearn.linear_model import LogisticRegression
 
     positives = max(int(y.sum()), 1)
     balance = np.where(y == 1, (len(y) - positives) / positives, 1.0) * w
-    model = LogisticRegression(C=config.regularization, max_iter=2_000, random_state=config.seed)
+    model = LogisticRegression(
+        C=config.regularization if regularization is None else regularization,
+        max_iter=3_000,
+        random_state=config.seed,
+    )
     model.fit(x, y, sample_weight=balance)
     return model
 
 
 def _out_of_fold(
-    x: Vector, y: NDArray[np.int64], w: NDArray[np.float64], config: TrainingConfig
+    x: Any,
+    y: NDArray[np.int64],
+    w: NDArray[np.float64],
+    config: TrainingConfig,
+    regularization: float | None = None,
 ) -> NDArray[np.float64]:
     from sklearn.model_selection import StratifiedKFold
 
     scores = np.zeros(len(y), dtype=np.float64)
     folds = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    for train, test in folds.split(x, y):
-        model = _fit(x[train], y[train], w[train], config)
+    for train, test in folds.split(np.zeros(len(y)), y):
+        model = _fit(x[train], y[train], w[train], config, regularization)
         scores[test] = model.predict_proba(x[test])[:, 1]
     return scores
+
+
+def screen_features(static_vectors: Vector, texts: Sequence[str]) -> Any:
+    """The screen's input rows (scipy CSR): the static embedding, then the hashed terms,
+    binary and L2-normalized, exactly as :meth:`ScreenModel.scores` reads them."""
+    from scipy import sparse
+
+    indptr = [0]
+    indices: list[NDArray[np.int64]] = []
+    values: list[NDArray[np.float64]] = []
+    for text in texts:
+        terms = hashed_terms(text)
+        indices.append(terms)
+        values.append(np.full(len(terms), 1.0 / np.sqrt(max(len(terms), 1))))
+        indptr.append(indptr[-1] + len(terms))
+    hashed = sparse.csr_matrix(
+        (
+            np.concatenate(values) if values else np.zeros(0),
+            np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64),
+            np.asarray(indptr),
+        ),
+        shape=(len(texts), HASH_BUCKETS),
+    )
+    return sparse.hstack([sparse.csr_matrix(static_vectors), hashed]).tocsr()
+
+
+def _train_screen(
+    examples: Sequence[Example],
+    fast_vectors: Vector,
+    config: TrainingConfig,
+    progress: Progress,
+) -> tuple[ScreenModel, NDArray[np.bool_], dict[str, Any]]:
+    """The screen, which sentences of the corpus its out-of-fold scores let through, and its
+    figures. Positives: every risky and every problem sentence; the rest is harmless."""
+    y = np.asarray([e.role == "positive" and e.target is not None for e in examples], np.int64)
+    w = np.asarray(
+        [config.hard_negative_weight if e.role == "hard_negative" else 1.0 for e in examples]
+    )
+    x = screen_features(fast_vectors, [e.text for e in examples])
+    progress(f"screen: cross-validating ({int(y.sum())} positives, {len(y)} rows)")
+    oof = _out_of_fold(x, y, w, config, config.screen_regularization)
+    floor = float(np.quantile(oof[y == 1], config.screen_miss_rate))
+    passed = oof >= floor
+    model = _fit(x, y, w, config, config.screen_regularization)
+    dim = fast_vectors.shape[1]
+    weights = np.asarray(model.coef_[0], dtype=np.float32)
+    screen = ScreenModel(
+        static_weights=weights[:dim],
+        hashed_weights=weights[dim:],
+        bias=float(model.intercept_[0]),
+        floor=floor,
+    )
+    harmless = y == 0
+    metrics = {
+        "positives": int(y.sum()),
+        "rows": len(y),
+        "floor": round(floor, 4),
+        "oof_positives_passed": round(float(passed[y == 1].mean()), 4),
+        "oof_harmless_passed": round(float(passed[harmless].mean()), 4),
+    }
+    return screen, passed, metrics
 
 
 def _scorer(model: Any, threshold: float) -> LinearScorer:
@@ -242,18 +322,16 @@ def _train_one(
     rows: _Problem,
     texts: Sequence[str],
     full_vectors: Vector,
-    fast_vectors: Vector,
+    screened: NDArray[np.bool_],
     config: TrainingConfig,
     progress: Progress,
     target_false_flag_rate: float | None = None,
-    fast_miss_rate: float | None = None,
 ) -> tuple[IndicatorModel, dict[str, Any]]:
     name = indicator.value if indicator else PROBLEM
     y, w = rows.labels, rows.weights
-    x_full, x_fast = full_vectors[rows.rows], fast_vectors[rows.rows]
+    x_full = full_vectors[rows.rows]
     progress(f"{name}: cross-validating ({int(y.sum())} positives, {len(y)} rows)")
     oof_full = _out_of_fold(x_full, y, w, config)
-    oof_fast = _out_of_fold(x_fast, y, w, config)
     rate = (
         config.target_false_flag_rate if target_false_flag_rate is None else target_false_flag_rate
     )
@@ -261,21 +339,15 @@ def _train_one(
     allowed = int(np.floor(rate * len(harmless_scores)))
     threshold = float(harmless_scores[len(harmless_scores) - allowed - 1]) + 1e-6
     threshold = min(max(threshold, config.min_threshold), 0.999)
-    miss = config.fast_miss_rate if fast_miss_rate is None else fast_miss_rate
-    floor = float(np.quantile(oof_fast[y == 1], miss))
     caught = oof_full[y == 1] >= threshold
-    passed = oof_fast[y == 1] >= floor
+    passed = screened[rows.rows][y == 1]
     metrics = {
         "positives": int(y.sum()),
         "rows": len(y),
         "threshold": round(threshold, 4),
-        "fast_floor": round(floor, 4),
         "oof_recall": round(float(caught.mean()), 4),
         "oof_recall_after_cascade": round(float((caught & passed).mean()), 4),
         "oof_false_flags_harmless": round(float((oof_full[rows.harmless] >= threshold).mean()), 5),
-        "oof_harmless_reaching_full_encoder": round(
-            float((oof_fast[rows.harmless] >= floor).mean()), 4
-        ),
     }
     kept = rows.rows[y == 1][: config.max_examples_kept]
     kept_vectors = full_vectors[kept]
@@ -293,8 +365,6 @@ def _train_one(
     model = IndicatorModel(
         indicator=indicator,
         full=_scorer(_fit(x_full, y, w, config), threshold),
-        fast=_scorer(_fit(x_fast, y, w, config), floor),
-        fast_floor=floor,
         example_texts=tuple(texts[i] for i in kept),
         example_vectors=kept_vectors,
         min_similarity=min_similarity,
@@ -319,14 +389,15 @@ def train_models(
     fast_vectors = _encode_all(
         fast, texts, config.encode_batch, "static table", progress, embedding_cache
     )
+    screen, screened, screen_metrics = _train_screen(examples, fast_vectors, config, progress)
     models: dict[Indicator, IndicatorModel] = {}
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {"screen": screen_metrics}
     for indicator in MODEL_INDICATORS:
         rows = _rows_for(examples, indicator, config)
         if not rows.labels.any():
             raise ValueError(f"no positive examples for {indicator.value}")
         models[indicator], metrics[indicator.value] = _train_one(
-            indicator, rows, texts, full_vectors, fast_vectors, config, progress
+            indicator, rows, texts, full_vectors, screened, config, progress
         )
     problem: IndicatorModel | None = None
     if any(e.target == PROBLEM for e in examples):
@@ -336,13 +407,13 @@ def train_models(
             rows,
             texts,
             full_vectors,
-            fast_vectors,
+            screened,
             config,
             progress,
             target_false_flag_rate=config.problem_false_flag_rate,
-            fast_miss_rate=config.problem_fast_miss_rate,
         )
     return IndicatorModels(
+        screen=screen,
         indicators=models,
         problem=problem,
         encoder_id=full.model_id,

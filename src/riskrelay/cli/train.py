@@ -53,10 +53,18 @@ def train_command(
         print(f"riskrelay train: {error}", file=sys.stderr)
         raise typer.Exit(2) from error
     print(f"wrote {path} ({models.version}, encoder {models.encoder_id})")
+    screen = models.metrics["screen"]
+    print(
+        f"  {'screen':<20} positives {screen['positives']:>4}  floor {screen['floor']:.3f}"
+        f"  out-of-fold: risky or problem sentences passed {screen['oof_positives_passed']:.3f},"
+        f" harmless sentences to the full encoder {screen['oof_harmless_passed']:.3f}"
+    )
     for indicator, figures in models.metrics.items():
+        if indicator == "screen":
+            continue
         print(
             f"  {indicator:<20} positives {figures['positives']:>4}  threshold"
             f" {figures['threshold']:.3f}  out-of-fold recall {figures['oof_recall']:.3f}"
+            f" ({figures['oof_recall_after_cascade']:.3f} after the screen)"
             f"  false flags {figures['oof_false_flags_harmless']:.4f}"
-            f"  to full encoder {figures['oof_harmless_reaching_full_encoder']:.3f}"
         )

@@ -18,8 +18,15 @@ from riskrelay.intake.rules import RulePack, load_rule_pack
 from riskrelay.intake.semantic.config import DetectionSettings
 from riskrelay.intake.semantic.detector import SemanticDetector
 from riskrelay.intake.semantic.examples import MODEL_INDICATORS
+from riskrelay.intake.semantic.features import HASH_BUCKETS
 from riskrelay.intake.semantic.load import load_semantic_detector
-from riskrelay.intake.semantic.model import IndicatorModel, IndicatorModels, LinearScorer, Vector
+from riskrelay.intake.semantic.model import (
+    IndicatorModel,
+    IndicatorModels,
+    LinearScorer,
+    ScreenModel,
+    Vector,
+)
 from riskrelay.shared.events import TICKET_EVENT_TYPES, Indicator, TicketEvent, TicketEventKind
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -93,11 +100,16 @@ def _topic_detector(problems: Mapping[str, str]) -> SemanticDetector:
     problem = LinearScorer(gate, -20.0, 0.5)
 
     def model(indicator: Indicator | None, scorer: LinearScorer) -> IndicatorModel:
-        return IndicatorModel(
-            indicator, scorer, scorer, 0.5, (), np.zeros((0, dim), dtype=np.float32)
-        )
+        return IndicatorModel(indicator, scorer, (), np.zeros((0, dim), dtype=np.float32))
 
+    screen = ScreenModel(
+        static_weights=gate,
+        hashed_weights=np.zeros(HASH_BUCKETS, dtype=np.float32),
+        bias=-20.0,
+        floor=0.5,
+    )
     models = IndicatorModels(
+        screen=screen,
         indicators={indicator: model(indicator, silent) for indicator in MODEL_INDICATORS},
         problem=model(None, problem),
         encoder_id=encoder.model_id,

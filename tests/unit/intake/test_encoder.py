@@ -82,7 +82,7 @@ def settings(cache_dir: Path) -> EncoderSettings:
 
 @pytest.fixture(scope="session")
 def onnx_encoder(settings: EncoderSettings) -> SentenceEncoder:
-    return load_encoder(settings)
+    return load_encoder(settings.model_copy(update={"quantized": False}))
 
 
 @pytest.fixture(scope="session")
@@ -220,7 +220,7 @@ def tiny_model(tmp_path: Path) -> Path:
 
 def tiny_settings(model_dir: Path, cache: Path, **overrides: object) -> EncoderSettings:
     """The tiny model's window is 16 word pieces, so windows share 4."""
-    fields: dict[str, object] = {"window_overlap_tokens": 4, **overrides}
+    fields: dict[str, object] = {"window_overlap_tokens": 4, "quantized": False, **overrides}
     return EncoderSettings(model_dir=model_dir, cache_dir=cache, **fields)
 
 
@@ -272,6 +272,28 @@ def test_rows_are_unit_length_float32(name: str, request: pytest.FixtureRequest)
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert encoder.dim == 384
+
+
+def test_int8_embeddings_do_not_depend_on_the_batch(int8_encoder: SentenceEncoder) -> None:
+    # Per-tensor activation scales would make a text's row depend on its batch mates.
+    text = "someone logged into my account without permission"
+    loud = "THE WHOLE SYSTEM IS DOWN!!! 500 errors everywhere, we lost thousands of orders"
+    alone = int8_encoder.encode([text])[0]
+    int8_encoder.forget()
+    batched = int8_encoder.encode([loud, "hi", text])[2]
+    assert np.array_equal(alone, batched)
+
+
+def test_remembered_texts_give_the_same_rows(settings: EncoderSettings) -> None:
+    encoder = load_encoder(settings.model_copy(update={"memo_entries": 2}))
+    first = encoder.encode(SUPPORT_TEXTS[:3])
+    assert encoder.memo_hits == 0
+    again = encoder.encode([SUPPORT_TEXTS[2], SUPPORT_TEXTS[1]])
+    assert encoder.memo_hits == 2
+    assert np.array_equal(again, first[[2, 1]])
+    # Only the two most recent texts are kept.
+    encoder.encode([SUPPORT_TEXTS[0]])
+    assert encoder.memo_hits == 2
 
 
 def test_batching_and_order_do_not_change_embeddings(onnx_encoder: SentenceEncoder) -> None:

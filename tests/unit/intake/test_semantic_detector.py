@@ -133,7 +133,9 @@ def test_non_english_text_is_marked(detector: SemanticDetector, pack: RulePack) 
     assert assess_ticket(event, pack, config).english is False
 
 
-def test_a_batch_makes_one_full_encoder_call(detector: SemanticDetector, pack: RulePack) -> None:
+def test_a_batch_makes_two_full_encoder_calls(detector: SemanticDetector, pack: RulePack) -> None:
+    """One call for every ticket's candidate sentences, one for the texts of the problem
+    reports among them, however many tickets the batch holds."""
     calls: list[int] = []
     full = detector.full
 
@@ -149,5 +151,8 @@ def test_a_batch_makes_one_full_encoder_call(detector: SemanticDetector, pack: R
     config = AssessmentConfig(semantic=counting)
     texts = ["My phone was stolen", "How do I pay my bill?", "My card was used abroad, not by me"]
     assessments = [assess_ticket(_event(t, f"T-{i}"), pack, config) for i, t in enumerate(texts)]
-    complete_assessments(assessments, counting)
-    assert len(calls) == 1
+    completed = complete_assessments(assessments, counting)
+    problems = sum(a.cluster_vector is not None for a in completed)
+    assert problems == 2
+    assert len(calls) == 2
+    assert calls[1] == problems

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from riskrelay.intake.semantic.examples import MODEL_INDICATORS
+from riskrelay.intake.semantic.features import HASH_BUCKETS
 from riskrelay.intake.semantic.model import (
     IndicatorModel,
     IndicatorModels,
     LinearScorer,
     ModelArtifactError,
+    ScreenModel,
     load_models,
 )
 
@@ -28,13 +30,17 @@ def _models(encoder_id: str = "enc@1", static_id: str = "enc@1:static") -> Indic
         return IndicatorModel(
             indicator=indicator,  # type: ignore[arg-type]
             full=LinearScorer(rng.normal(size=384).astype(np.float32), -1.5, 0.8),
-            fast=LinearScorer(rng.normal(size=384).astype(np.float32), 0.25, 0.1),
-            fast_floor=0.1,
             example_texts=("one", "two", "three"),
             example_vectors=vectors,
         )
 
     return IndicatorModels(
+        screen=ScreenModel(
+            static_weights=rng.normal(size=384).astype(np.float32),
+            hashed_weights=rng.normal(size=HASH_BUCKETS).astype(np.float32),
+            bias=0.25,
+            floor=0.1,
+        ),
         indicators={indicator: model(indicator) for indicator in MODEL_INDICATORS},
         problem=model(None),
         encoder_id=encoder_id,

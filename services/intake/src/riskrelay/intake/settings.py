@@ -46,7 +46,7 @@ class IntakeSettings(ServiceSettings):
         ),
     )
     similarity_threshold: float = Field(
-        default=0.45,
+        default=0.44,
         gt=0,
         le=1,
         description="Cosine with a cluster's centroid at which a problem report joins it.",

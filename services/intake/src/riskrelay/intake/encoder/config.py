@@ -40,10 +40,12 @@ class EncoderSettings(BaseModel):
         description="onnx: onnxruntime (fast); numpy: the reference implementation (slow).",
     )
     quantized: bool = Field(
-        default=False,
+        default=True,
         description=(
-            "Run the dynamically int8-quantized ONNX model (runtime onnx only): about half the"
-            " CPU per text, cosine 0.99 to fp32 (bench/encoder.py); its model_id ends in :int8."
+            "Run the dynamically int8-quantized ONNX model (runtime onnx only): about 40% of the"
+            " fp32 model's CPU per text, cosine 0.99 to fp32 (bench/encoder.py); its model_id"
+            " ends in :int8, and the bundled indicator models are trained for it. false: the"
+            " fp32 model (train models for it with `riskrelay train`)."
         ),
     )
     threads: int = Field(
@@ -54,7 +56,22 @@ class EncoderSettings(BaseModel):
         ),
     )
     batch_size: int = Field(
-        default=32, ge=1, description="Texts per forward pass (texts are grouped by length)."
+        default=32,
+        ge=1,
+        description=(
+            "Texts per forward pass of the fp32 model (texts are grouped by length); the int8"
+            " model runs one text per pass, so that a text's embedding never depends on the"
+            " texts batched with it."
+        ),
+    )
+    memo_entries: int = Field(
+        default=20_000,
+        ge=0,
+        description=(
+            "Embeddings of the most recently seen distinct texts kept in memory (about 1.5 KiB"
+            " each): a follow-up resends its ticket's description, and macros and signatures"
+            " recur. 0: none."
+        ),
     )
     max_tokens: int | None = Field(
         default=None,

@@ -73,12 +73,13 @@ def load_encoder(settings: EncoderSettings) -> SentenceEncoder:
     max_tokens = window_tokens(settings, source)
     forward: Forward
     model_id = source.model_id
+    quantized = settings.quantized and settings.runtime == "onnx"
     if settings.runtime == "numpy":
         forward = NumpyForward(source.weights(), settings.threads)
     else:
-        onnx_bytes, path = onnx_model(settings, source, quantized=settings.quantized)
+        onnx_bytes, path = onnx_model(settings, source, quantized=quantized)
         forward = OnnxForward(onnx_bytes, path, settings.threads)
-        if settings.quantized:
+        if quantized:
             model_id += ":int8"
     return SentenceEncoder(
         forward=forward,
@@ -88,9 +89,13 @@ def load_encoder(settings: EncoderSettings) -> SentenceEncoder:
         dim=source.config.hidden_size,
         max_tokens=max_tokens,
         pad_token_id=source.config.pad_token_id,
-        batch_size=settings.batch_size,
+        # The int8 model quantizes its activations with one scale per input tensor, so a text's
+        # row would depend on the texts batched with it (cosine 0.99 to itself alone): each
+        # text gets a forward pass of its own, and the same text always the same row.
+        batch_size=1 if quantized else settings.batch_size,
         max_windows=settings.max_windows,
         window_overlap_tokens=settings.window_overlap_tokens,
+        memo_entries=settings.memo_entries,
     )
 
 

@@ -1,9 +1,10 @@
-"""The trained indicator models: one linear classifier per text indicator, in two spaces.
+"""The trained indicator models: the cascade's screen, then one classifier per text indicator.
 
-``riskrelay train`` fits, for each of the five text indicators, a logistic regression on the
-full sentence encoder's embeddings (the decision) and one on the static token table's
-embeddings (the cascade's cheap first pass), and keeps the embeddings of the positive examples
-so a detection can name the labelled sentences nearest to what triggered it. The artifact is
+``riskrelay train`` fits one screen (a logistic regression on the static token table's
+embedding and hashed words of a sentence: might this sentence report a risk or a problem at
+all?) and, for each of the five text indicators and for problem reports, a logistic regression
+on the full sentence encoder's embeddings (the decision). It keeps the embeddings of the
+positive examples so a detection can name the labelled sentences nearest to what triggered it. The artifact is
 one JSON file: readable, diff-able, byte-identical for the same inputs, and stamped with the
 hashes of its training data, of the encoder and of the trainer, so a model trained for another
 encoder is refused at start-up instead of silently scoring nonsense.
@@ -22,9 +23,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from riskrelay.intake.semantic.features import HASH_BUCKETS, hashed_terms
 from riskrelay.shared.events import Indicator
 
-ARTIFACT_FORMAT = "riskrelay-indicator-models/1"
+ARTIFACT_FORMAT = "riskrelay-indicator-models/2"
 Vector = NDArray[np.float32]
 
 
@@ -76,14 +78,53 @@ class LinearScorer:
 
 
 @dataclass(frozen=True)
+class ScreenModel:
+    """The cascade's first pass over one sentence: ``sigmoid(static · x + Σ hashed[terms] /
+    √|terms| + bias)``, the hashed part being binary term presence, L2-normalized. A sentence
+    scoring below ``floor`` goes no further; the floor lets through all but a small, trained
+    share of the labelled risky and problem sentences."""
+
+    static_weights: Vector
+    hashed_weights: Vector
+    bias: float
+    floor: float
+
+    def scores(self, static_vectors: Vector, sentences: list[str]) -> Vector:
+        logits = static_vectors @ self.static_weights + self.bias
+        for row, sentence in enumerate(sentences):
+            terms = hashed_terms(sentence)
+            if len(terms):
+                logits[row] += self.hashed_weights[terms].sum() / np.sqrt(len(terms))
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float32)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "static_weights": _encode_array(self.static_weights, "<f4"),
+            "hashed_weights": _encode_array(self.hashed_weights, "<f4"),
+            "bias": float(self.bias),
+            "floor": float(self.floor),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ScreenModel:
+        hashed = _decode_array(raw["hashed_weights"])
+        if hashed.shape != (HASH_BUCKETS,):
+            raise ValueError(f"screen has {hashed.shape} hashed weights, expected {HASH_BUCKETS}")
+        return cls(
+            static_weights=_decode_array(raw["static_weights"]),
+            hashed_weights=hashed,
+            bias=float(raw["bias"]),
+            floor=float(raw["floor"]),
+        )
+
+
+@dataclass(frozen=True)
 class IndicatorModel:
     """One indicator's classifiers and labelled positives (``indicator`` is ``None`` for the
     problem-report model)."""
 
     indicator: Indicator | None
     full: LinearScorer
-    fast: LinearScorer
-    fast_floor: float
     example_texts: tuple[str, ...]
     example_vectors: Vector
     min_similarity: float = -1.0
@@ -107,6 +148,7 @@ class IndicatorModel:
 class IndicatorModels:
     """Every indicator's model plus the provenance the artifact carries."""
 
+    screen: ScreenModel
     indicators: dict[Indicator, IndicatorModel]
     problem: IndicatorModel | None
     """Problem report versus routine request: only problems form similar-report clusters."""
@@ -128,8 +170,6 @@ class IndicatorModels:
         def model_json(model: IndicatorModel) -> dict[str, Any]:
             return {
                 "full": model.full.to_json(),
-                "fast": model.fast.to_json(),
-                "fast_floor": float(model.fast_floor),
                 "min_similarity": float(model.min_similarity),
                 "example_texts": list(model.example_texts),
                 "example_vectors": _encode_array(model.example_vectors, "<f2"),
@@ -142,6 +182,7 @@ class IndicatorModels:
             "data_hash": self.data_hash,
             "trainer_version": self.trainer_version,
             "metrics": self.metrics,
+            "screen": self.screen.to_json(),
             "indicators": {
                 indicator.value: model_json(model) for indicator, model in self.indicators.items()
             },
@@ -159,8 +200,6 @@ class IndicatorModels:
             return IndicatorModel(
                 indicator=indicator,
                 full=LinearScorer.from_json(raw["full"]),
-                fast=LinearScorer.from_json(raw["fast"]),
-                fast_floor=float(raw["fast_floor"]),
                 min_similarity=float(raw.get("min_similarity", -1.0)),
                 example_texts=tuple(raw["example_texts"]),
                 example_vectors=_decode_array(raw["example_vectors"]),
@@ -172,6 +211,7 @@ class IndicatorModels:
         }
         problem = body.get("problem")
         return cls(
+            screen=ScreenModel.from_json(body["screen"]),
             indicators=indicators,
             problem=model_from(None, problem) if problem else None,
             encoder_id=body["encoder_id"],
