@@ -18,6 +18,9 @@ The story (week 2026-W47 is 16-22 November 2026; the month is 2026-11, compared 
 * R-ship (cluster cl-ship, product safety): Medium on 5 Nov, reviewed and confirmed on 6 Nov.
 * R-T30 and R-T31: Minimal and Low, for the Weekly Risk Review agenda; R-T63 Low in October.
 * T-50 is flagged but belongs to no classified risk; T-100..T-105 are never flagged.
+* Feedback (risk-feedback): a team lead marks T-30 and T-50 "not a risk" and says R-login's
+  level should be Critical; a support manager reports T-103 as a missed security issue; in
+  October an analyst marks T-63 "not a risk".
 """
 
 from __future__ import annotations
@@ -37,11 +40,16 @@ from riskrelay.shared.events import (
     EscalationDue,
     EscalationDueEvent,
     EscalationReason,
+    FeedbackKind,
+    FeedbackText,
+    FeedbackTextSource,
     Indicator,
     ReviewDecision,
     RiskCategory,
     RiskClassified,
     RiskClassifiedEvent,
+    RiskFeedback,
+    RiskFeedbackEvent,
     RiskLevel,
     RiskRegisteredEvent,
     RiskRegisterEntry,
@@ -239,6 +247,32 @@ def ack(escalation_id: str, risk_id: str, role: Role, when: str,
     emit("escalation-acks", risk_id, event)
 
 
+def feedback(kind: FeedbackKind, when: str, role: Role, ticket_id: str | None = None,
+             risk_id: str | None = None, correct_level: int | None = None,
+             indicators: tuple[Indicator, ...] = ()) -> None:  # fmt: skip
+    texts = [FeedbackText(text="Customer report", source=FeedbackTextSource.SUBJECT)]
+    data = RiskFeedback(
+        kind=kind,
+        ticket_id=ticket_id,
+        risk_id=risk_id,
+        given_by=f"{role.value}@example.org",
+        role=role,
+        given_at=at(when),
+        correct_level=RiskLevel(correct_level) if correct_level else None,
+        indicators=list(indicators),
+        texts=texts if ticket_id and kind != FeedbackKind.MISSED_RISK else [],
+    )
+    subject = ticket_id or risk_id or ""
+    event = RiskFeedbackEvent(
+        id=derive_event_id(f"{subject}@{when}", "feedback"),
+        source="riskrelay/console",
+        time=at(when),
+        subject=subject,
+        data=data,
+    )
+    emit("risk-feedback", subject, event)
+
+
 def build() -> None:
     cat = RiskCategory
     # October (the comparison month)
@@ -312,6 +346,19 @@ def build() -> None:
     for n, channel in enumerate(["email", "email", "chat", "chat", "phone", "web"]):
         ticket(f"T-{100 + n}", f"2026-11-{16 + n}T10:00:00", channel, "Portal")
     ticket("T-100", "2026-11-21T10:00:00", "email", "Portal", kind="closed")
+
+    # Feedback
+    severe = (Indicator.SEVERE_IMPACT,)
+    feedback(FeedbackKind.NOT_A_RISK, "2026-10-12T09:00:00", Role.ANALYST, "T-63", "R-T63",
+             indicators=severe)  # fmt: skip
+    feedback(FeedbackKind.WRONG_LEVEL, "2026-11-18T09:00:00", Role.TEAM_LEAD, risk_id="R-login",
+             correct_level=5, indicators=severe)  # fmt: skip
+    feedback(FeedbackKind.MISSED_RISK, "2026-11-19T10:00:00", Role.SUPPORT_MANAGER, "T-103",
+             indicators=(Indicator.SECURITY_ISSUE,))  # fmt: skip
+    feedback(FeedbackKind.NOT_A_RISK, "2026-11-20T15:00:00", Role.TEAM_LEAD, "T-30", "R-T30",
+             indicators=severe)  # fmt: skip
+    feedback(FeedbackKind.NOT_A_RISK, "2026-11-23T08:00:00", Role.TEAM_LEAD, "T-50",
+             indicators=severe)  # fmt: skip
 
 
 def main() -> None:

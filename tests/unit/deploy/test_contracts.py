@@ -31,7 +31,7 @@ pytestmark = pytest.mark.unit
 FIX = "docs/contracts is out of date: run `make contracts` and commit the result"
 HISTORY = Path(__file__).parents[2] / "golden" / "reporting" / "history.jsonl"
 MAIN = ["ticket-events", "ticket-flagged", "risk-classified", "escalation-due",
-        "escalation-acks", "risk-registered"]  # fmt: skip
+        "escalation-acks", "risk-registered", "risk-feedback"]  # fmt: skip
 # What each service's code does, read from its handlers: the topics it consumes, and those it
 # publishes to (its consumer also dead-letters into the .dlq twin of each event topic it reads).
 EXPECTED = {

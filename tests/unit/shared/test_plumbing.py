@@ -33,7 +33,7 @@ def test_backend_selection_order(environ: dict[str, str], docker: bool, expected
 
 def test_every_topic_has_a_dead_letter_twin() -> None:
     names = {t.name for t in ALL_TOPICS}
-    assert len(MAIN_TOPICS) == 6
+    assert len(MAIN_TOPICS) == 7
     for topic in MAIN_TOPICS:
         assert topic.name + ".dlq" in names
     registered = next(t for t in MAIN_TOPICS if t.name == "risk-registered")

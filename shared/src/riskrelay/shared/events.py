@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, Field, TypeAdapter, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, model_validator
 
 from riskrelay.shared.envelope import CloudEvent, Contract
 
@@ -135,6 +135,28 @@ class Treatment(StrEnum):
     MITIGATE = "mitigate"
     AVOID = "avoid"
     TRANSFER = "transfer"
+
+
+class FeedbackKind(StrEnum):
+    """What a person says about a detection: it was no risk, its level was wrong, or a ticket
+    shows a risk nobody flagged (a near miss)."""
+
+    NOT_A_RISK = "not_a_risk"
+    WRONG_LEVEL = "wrong_level"
+    MISSED_RISK = "missed_risk"
+
+
+class FeedbackTextSource(StrEnum):
+    """Where a redacted text of a feedback came from."""
+
+    SENTENCE = "sentence"
+    """The sentence a learned model fired on (a ``model.*`` detection's evidence)."""
+    MATCH = "match"
+    """The span a rule matched (or its computed reason)."""
+    SUBJECT = "subject"
+    """The ticket's redacted subject."""
+    SUMMARY = "summary"
+    """The redacted summary (of the ticket, or of the risk)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,6 +561,83 @@ class RiskRegisteredEvent(CloudEvent[RiskRegisterEntry]):
 
 
 # ---------------------------------------------------------------------------------------------
+# risk-feedback: riskrelay.risk.feedback.v1 (people through the console -> intake, reporting)
+# ---------------------------------------------------------------------------------------------
+
+
+class FeedbackText(Contract):
+    """One redacted text a feedback refers to, as intake or the classifier published it."""
+
+    text: str = Field(min_length=1, max_length=2_000, description="The redacted text.")
+    source: FeedbackTextSource = Field(description="sentence, match, subject or summary.")
+    indicator: Indicator | None = Field(
+        default=None, description="The indicator the text was detected as (evidence only)."
+    )
+
+
+class RiskFeedback(Contract):
+    """A person's judgement of a detection: the labelled example intake learns from.
+
+    ``texts`` holds only redacted text (what intake and the classifier published); the person
+    is the signed-in identity of whoever gave it, never a role alone."""
+
+    # The rules of ``_consistent`` that JSON Schema can say, so the published schema says them.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [{"required": ["ticket_id"]}, {"required": ["risk_id"]}],
+            "if": {"properties": {"kind": {"const": "wrong_level"}}},
+            "then": {"required": ["correct_level"]},
+        },
+    )
+
+    kind: FeedbackKind = Field(description="not_a_risk, wrong_level or missed_risk.")
+    ticket_id: ShortText | None = Field(default=None, description="The ticket it is about.")
+    risk_id: ShortText | None = Field(default=None, description="The risk it is about.")
+    given_by: ShortText = Field(min_length=1, description="Who (the person's token subject).")
+    role: Role = Field(description="The role they gave it in.")
+    given_at: AwareDatetime = Field(description="When.")
+    note: str | None = Field(default=None, max_length=4_000, description="Free text.")
+    level: RiskLevel | None = Field(
+        default=None, description="The level the risk had when the feedback was given."
+    )
+    correct_level: RiskLevel | None = Field(
+        default=None, description="The right level; required on wrong_level, only there."
+    )
+    indicators: list[Indicator] = Field(
+        default_factory=list,
+        max_length=len(Indicator),
+        description=(
+            "not_a_risk and wrong_level: the indicators it was flagged with; missed_risk: the"
+            " indicator the person names (none: a problem report without a named indicator)."
+        ),
+    )
+    texts: list[FeedbackText] = Field(
+        default_factory=list, max_length=50, description="The redacted texts it refers to."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.ticket_id is None and self.risk_id is None:
+            raise ValueError("feedback names a ticket_id, a risk_id or both")
+        if (self.kind == FeedbackKind.WRONG_LEVEL) != (self.correct_level is not None):
+            raise ValueError("correct_level is required on wrong_level and only there")
+        if self.kind == FeedbackKind.MISSED_RISK:
+            if self.ticket_id is None:
+                raise ValueError("missed_risk names the ticket that shows the risk")
+            if len(self.indicators) > 1:
+                raise ValueError("missed_risk names at most one indicator")
+        if len(set(self.indicators)) != len(self.indicators):
+            raise ValueError("indicators are listed once each")
+        return self
+
+
+class RiskFeedbackEvent(CloudEvent[RiskFeedback]):
+    type: Literal["riskrelay.risk.feedback.v1"] = "riskrelay.risk.feedback.v1"
+
+
+# ---------------------------------------------------------------------------------------------
 # Decoding
 # ---------------------------------------------------------------------------------------------
 
@@ -548,7 +647,8 @@ AnyEvent = Annotated[
     | RiskClassifiedEvent
     | EscalationDueEvent
     | EscalationAcknowledgedEvent
-    | RiskRegisteredEvent,
+    | RiskRegisteredEvent
+    | RiskFeedbackEvent,
     Field(discriminator="type"),
 ]
 
@@ -559,6 +659,7 @@ ENVELOPE_CLASSES: tuple[type[CloudEvent[Any]], ...] = (
     EscalationDueEvent,
     EscalationAcknowledgedEvent,
     RiskRegisteredEvent,
+    RiskFeedbackEvent,
 )
 
 any_event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

@@ -13,6 +13,7 @@ from riskrelay.shared.events import (
     EscalationAcknowledgedEvent,
     EscalationDueEvent,
     RiskClassifiedEvent,
+    RiskFeedbackEvent,
     RiskRegisteredEvent,
     TicketEvent,
     TicketFlaggedEvent,
@@ -101,6 +102,15 @@ RISK_REGISTERED = TopicSpec(
     description="Full current state of every Risk Register entry (compacted: latest per risk).",
     envelope=RiskRegisteredEvent,
 )
+RISK_FEEDBACK = TopicSpec(
+    "risk-feedback",
+    key="ticket_id (risk_id when it names no ticket)",
+    partitions=6,
+    # Each record is a labelled example kept by intake; a month lets a stopped intake catch up.
+    retention_ms=RETENTION_30_DAYS_MS,
+    description="People's feedback on detections: not a risk, wrong level, missed risk.",
+    envelope=RiskFeedbackEvent,
+)
 
 MAIN_TOPICS: tuple[TopicSpec, ...] = (
     TICKET_EVENTS,
@@ -109,6 +119,7 @@ MAIN_TOPICS: tuple[TopicSpec, ...] = (
     ESCALATION_DUE,
     ESCALATION_ACKS,
     RISK_REGISTERED,
+    RISK_FEEDBACK,
 )
 ALL_TOPICS: tuple[TopicSpec, ...] = MAIN_TOPICS + tuple(t.dlq for t in MAIN_TOPICS)
 
