@@ -87,6 +87,25 @@ class WeeklyInputs:
     agenda_level3: RiskList
     data_since: datetime | None
     """Time of the first event the read model holds (None: it holds none)."""
+    agenda_overdue: RiskList = field(default_factory=lambda: RiskList(0))
+    review_decisions: list[ReviewDecisionRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReviewDecisionRow:
+    """One decision the Weekly Risk Review took (through the owning service) and recorded."""
+
+    decision_id: str
+    risk_id: str
+    title: str
+    level: int | None
+    agenda: str
+    decision: str
+    detail: str | None
+    note: str | None
+    decided_by: str
+    decided_by_name: str
+    decided_at: datetime
 
 
 @dataclass(frozen=True)
@@ -254,6 +273,23 @@ class RiskListing(Output):
 class ReviewAgenda(Output):
     level_1_2: RiskListing
     level_3_awaiting_review: RiskListing
+    overdue_reviews: RiskListing
+
+
+class ReviewDecisionItem(Output):
+    """What the Weekly Risk Review decided about one item, by whom and when."""
+
+    risk_id: str
+    title: str
+    level: int | None
+    agenda: str
+    decision: str
+    label: str
+    detail: str | None
+    note: str | None
+    decided_by: str
+    decided_by_name: str
+    decided_at: datetime
 
 
 class WeeklyReport(Output):
@@ -269,6 +305,7 @@ class WeeklyReport(Output):
     escalations_total: EscalationItem
     open_risks: RiskListing
     weekly_review_agenda: ReviewAgenda
+    review_decisions: list[ReviewDecisionItem]
 
 
 class WeekInfo(Output):

@@ -33,6 +33,8 @@ from riskrelay.reporting.model import (
     RecurringItem,
     RecurringRow,
     ReviewAgenda,
+    ReviewDecisionItem,
+    ReviewDecisionRow,
     RiskActivity,
     RiskActivityItem,
     RiskActivityRow,
@@ -312,6 +314,45 @@ def risk_activity(rows: Sequence[RiskActivityRow]) -> RiskActivity:
 
 
 # ---------------------------------------------------------------------------------------------
+# The Weekly Risk Review's decisions
+# ---------------------------------------------------------------------------------------------
+
+AGENDA_LABELS = {
+    "level_1_2": "Level 1-2 items",
+    "level_3_awaiting_review": "Level 3 items awaiting review",
+    "overdue_review": "Overdue reviews",
+}
+REVIEW_DECISION_LABELS = {
+    "monitored": "Reviewed: keep monitoring",
+    "confirmed": "Level 3 confirmed: Risk Management is told",
+    "not_confirmed": "Level 3 not confirmed: monitored at the weekly review",
+    "level_changed": "Level changed",
+    "reviewed": "Register review recorded",
+    "moved": "Lifecycle moved",
+}
+
+
+def review_decision_items(rows: Sequence[ReviewDecisionRow]) -> list[ReviewDecisionItem]:
+    """The recorded decisions in the order they were taken."""
+    return [
+        ReviewDecisionItem(
+            risk_id=row.risk_id,
+            title=row.title,
+            level=row.level,
+            agenda=row.agenda,
+            decision=row.decision,
+            label=REVIEW_DECISION_LABELS.get(row.decision, row.decision),
+            detail=row.detail,
+            note=row.note,
+            decided_by=row.decided_by,
+            decided_by_name=row.decided_by_name,
+            decided_at=row.decided_at,
+        )
+        for row in sorted(rows, key=lambda r: (r.decided_at, r.decision_id))
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 # Weekly Risk Summary
 # ---------------------------------------------------------------------------------------------
 
@@ -347,7 +388,9 @@ def weekly_report(inputs: WeeklyInputs, period: Period, now: datetime) -> Weekly
         weekly_review_agenda=ReviewAgenda(
             level_1_2=risk_listing(inputs.agenda_low, now),
             level_3_awaiting_review=risk_listing(inputs.agenda_level3, now),
+            overdue_reviews=risk_listing(inputs.agenda_overdue, now),
         ),
+        review_decisions=review_decision_items(inputs.review_decisions),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, cast
 
 import asyncpg
 
+from riskrelay.reporting import review_store
 from riskrelay.reporting.model import (
     CountRow,
     EscalationRow,
@@ -661,6 +662,43 @@ ORDER BY r.first_reported_at, r.risk_id
 LIMIT $2
 """
 
+# Open register entries whose next review was due before now, most overdue first.
+_AGENDA_OVERDUE = """
+WITH register_now AS (
+    SELECT DISTINCT ON (risk_id) risk_id, level, category, status, title, owner, ticket_count,
+           next_review_at, first_reported_at
+    FROM register_versions
+    WHERE updated_at <= $1
+    ORDER BY risk_id, version DESC
+)
+SELECT risk_id, level, category, title, status, owner, first_reported_at, ticket_count,
+       0 AS tickets_in_period, next_review_at, count(*) OVER () AS total
+FROM register_now
+WHERE status <> 'closed' AND next_review_at < $1
+ORDER BY next_review_at, risk_id
+LIMIT $2
+"""
+
+
+@dataclass(frozen=True)
+class AgendaLists:
+    """The Weekly Risk Review's agenda as the summary computes it."""
+
+    level_1_2: RiskList
+    level_3_awaiting_review: RiskList
+    overdue_reviews: RiskList
+
+
+async def review_agenda(
+    connection: Connection, period: Period, now: datetime, limit: int = LIST_LIMIT
+) -> AgendaLists:
+    """Level 1-2 risks active in ``period``, level 3 risks with no review decision yet, and
+    open register entries whose review is overdue (the Weekly Risk Summary's agenda)."""
+    low = await connection.fetch(_AGENDA_LOW, period.start, period.end, now, limit)
+    level3 = await connection.fetch(_AGENDA_LEVEL3, now, limit)
+    overdue = await connection.fetch(_AGENDA_OVERDUE, now, limit)
+    return AgendaLists(_risk_list(low), _risk_list(level3), _risk_list(overdue))
+
 
 def _escalation_rows(rows: Sequence[asyncpg.Record]) -> list[EscalationRow]:
     return [
@@ -697,8 +735,8 @@ async def weekly_inputs(
         activity = await connection.fetch(_RISK_ACTIVITY, period.start, period.end, now)
         escalations = await escalation_rows(connection, period, now)
         open_risks = await connection.fetch(_OPEN_RISKS, now, limit)
-        agenda_low = await connection.fetch(_AGENDA_LOW, period.start, period.end, now, limit)
-        agenda_level3 = await connection.fetch(_AGENDA_LEVEL3, now, limit)
+        agenda = await review_agenda(connection, period, now, limit)
+        decisions = await review_store.decisions_between(connection, period.start, period.end, now)
         since = await data_since(connection)
     return WeeklyInputs(
         counts=[CountRow(r["dimension"], r["key"], r["tickets"]) for r in counts],
@@ -710,9 +748,11 @@ async def weekly_inputs(
         ],
         escalations=escalations,
         open_risks=_risk_list(open_risks),
-        agenda_low=_risk_list(agenda_low),
-        agenda_level3=_risk_list(agenda_level3),
+        agenda_low=agenda.level_1_2,
+        agenda_level3=agenda.level_3_awaiting_review,
         data_since=since,
+        agenda_overdue=agenda.overdue_reviews,
+        review_decisions=decisions,
     )
 
 
