@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from pydantic import ValidationError
 
 from riskrelay.reporting.people import (
+    SignInLimits,
     UserFields,
     hash_password,
     normalized_email,
     password_matches,
+    retry_at,
+    sign_in_retry_at,
     valid_email,
 )
 from riskrelay.shared.events import Role
@@ -44,3 +49,28 @@ def test_emails() -> None:
     assert not valid_email("lea")
     assert not valid_email("lea@example")
     assert not valid_email("le a@example.org")
+
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+WINDOW = timedelta(minutes=15)
+
+
+def test_an_attempt_waits_until_enough_failures_have_left_the_window() -> None:
+    failures = [NOW - timedelta(minutes=m) for m in (14, 10, 2)]
+    assert retry_at(failures, limit=4, window=WINDOW, now=NOW) is None
+    # At the limit: the oldest failure leaves the window in one minute.
+    assert retry_at(failures, limit=3, window=WINDOW, now=NOW) == NOW + timedelta(minutes=1)
+    # With a limit of 1 every failure must leave the window, the newest last.
+    assert retry_at(failures, limit=1, window=WINDOW, now=NOW) == NOW + timedelta(minutes=13)
+    # Failures older than the window do not count, in any order.
+    old = [NOW - timedelta(minutes=40), NOW - timedelta(minutes=2), NOW - timedelta(minutes=16)]
+    assert retry_at(old, limit=2, window=WINDOW, now=NOW) is None
+
+
+def test_the_account_and_the_address_limits_both_apply_and_the_later_wins() -> None:
+    limits = SignInLimits(per_account=2, per_address=3, window=WINDOW)
+    account = [NOW - timedelta(minutes=12), NOW - timedelta(minutes=5)]
+    address = [NOW - timedelta(minutes=m) for m in (9, 8, 1)]
+    assert sign_in_retry_at(account, address, limits, NOW) == NOW + timedelta(minutes=6)
+    assert sign_in_retry_at(account, address[1:], limits, NOW) == NOW + timedelta(minutes=3)
+    assert sign_in_retry_at(account[1:], address[1:], limits, NOW) is None

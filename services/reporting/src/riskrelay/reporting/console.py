@@ -2,7 +2,8 @@
 
 * ``/console/risks/{risk_id}``: the risk page (:mod:`riskrelay.reporting.console_risk`).
 * ``/console/register``: the Risk Register's pages (:mod:`riskrelay.reporting.console_register`).
-* ``/console/login``: e-mail and password (checked against :mod:`riskrelay.reporting.people`);
+* ``/console/login``: e-mail and password (checked against :mod:`riskrelay.reporting.people`,
+  failed attempts rate-limited per account and per client address: 429 saying when to retry);
   success sets the session cookie, an HttpOnly, SameSite=Strict cookie holding the person's
   signed token (the same JWT every service verifies, see :mod:`riskrelay.shared.auth`).
 * ``/console/queue``: the open escalation steps for the person's roles, most urgent first, with
@@ -20,14 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
@@ -257,6 +259,38 @@ class Submission:
     token: str  # the person's signed token, for the owning service's API
 
 
+def client_address(request: Request) -> str:
+    """The caller's address as the server sees it (behind a proxy that uvicorn trusts through
+    ``FORWARDED_ALLOW_IPS``, the address the proxy saw)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def retry_text(retry_at: datetime, now: datetime) -> str:
+    wait = max(60.0, (retry_at - now).total_seconds())
+    return (
+        f"Try again in {duration_text(wait)}, after {retry_at.astimezone(UTC).strftime('%H:%M')} UTC"
+        f" ({retry_at.astimezone(UTC).strftime('%Y-%m-%d')})."
+    )
+
+
+def too_many_attempts(
+    pages: ConsolePages, request: Request, retry_at: datetime, now: datetime
+) -> HTMLResponse:
+    """429 naming when to retry; the password was not checked."""
+    response = pages.page(
+        request,
+        "console_message.html.j2",
+        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        title="Too many sign-in attempts",
+        message=(
+            "Sign-in is paused for this account or this network after too many failed"
+            f" attempts. {retry_text(retry_at, now)}"
+        ),
+    )
+    response.headers["Retry-After"] = str(max(1, math.ceil((retry_at - now).total_seconds())))
+    return response
+
+
 def login_redirect(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(
@@ -311,14 +345,27 @@ def build_console_router(
                 ),
             )
         email, password = form.get("email", ""), form.get("password", "")
+        address = client_address(request)
         async with context.db.acquire() as connection:
-            user = (
-                await people.authenticate(connection, email, password)
-                if email and password
-                else None
+            attempt = await people.begin_sign_in(
+                connection, email, address, settings.sign_in_limits, clock()
             )
+            if isinstance(attempt, people.SignInRefused):
+                log.warning("console sign-in rate-limited", client_address=address)
+                return too_many_attempts(pages, request, attempt.retry_at, clock())
+            check = (
+                await people.check_password(connection, email, password)
+                if email and password
+                else people.PasswordCheck(None, people.SignInFailure.NO_PASSWORD)
+            )
+            await people.finish_sign_in(connection, attempt, check.failure)
+        user = check.user
         if user is None:
-            log.info("console sign-in refused")
+            log.info(
+                "console sign-in refused",
+                client_address=address,
+                reason=check.failure.value if check.failure else None,
+            )
             return pages.page(
                 request,
                 "console_login.html.j2",
@@ -613,5 +660,40 @@ def build_users_router(context: ServiceContext, clock: Clock) -> APIRouter:
     async def list_users(_: Annotated[Principal, Depends(ADMINS)]) -> list[UserView]:
         async with context.db.acquire() as connection:
             return [_view(user) for user in await people.list_users(connection)]
+
+    return router
+
+
+class SignInFailureView(BaseModel):
+    email: str
+    client_address: str
+    attempted_at: datetime
+    failure: str | None
+
+
+def build_sign_in_failures_router(context: ServiceContext, clock: Clock) -> APIRouter:
+    router = APIRouter(prefix="/v1/console", tags=["console users"])
+
+    @router.get(
+        "/sign-in-failures",
+        summary="Failed console sign-ins, newest first (the e-mail typed, address, reason).",
+    )
+    async def sign_in_failures(
+        _: Annotated[Principal, Depends(ADMINS)],
+        hours: Annotated[int, Query(ge=1, le=24 * 30)] = 24,
+    ) -> list[SignInFailureView]:
+        async with context.db.acquire() as connection:
+            found = await people.recent_sign_in_failures(
+                connection, clock() - timedelta(hours=hours)
+            )
+        return [
+            SignInFailureView(
+                email=f.email,
+                client_address=f.client_address,
+                attempted_at=f.attempted_at,
+                failure=f.failure,
+            )
+            for f in found
+        ]
 
     return router

@@ -24,6 +24,7 @@ from prometheus_client import Counter, Gauge
 from riskrelay.reporting import store
 from riskrelay.reporting.console import (
     build_console_router,
+    build_sign_in_failures_router,
     build_users_router,
     close_escalator_client,
     open_escalator_client,
@@ -424,6 +425,7 @@ def configure(context: ServiceContext) -> None:
     context.routers.append(build_console_router(context, settings.console, now))
     context.routers.append(build_console_links_router(context, settings.console, now))
     context.routers.append(build_users_router(context, now))
+    context.routers.append(build_sign_in_failures_router(context, now))
 
     async def start_console(context: ServiceContext) -> None:
         await open_escalator_client(context, settings.console)

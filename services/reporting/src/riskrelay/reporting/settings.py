@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import AnyHttpUrl, BaseModel, Field
 
+from riskrelay.reporting.people import SignInLimits
 from riskrelay.reporting.render import ReportFormat
 from riskrelay.shared.settings import (
     OFF_LATENCY_PATH_NICE,
@@ -81,6 +83,16 @@ class ConsoleSettings(BaseModel):
         default=AnyHttpUrl("http://127.0.0.1:8004"),
         description="Base URL of the register's API (the console's register pages).",
     )
+    classifier_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8002"),
+        description="Base URL of the classifier's API (level overrides at the weekly review).",
+    )
+    live_refresh_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=600,
+        description="How often the queue, risk and review pages poll for changed lists.",
+    )
     session_minutes: int = Field(
         default=480, ge=5, le=7 * 24 * 60, description="Life of a sign-in (the token's expiry)."
     )
@@ -90,6 +102,23 @@ class ConsoleSettings(BaseModel):
     request_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of the console's calls to other services."
     )
+    sign_in_failures_per_account: int = Field(
+        default=5, ge=1, description="Failed sign-ins allowed on one e-mail per window."
+    )
+    sign_in_failures_per_address: int = Field(
+        default=30, ge=1, description="Failed sign-ins allowed from one client address per window."
+    )
+    sign_in_window_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="Sliding window of the sign-in limits."
+    )
+
+    @property
+    def sign_in_limits(self) -> SignInLimits:
+        return SignInLimits(
+            per_account=self.sign_in_failures_per_account,
+            per_address=self.sign_in_failures_per_address,
+            window=timedelta(minutes=self.sign_in_window_minutes),
+        )
 
 
 class ReportingSettings(ServiceSettings):
