@@ -39,7 +39,7 @@ EXPECTED = {
     "classifier": ({"ticket-flagged"}, {"risk-classified"}),
     "escalator": ({"risk-classified", "escalation-acks"}, {"escalation-due", "escalation-acks"}),
     "register": ({"risk-classified", "escalation-due", "escalation-acks"}, {"risk-registered"}),
-    "reporting": ({*MAIN, *(f"{t}.dlq" for t in MAIN)}, set()),
+    "reporting": ({*MAIN, *(f"{t}.dlq" for t in MAIN)}, {"risk-feedback"}),
 }
 
 

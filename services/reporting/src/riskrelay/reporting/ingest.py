@@ -13,12 +13,13 @@ from typing import Any, TypeVar, cast
 import asyncpg
 from pydantic import BaseModel
 
-from riskrelay.reporting import console_store, store
+from riskrelay.reporting import console_store, feedback_store, store
 from riskrelay.shared.envelope import CloudEvent
 from riskrelay.shared.events import (
     EscalationAcknowledgedEvent,
     EscalationDueEvent,
     RiskClassifiedEvent,
+    RiskFeedbackEvent,
     RiskRegisteredEvent,
     TicketEvent,
     TicketFlaggedEvent,
@@ -61,6 +62,9 @@ def _required_ids(event: CloudEvent[Any]) -> dict[str, str]:
         return {"data.escalation_id": data.escalation_id, "data.risk_id": data.risk_id}
     if isinstance(event, RiskRegisteredEvent):
         return {"data.risk_id": event.data.risk_id}
+    if isinstance(event, RiskFeedbackEvent):
+        named = {"data.ticket_id": event.data.ticket_id, "data.risk_id": event.data.risk_id}
+        return {name: value for name, value in named.items() if value is not None}
     return {}
 
 
@@ -116,5 +120,8 @@ async def apply_events(connection: store.Connection, events: Sequence[CloudEvent
     )
     await store.apply_register_entries(
         connection, [e for e in chosen if isinstance(e, RiskRegisteredEvent)]
+    )
+    await feedback_store.apply_feedback(
+        connection, [e for e in chosen if isinstance(e, RiskFeedbackEvent)]
     )
     return len(chosen)
