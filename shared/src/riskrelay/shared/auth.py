@@ -51,6 +51,7 @@ class Principal:
     roles: frozenset[Role] = frozenset()
     name: str | None = None
     email: str | None = None
+    issuer: str | None = None  # who signed a person's token (the console, or an OIDC provider)
 
     def __post_init__(self) -> None:
         if not self.roles:
@@ -230,6 +231,7 @@ class IdentityTokens:
             roles=frozenset(claimed.roles),
             name=claimed.name,
             email=claimed.email,
+            issuer=self.issuer,
         )
 
 

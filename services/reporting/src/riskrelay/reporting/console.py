@@ -6,6 +6,8 @@
   failed attempts rate-limited per account and per client address: 429 saying when to retry);
   success sets the session cookie, an HttpOnly, SameSite=Strict cookie holding the person's
   signed token (the same JWT every service verifies, see :mod:`riskrelay.shared.auth`).
+* ``/console/tokens``: the person's API tokens for scripts
+  (:mod:`riskrelay.reporting.console_tokens`).
 * ``/console/queue``: the open escalation steps for the person's roles, most urgent first, with
   the time left to each deadline; "Acknowledge" calls the escalator's acknowledgement API with
   the person's own token, so the escalator records who acted. A Level 3 review step (the
@@ -453,9 +455,11 @@ def build_console_router(
     # Imported here: the page modules build on this module's ConsolePages.
     from riskrelay.reporting.console_register import build_register_router
     from riskrelay.reporting.console_risk import build_risk_router
+    from riskrelay.reporting.console_tokens import build_tokens_router
 
     router.include_router(build_risk_router(context, pages))
     router.include_router(build_register_router(context, pages))
+    router.include_router(build_tokens_router(context, pages))
     return router
 
 

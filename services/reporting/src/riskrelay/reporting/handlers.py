@@ -31,6 +31,7 @@ from riskrelay.reporting.console import (
 )
 from riskrelay.reporting.console_feedback import build_feedback_router
 from riskrelay.reporting.console_links import build_console_links_router
+from riskrelay.reporting.console_tokens import build_token_exchange_router
 from riskrelay.reporting.dashboard import LagMonitor, ack_window, dashboard_view
 from riskrelay.reporting.generate import RenderMetrics, ReportKind, file_name, produce
 from riskrelay.reporting.ingest import apply_events, checked_decoder
@@ -428,6 +429,11 @@ def configure(context: ServiceContext) -> None:
     context.routers.append(build_feedback_router(context, settings.console, now))
     context.routers.append(build_users_router(context, now))
     context.routers.append(build_sign_in_failures_router(context, now))
+    context.routers.append(
+        build_token_exchange_router(
+            context, timedelta(minutes=settings.console.api_token_access_minutes), now
+        )
+    )
 
     async def start_console(context: ServiceContext) -> None:
         await open_escalator_client(context, settings.console)

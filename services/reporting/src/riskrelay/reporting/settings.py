@@ -102,6 +102,15 @@ class ConsoleSettings(BaseModel):
     request_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of the console's calls to other services."
     )
+    api_token_access_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description=(
+            "Life of the signed token a personal API token is exchanged for: how long a revoked"
+            " API token can still act."
+        ),
+    )
     sign_in_failures_per_account: int = Field(
         default=5, ge=1, description="Failed sign-ins allowed on one e-mail per window."
     )
