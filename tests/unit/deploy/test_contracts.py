@@ -35,7 +35,7 @@ MAIN = ["ticket-events", "ticket-flagged", "risk-classified", "escalation-due",
 # What each service's code does, read from its handlers: the topics it consumes, and those it
 # publishes to (its consumer also dead-letters into the .dlq twin of each event topic it reads).
 EXPECTED = {
-    "intake": ({"ticket-events"}, {"ticket-flagged", "ticket-events"}),
+    "intake": ({"ticket-events", "risk-feedback"}, {"ticket-flagged", "ticket-events"}),
     "classifier": ({"ticket-flagged"}, {"risk-classified"}),
     "escalator": ({"risk-classified", "escalation-acks"}, {"escalation-due", "escalation-acks"}),
     "register": ({"risk-classified", "escalation-due", "escalation-acks"}, {"risk-registered"}),

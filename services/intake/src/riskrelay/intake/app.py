@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from riskrelay import intake as package
 from riskrelay.intake.api import build_router
+from riskrelay.intake.feedback_handlers import configure_feedback
 from riskrelay.intake.handlers import IntakeConsumer, IntakeMetrics
 from riskrelay.intake.service import AssessedTicket, Intake
 from riskrelay.intake.settings import IntakeSettings
@@ -26,6 +27,7 @@ def configure(context: ServiceContext, intake: Intake | None = None) -> None:
         return await consumer.process(context, batch)
 
     context.consume(TICKET_EVENTS, consumer.decoder(), process, decode_on=consumer.worker)
+    configure_feedback(context)
 
     async def stop_worker(context: ServiceContext) -> None:
         consumer.worker.close()
