@@ -187,6 +187,7 @@ class ConsolePages:
             headers={
                 "Content-Security-Policy": (
                     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:;"
+                    " script-src 'self'; connect-src 'self';"
                     " form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
                 ),
                 "Cache-Control": "no-store",
@@ -453,13 +454,17 @@ def build_console_router(
         return back_to(form, outcome)
 
     # Imported here: the page modules build on this module's ConsolePages.
+    from riskrelay.reporting.console_live import build_live_router
     from riskrelay.reporting.console_register import build_register_router
+    from riskrelay.reporting.console_review import build_review_router
     from riskrelay.reporting.console_risk import build_risk_router
     from riskrelay.reporting.console_tokens import build_tokens_router
 
     router.include_router(build_risk_router(context, pages))
     router.include_router(build_register_router(context, pages))
     router.include_router(build_tokens_router(context, pages))
+    router.include_router(build_live_router(context, pages))
+    router.include_router(build_review_router(context, pages))
     return router
 
 
