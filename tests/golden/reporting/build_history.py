@@ -249,7 +249,7 @@ def ack(escalation_id: str, risk_id: str, role: Role, when: str,
 
 def feedback(kind: FeedbackKind, when: str, role: Role, ticket_id: str | None = None,
              risk_id: str | None = None, correct_level: int | None = None,
-             indicators: tuple[Indicator, ...] = ()) -> None:  # fmt: skip
+             indicators: tuple[Indicator, ...] = (), level: int | None = None) -> None:  # fmt: skip
     texts = [FeedbackText(text="Customer report", source=FeedbackTextSource.SUBJECT)]
     data = RiskFeedback(
         kind=kind,
@@ -258,6 +258,7 @@ def feedback(kind: FeedbackKind, when: str, role: Role, ticket_id: str | None = 
         given_by=f"{role.value}@example.org",
         role=role,
         given_at=at(when),
+        level=RiskLevel(level) if level else None,
         correct_level=RiskLevel(correct_level) if correct_level else None,
         indicators=list(indicators),
         texts=texts if ticket_id and kind != FeedbackKind.MISSED_RISK else [],
@@ -352,7 +353,7 @@ def build() -> None:
     feedback(FeedbackKind.NOT_A_RISK, "2026-10-12T09:00:00", Role.ANALYST, "T-63", "R-T63",
              indicators=severe)  # fmt: skip
     feedback(FeedbackKind.WRONG_LEVEL, "2026-11-18T09:00:00", Role.TEAM_LEAD, risk_id="R-login",
-             correct_level=5, indicators=severe)  # fmt: skip
+             correct_level=5, indicators=severe, level=4)  # fmt: skip
     feedback(FeedbackKind.MISSED_RISK, "2026-11-19T10:00:00", Role.SUPPORT_MANAGER, "T-103",
              indicators=(Indicator.SECURITY_ISSUE,))  # fmt: skip
     feedback(FeedbackKind.NOT_A_RISK, "2026-11-20T15:00:00", Role.TEAM_LEAD, "T-30", "R-T30",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from riskrelay.reporting.model import FeedbackInputs, MissedRiskRow
 from riskrelay.shared.events import RiskFeedbackEvent
 from riskrelay.shared.store import Connection
 
@@ -105,4 +106,79 @@ async def ticket_facts(connection: Connection, ticket_id: str) -> TicketFacts:
         risk_title=risk["title"] if risk is not None else None,
         risk_level=risk["level"] if risk is not None else None,
         first_flagged_at=row["first_flagged_at"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The Monthly Risk Report ($1 = start, $2 = end of the month, $3 = the report's time)
+# ---------------------------------------------------------------------------------------------
+
+_JUDGED_FLAGS = """
+WITH flagged AS (
+    SELECT f.ticket_id, coalesce(tr.risk_id, cr.risk_id) AS risk_id
+    FROM flagged_tickets f
+    LEFT JOIN ticket_risks tr USING (ticket_id)
+    LEFT JOIN cluster_risks cr ON cr.cluster_id = f.cluster_id
+    WHERE f.first_flagged_at >= $1 AND f.first_flagged_at < $2 AND f.first_flagged_at < $3
+),
+judged AS (
+    SELECT flagged.ticket_id,
+           bool_or(s.kind = 'not_a_risk') AS not_a_risk,
+           count(s.event_id) > 0 AS reviewed
+    FROM flagged
+    LEFT JOIN risk_feedback s
+      ON s.given_at < $3
+     AND (s.ticket_id = flagged.ticket_id
+          OR (s.ticket_id IS NULL AND s.risk_id = flagged.risk_id))
+    GROUP BY flagged.ticket_id
+)
+SELECT count(*) AS flagged,
+       count(*) FILTER (WHERE reviewed) AS reviewed,
+       count(*) FILTER (WHERE not_a_risk) AS not_a_risk
+FROM judged
+"""
+
+_WRONG_LEVELS = """
+SELECT count(*) AS wrong_level,
+       count(*) FILTER (WHERE correct_level < level) AS too_high,
+       count(*) FILTER (WHERE correct_level > level) AS too_low
+FROM risk_feedback
+WHERE kind = 'wrong_level' AND given_at >= $1 AND given_at < $2 AND given_at < $3
+"""
+
+# Each ticket once, at its first report in the month.
+_MISSED = """
+SELECT ticket_id, indicators[1] AS indicator, given_at, role, count(*) OVER () AS total
+FROM (
+    SELECT DISTINCT ON (ticket_id) ticket_id, indicators, given_at, role
+    FROM risk_feedback
+    WHERE kind = 'missed_risk' AND given_at >= $1 AND given_at < $2 AND given_at < $3
+    ORDER BY ticket_id, given_at, event_id
+) first_reports
+ORDER BY given_at, ticket_id
+LIMIT $4
+"""
+
+
+async def feedback_inputs(
+    connection: Connection, start: datetime, end: datetime, now: datetime, limit: int
+) -> FeedbackInputs:
+    judged = await connection.fetchrow(_JUDGED_FLAGS, start, end, now)
+    levels = await connection.fetchrow(_WRONG_LEVELS, start, end, now)
+    missed = await connection.fetch(_MISSED, start, end, now, limit)
+    # Aggregates always answer one row.
+    assert judged is not None
+    assert levels is not None
+    return FeedbackInputs(
+        flagged=judged["flagged"],
+        reviewed=judged["reviewed"],
+        not_a_risk=judged["not_a_risk"],
+        wrong_level=levels["wrong_level"],
+        level_too_high=levels["too_high"],
+        level_too_low=levels["too_low"],
+        missed_total=missed[0]["total"] if missed else 0,
+        missed=[
+            MissedRiskRow(row["ticket_id"], row["indicator"], row["given_at"], row["role"])
+            for row in missed
+        ],
     )

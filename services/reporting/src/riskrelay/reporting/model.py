@@ -174,6 +174,31 @@ class MonthlyInputs:
     near_miss_categories: list[CountRow]
     data_since: datetime | None
     """Time of the first event the read model holds (None: it holds none)."""
+    feedback: FeedbackInputs | None = None
+    """People's feedback on the month's flags (None: not read, as in reports built before)."""
+
+
+@dataclass(frozen=True)
+class MissedRiskRow:
+    ticket_id: str
+    indicator: str | None
+    reported_at: datetime
+    role: str
+
+
+@dataclass(frozen=True)
+class FeedbackInputs:
+    """Reviewers' feedback: on the tickets first flagged in the month (marked "not a risk" on
+    the ticket or its whole risk, or given any feedback), and what was said during the month."""
+
+    flagged: int
+    reviewed: int
+    not_a_risk: int
+    wrong_level: int
+    level_too_high: int
+    level_too_low: int
+    missed_total: int
+    missed: list[MissedRiskRow]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,6 +452,32 @@ class Methods(Output):
     levels: str
 
 
+class MissedRiskItem(Output):
+    ticket_id: str
+    indicator: str | None
+    reported_at: datetime
+    role: str
+
+
+class ReviewerJudgement(Output):
+    """Precision and misses as the people who act on risks judged them (their feedback)."""
+
+    flagged_tickets: int
+    reviewed_tickets: int
+    marked_not_a_risk: int
+    precision: float | None
+    precision_ci_low: float | None
+    precision_ci_high: float | None
+    wrong_level: int
+    level_too_high: int
+    level_too_low: int
+    missed_risks: int
+    missed_share: float | None
+    shown: int
+    missed: list[MissedRiskItem]
+    method: str
+
+
 class MonthlyReport(Output):
     report: Literal["monthly_risk_report"] = "monthly_risk_report"
     title: str
@@ -445,3 +496,4 @@ class MonthlyReport(Output):
     escalation_timeliness: list[EscalationItem]
     escalation_timeliness_total: EscalationItem
     near_misses: NearMisses
+    reviewer_judgement: ReviewerJudgement | None = None

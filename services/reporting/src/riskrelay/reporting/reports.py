@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
+from riskrelay.reporting.feedback_report import reviewer_judgement
 from riskrelay.reporting.model import (
     ChangeItem,
     CountItem,
@@ -743,4 +744,5 @@ def monthly_report(
         near_misses=near_misses(
             inputs.near_miss_total, inputs.near_misses, inputs.near_miss_categories
         ),
+        reviewer_judgement=reviewer_judgement(inputs.feedback) if inputs.feedback else None,
     )

@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 import asyncpg
 
 from riskrelay.reporting import review_store
+from riskrelay.reporting.feedback_store import feedback_inputs
 from riskrelay.reporting.model import (
     CountRow,
     EscalationRow,
@@ -913,6 +914,7 @@ async def monthly_inputs(
         escalations = await escalation_rows(connection, period, now)
         near_misses = await connection.fetch(_NEAR_MISSES, start, end, now, limit)
         near_miss_categories = await connection.fetch(_NEAR_MISS_CATEGORIES, start, end, now)
+        feedback = await feedback_inputs(connection, start, end, now, limit)
         since = await data_since(connection)
     trend: list[TrendRow] = []
     period_counts: list[PeriodCountRow] = []
@@ -967,6 +969,7 @@ async def monthly_inputs(
             CountRow("category", r["category"], r["risks"]) for r in near_miss_categories
         ],
         data_since=since,
+        feedback=feedback,
     )
 
 
