@@ -237,6 +237,7 @@ async def test_dashboard_shows_the_live_figures_in_a_real_browser(
     assert row_cell(dom, 'data-channel="email"', "tickets") == "2"
     assert row_cell(dom, 'data-channel="email"', "rate") == "50.0%"
     assert row_cell(dom, 'data-cluster="cl-browser"', "size") == "7"
+    assert row_cell(dom, 'data-cluster="cl-browser"', "title") == "R-crit", "clusters by title"
     assert row_cell(dom, 'data-topic="ticket-flagged"', "records") == "1"
     assert re.search(r'id="lag-total">\d+<', dom), "consumer lag was not measured"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -44,6 +45,7 @@ class ChannelFigure(Output):
 
 class ClusterFigure(Output):
     cluster_id: str
+    title: str
     size: int
     distinct_customers: int
     surging: bool
@@ -155,12 +157,23 @@ def dashboard_view(
         flagged_in_window=inputs.flagged_in_window,
         levels=levels,
         flag_rate=channels,
-        clusters=[ClusterFigure(**row) for row in inputs.clusters],
+        clusters=[cluster_figure(row) for row in inputs.clusters],
         dead_letters=dead,
         dead_letters_total=sum(d.records for d in dead),
         consumer_lag=lag,
         read_model_updated_at=read_model_updated_at,
     )
+
+
+def cluster_title(risk_title: str | None, product: str) -> str:
+    """A cluster by its risk's title; one the classifier has not turned into a risk yet by its
+    product (never by ticket text: the dashboard may be served without a sign-in)."""
+    return risk_title or f"Unclassified reports about {product}"
+
+
+def cluster_figure(row: dict[str, Any]) -> ClusterFigure:
+    fields = {key: value for key, value in row.items() if key != "title"}
+    return ClusterFigure(**fields, title=cluster_title(row.get("title"), row["product"]))
 
 
 UNKNOWN_CONSUMER = "unknown"

@@ -1027,11 +1027,11 @@ ORDER BY tickets DESC, t.channel
 
 _ACTIVE_CLUSTERS = """
 SELECT c.cluster_id, c.size, c.distinct_customers, c.surging, c.product, c.first_seen_at,
-       c.last_flagged_at, cr.risk_id, r.level
+       c.last_flagged_at, cr.risk_id, r.level, r.title
 FROM clusters c
 LEFT JOIN cluster_risks cr USING (cluster_id)
 LEFT JOIN LATERAL (
-    SELECT level FROM risk_classifications k
+    SELECT level, title FROM risk_classifications k
     WHERE k.risk_id = cr.risk_id AND k.classified_at <= $1
     ORDER BY k.classified_at DESC, k.event_id DESC LIMIT 1
 ) r ON true
