@@ -121,9 +121,7 @@ def test_the_files_are_the_trainers_format_and_reach_its_examples(tmp_path: Path
         (e.text, e.target, e.role) for e in corpus
     }
     # The same feedback writes the same files (the version is a content hash).
-    assert example_files(feedback_examples(stored)) == {
-        p.name: p.read_text() for p in export.files
-    }
+    assert example_files(feedback_examples(stored)) == {p.name: p.read_text() for p in export.files}
     # A second export replaces the first: a file no feedback supports is gone.
     assert write_feedback_files(stored[1:], tmp_path).files == [tmp_path / "feedback-problem.yaml"]
     assert sorted(p.name for p in tmp_path.glob("feedback-*.yaml")) == ["feedback-problem.yaml"]

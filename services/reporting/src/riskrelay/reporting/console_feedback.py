@@ -42,6 +42,7 @@ from riskrelay.reporting.console import (
     note_of,
     safe_next,
 )
+from riskrelay.reporting.console_risk import ticket_indicators
 from riskrelay.reporting.reports import level_label
 from riskrelay.reporting.settings import ConsoleSettings
 from riskrelay.shared.app import ServiceContext
@@ -392,11 +393,6 @@ def build_feedback_router(
             page = await console_store.risk_page(connection, risk_id)
         if page is None:
             return message(request, principal, 404, "Unknown risk", f"No risk {risk_id} yet.")
-        indicators: dict[str, list[str]] = {}
-        for flag in page.flags:
-            for indicator in detection_indicators(flag.detections):
-                if indicator.value not in indicators.setdefault(flag.ticket_id, []):
-                    indicators[flag.ticket_id].append(indicator.value)
         return pages.page(
             request,
             "console_feedback.html.j2",
@@ -405,7 +401,7 @@ def build_feedback_router(
                 risk=page.facts,
                 risk_level_name=level_label(page.facts.level),
                 tickets=page.tickets,
-                ticket_indicators=indicators,
+                ticket_indicators=ticket_indicators(page.flags),
                 done=done,
                 failed=failed,
             ),
