@@ -78,6 +78,7 @@ from riskrelay.shared.events import (
     EscalationDueEvent,
     RiskCategory,
     RiskClassifiedEvent,
+    RiskFeedbackEvent,
     RiskFlag,
     RiskLevel,
     RiskRegisteredEvent,
@@ -92,6 +93,7 @@ from riskrelay.shared.topics import (
     ESCALATION_DUE,
     MAIN_TOPICS,
     RISK_CLASSIFIED,
+    RISK_FEEDBACK,
     RISK_REGISTERED,
     TICKET_EVENTS,
     TICKET_FLAGGED,
@@ -105,7 +107,7 @@ RESULTS = Path(__file__).parent / "results"
 SERVICES: tuple[str, ...] = ("intake", "classifier", "escalator", "register", "reporting")
 # What each service's consumer group reads (riskrelay.<service>.handlers / app: context.consume).
 GROUP_TOPICS: dict[str, tuple[TopicSpec, ...]] = {
-    "intake": (TICKET_EVENTS,),
+    "intake": (TICKET_EVENTS, RISK_FEEDBACK),
     "classifier": (TICKET_FLAGGED,),
     "escalator": (RISK_CLASSIFIED, ESCALATION_ACKS),
     "register": (RISK_CLASSIFIED, ESCALATION_DUE, ESCALATION_ACKS),
@@ -118,6 +120,7 @@ EVENT_MODELS: dict[str, type[CloudEvent[Any]]] = {
     ESCALATION_DUE.name: EscalationDueEvent,
     ESCALATION_ACKS.name: EscalationAcknowledgedEvent,
     RISK_REGISTERED.name: RiskRegisteredEvent,
+    RISK_FEEDBACK.name: RiskFeedbackEvent,
 }
 EVENT_TYPES: dict[str, str] = {
     TICKET_EVENTS.name: "riskrelay.ticket.created.v1",
@@ -126,6 +129,7 @@ EVENT_TYPES: dict[str, str] = {
     ESCALATION_DUE.name: "riskrelay.escalation.due.v1",
     ESCALATION_ACKS.name: "riskrelay.escalation.acknowledged.v1",
     RISK_REGISTERED.name: "riskrelay.risk.registered.v1",
+    RISK_FEEDBACK.name: "riskrelay.risk.feedback.v1",
 }
 ROSTER_ROLES = ("agent", "team_lead", "support_manager", "support_director", "risk_management")
 
