@@ -14,20 +14,30 @@ Two kinds of bearer token are accepted, checked the same way:
   ``kid`` header so keys rotate; issuer, audience, issue and expiry times required), carrying the
   person's id (``sub``), name, e-mail and roles. Every service verifies them itself from the
   identity keys file; none reads another's user table.
+* **An OpenID Connect provider's tokens** (production): ID and access tokens signed RS256 (or
+  another asymmetric algorithm) by the provider named in ``AUTH__OIDC__ISSUER``, verified
+  through its JWKS (fetched from its discovery document, cached, refetched when a token names
+  an unknown key and at least hourly, so the provider's key rotation needs nothing here). The
+  provider's e-mail, name and groups/roles claims are mapped to the protocol's roles
+  (:class:`OidcTokens`). A token is routed by its unverified ``iss``: the provider's issuer goes
+  to the JWKS keys and only its asymmetric algorithms, anything else to the HS256 keys.
 
 With neither configured every protected endpoint answers 401: there is no anonymous access.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -35,7 +45,7 @@ from pydantic import BaseModel, Field, RootModel, SecretStr, ValidationError, mo
 
 from riskrelay.shared.clock import Clock, system_clock
 from riskrelay.shared.events import Role
-from riskrelay.shared.settings import AuthSettings
+from riskrelay.shared.settings import AuthSettings, OidcSettings
 
 PERSON_ROLES = tuple(role for role in Role if role is not Role.UPSTREAM)
 """Roles a person may hold (``upstream`` is for helpdesk integrations only)."""
@@ -213,14 +223,7 @@ class IdentityTokens:
         return self._principal(claims)
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
-        now = self.clock().timestamp()
-        expires_at, issued_at = claims["exp"], claims["iat"]
-        if not isinstance(expires_at, int | float) or not isinstance(issued_at, int | float):
-            raise AuthenticationError("invalid token: exp and iat must be numbers")
-        if now >= expires_at + self.leeway.total_seconds():
-            raise AuthenticationError("token expired")
-        if issued_at > now + self.leeway.total_seconds():
-            raise AuthenticationError("token issued in the future")
+        _time_checks(claims, self.clock().timestamp(), self.leeway.total_seconds())
         try:
             claimed = PersonClaims.model_validate(claims)
         except ValidationError as error:
@@ -248,6 +251,246 @@ class PersonClaims(BaseModel):
         return self
 
 
+def _time_checks(claims: dict[str, Any], now: float, leeway: float) -> None:
+    expires_at, issued_at = claims.get("exp"), claims.get("iat")
+    if not isinstance(expires_at, int | float) or not isinstance(issued_at, int | float):
+        raise AuthenticationError("invalid token: exp and iat must be numbers")
+    if now >= expires_at + leeway:
+        raise AuthenticationError("token expired")
+    if issued_at > now + leeway:
+        raise AuthenticationError("token issued in the future")
+    not_before = claims.get("nbf")
+    if isinstance(not_before, int | float) and not_before > now + leeway:
+        raise AuthenticationError("token not valid yet")
+
+
+def claim_at(claims: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (``realm_access.roles``); a claim whose own name has dots
+    (``https://example.org/roles``) is found whole first."""
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def mapped_roles(values: Any, role_map: Mapping[str, Role]) -> list[Role]:
+    """The protocol roles a provider's groups or roles claim grants, in the protocol's order.
+
+    A name that is a person role (``team_lead``) grants itself; ``role_map`` maps the rest.
+    Unknown names are ignored (a person may be in many groups), and ``upstream`` never."""
+    names = [values] if isinstance(values, str) else values
+    if not isinstance(names, list):
+        return []
+    granted: set[Role] = set()
+    person_roles = {role.value: role for role in PERSON_ROLES}
+    for name in names:
+        if not isinstance(name, str):
+            continue
+        role = role_map.get(name) or person_roles.get(name)
+        if role is not None and role is not Role.UPSTREAM:
+            granted.add(role)
+    return [role for role in PERSON_ROLES if role in granted]
+
+
+@dataclass
+class _KeyCache:
+    keys: dict[str, Any]
+    fetched_at: float  # monotonic seconds; -inf before the first fetch
+
+
+class OidcTokens:
+    """Verifies an OpenID Connect provider's ID and access tokens and maps them to a person.
+
+    :meth:`verify` uses the keys already fetched (cheap and synchronous, for code that cannot
+    wait); :meth:`verify_async` first refetches the JWKS when the token names a key id not seen
+    yet (at most every ``jwks_min_interval_seconds``) or the keys are older than
+    ``jwks_max_age_seconds``, so a rotated key is picked up on first use and a removed one stops
+    verifying within the hour."""
+
+    def __init__(
+        self,
+        settings: OidcSettings,
+        clock: Clock = system_clock,
+        leeway: timedelta = timedelta(seconds=60),
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        unknown = {role for role in settings.role_map.values() if role not in _PERSON_ROLE_NAMES}
+        if unknown:
+            raise ValueError(f"oidc.role_map names unknown roles: {', '.join(sorted(unknown))}")
+        self.settings = settings
+        self.issuer = settings.issuer
+        self.role_map = {name: Role(role) for name, role in settings.role_map.items()}
+        self.clock = clock
+        self.leeway = leeway
+        self._http = http
+        self._cache = _KeyCache({}, float("-inf"))
+        self._refresh_lock = asyncio.Lock()
+        self._last_attempt = float("-inf")
+        self._metadata: dict[str, Any] | None = None
+
+    # -- provider metadata and keys ------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.settings.request_timeout_seconds)
+        return self._http
+
+    async def metadata(self) -> dict[str, Any]:
+        """The provider's discovery document (fetched once)."""
+        if self._metadata is None:
+            url = f"{self.settings.issuer.rstrip('/')}/.well-known/openid-configuration"
+            response = await self._client().get(url)
+            response.raise_for_status()
+            document = response.json()
+            if document.get("issuer") != self.settings.issuer:
+                raise AuthenticationError(
+                    f"the provider's discovery document names issuer {document.get('issuer')!r},"
+                    f" not {self.settings.issuer!r}"
+                )
+            self._metadata = document
+        return self._metadata
+
+    async def refresh_keys(self) -> None:
+        """Fetch the provider's JWKS now (signing keys only)."""
+        async with self._refresh_lock:
+            self._last_attempt = time.monotonic()
+            metadata = await self.metadata()
+            response = await self._client().get(metadata["jwks_uri"])
+            response.raise_for_status()
+            keys: dict[str, Any] = {}
+            for entry in response.json().get("keys", []):
+                if entry.get("use", "sig") != "sig" or not isinstance(entry.get("kid"), str):
+                    continue
+                try:
+                    keys[entry["kid"]] = jwt.PyJWK(entry).key
+                except (jwt.PyJWKError, jwt.InvalidKeyError):
+                    continue  # a key type or algorithm this service cannot use
+            self._cache = _KeyCache(keys, time.monotonic())
+
+    def _needs_refresh(self, key_id: str | None) -> bool:
+        now = time.monotonic()
+        stale = now - self._cache.fetched_at >= self.settings.jwks_max_age_seconds
+        unknown = key_id not in self._cache.keys
+        may_retry = now - self._last_attempt >= self.settings.jwks_min_interval_seconds
+        return stale or (unknown and may_retry)
+
+    # -- verification ------------------------------------------------------------------------
+
+    async def verify_async(self, token: str) -> Principal:
+        return self._principal(await self.verified_claims_async(token))
+
+    async def verified_claims_async(self, token: str) -> dict[str, Any]:
+        key_id = _key_id(token)
+        if self._needs_refresh(key_id):
+            try:
+                await self.refresh_keys()
+            except (httpx.HTTPError, ValueError, KeyError) as error:
+                # Keep the keys we had: the provider being briefly unreachable must not
+                # sign everyone out.
+                if not self._cache.keys:
+                    raise AuthenticationError(
+                        "the identity provider's keys are unavailable"
+                    ) from error
+        return self.verified_claims(token)
+
+    def verify(self, token: str) -> Principal:
+        return self._principal(self.verified_claims(token))
+
+    def verified_claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once signature, issuer, audience and times check out."""
+        key_id = _key_id(token)
+        key = self._cache.keys.get(key_id) if key_id is not None else None
+        if key is None:
+            raise AuthenticationError("token signed with an unknown key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=list(self.settings.algorithms),
+                audience=self.settings.audiences,
+                issuer=self.issuer,
+                options={
+                    "require": ["iss", "aud", "sub", "iat", "exp"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.InvalidAudienceError as error:
+            raise AuthenticationError("token for another audience") from error
+        except jwt.InvalidIssuerError as error:
+            raise AuthenticationError("token from an unknown issuer") from error
+        except jwt.InvalidAlgorithmError as error:
+            raise AuthenticationError("token signed with an algorithm not accepted") from error
+        except jwt.InvalidSignatureError as error:
+            raise AuthenticationError("token signature does not verify") from error
+        except jwt.InvalidTokenError as error:
+            raise AuthenticationError(f"invalid token: {error}") from error
+        _time_checks(claims, self.clock().timestamp(), self.leeway.total_seconds())
+        return claims
+
+    def person_of(self, claims: Mapping[str, Any]) -> Person:
+        """The person a verified token names, or :class:`AuthenticationError` when it lacks an
+        e-mail or grants none of the protocol's roles."""
+        email = claim_at(claims, self.settings.email_claim)
+        if not isinstance(email, str) or not 3 <= len(email) <= 320 or "@" not in email:
+            raise AuthenticationError(
+                f"token has no e-mail in its {self.settings.email_claim!r} claim"
+            )
+        roles = mapped_roles(claim_at(claims, self.settings.roles_claim), self.role_map)
+        if not roles:
+            raise AuthenticationError(
+                f"token's {self.settings.roles_claim!r} claim grants none of the protocol's roles"
+            )
+        name = claim_at(claims, self.settings.name_claim)
+        return Person(
+            user_id=str(claims["sub"])[:256],
+            name=name[:256] if isinstance(name, str) and name else email,
+            email=email.lower(),
+            roles=roles,
+        )
+
+    def _principal(self, claims: Mapping[str, Any]) -> Principal:
+        person = self.person_of(claims)
+        return Principal(
+            subject=person.user_id,
+            role=person.roles[0],
+            roles=frozenset(person.roles),
+            name=person.name,
+            email=person.email,
+            issuer=self.settings.issuer,
+        )
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+
+_PERSON_ROLE_NAMES = {role.value for role in PERSON_ROLES}
+
+
+def _key_id(token: str) -> str | None:
+    try:
+        key_id = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError as error:
+        raise AuthenticationError("malformed token") from error
+    return key_id if isinstance(key_id, str) else None
+
+
+def unverified_issuer(token: str) -> str | None:
+    """The ``iss`` a token claims, to choose who verifies it (nothing is trusted from it)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else None
+
+
 class TokenRegistry:
     """Looks up the principal behind a bearer token: a static token, else a person's token."""
 
@@ -255,14 +498,17 @@ class TokenRegistry:
         self,
         entries: Iterable[tuple[str, Principal]] = (),
         identity: IdentityTokens | None = None,
+        oidc: OidcTokens | None = None,
     ) -> None:
         self._entries = list(entries)
         self.identity = identity
+        self.oidc = oidc
 
     @classmethod
     def from_settings(cls, auth: AuthSettings) -> TokenRegistry:
         static = cls.from_file(auth.tokens_file)
-        return cls(static._entries, IdentityTokens.from_settings(auth))
+        oidc = OidcTokens(auth.oidc) if auth.oidc is not None else None
+        return cls(static._entries, IdentityTokens.from_settings(auth), oidc)
 
     @classmethod
     def from_file(cls, path: Path | None) -> TokenRegistry:
@@ -286,16 +532,39 @@ class TokenRegistry:
             return None
 
     def authenticate(self, token: str) -> Principal:
+        """The principal behind ``token``; an OIDC token is checked with the keys already
+        fetched (see :meth:`authenticate_async`)."""
+        found = self._static(token)
+        if found is not None:
+            return found
+        if self._is_oidc(token):
+            assert self.oidc is not None
+            return self.oidc.verify(token)
+        if self.identity is not None and token.count(".") == 2:
+            return self.identity.verify(token)
+        raise AuthenticationError("unknown bearer token")
+
+    async def authenticate_async(self, token: str) -> Principal:
+        """As :meth:`authenticate`, fetching the OIDC provider's keys when they are needed."""
+        if self._static(token) is None and self._is_oidc(token):
+            assert self.oidc is not None
+            return await self.oidc.verify_async(token)
+        return self.authenticate(token)
+
+    def _static(self, token: str) -> Principal | None:
         found = None
         for known, principal in self._entries:
             # Check every entry so the time taken does not reveal which one matched.
             if hmac.compare_digest(known.encode(), token.encode()):
                 found = principal
-        if found is not None:
-            return found
-        if self.identity is not None and token.count(".") == 2:
-            return self.identity.verify(token)
-        raise AuthenticationError("unknown bearer token")
+        return found
+
+    def _is_oidc(self, token: str) -> bool:
+        return (
+            self.oidc is not None
+            and token.count(".") == 2
+            and unverified_issuer(token) == self.oidc.settings.issuer
+        )
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -321,7 +590,7 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         try:
-            principal = registry.authenticate(credentials.credentials)
+            principal = await registry.authenticate_async(credentials.credentials)
         except AuthenticationError as error:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, str(error), headers={"WWW-Authenticate": "Bearer"}

@@ -14,8 +14,9 @@ import os
 import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -142,6 +143,61 @@ def off_latency_path_kafka() -> KafkaSettings:
     return KafkaSettings(fetch_min_bytes=256 * 1024, fetch_max_wait_ms=500)
 
 
+class OidcSettings(BaseModel):
+    """An OpenID Connect provider whose ID and access tokens name people (see docs/identity.md).
+
+    Every service verifies the provider's tokens itself through its JWKS; the claims are mapped
+    to the protocol's roles here, the same way in every service."""
+
+    issuer: str = Field(
+        min_length=1,
+        description="The provider's issuer URL, exactly as in its tokens' `iss` (discovery below it).",
+    )
+    audiences: list[str] = Field(
+        min_length=1,
+        description=(
+            "Accepted `aud` values: the console's client id (ID tokens) and any API audience"
+            " the provider puts in access tokens for riskrelay."
+        ),
+    )
+    algorithms: list[Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]] = Field(
+        default=["RS256"], min_length=1, description="Signature algorithms accepted."
+    )
+    email_claim: str = Field(default="email", description="Claim holding the person's e-mail.")
+    name_claim: str = Field(default="name", description="Claim holding the person's name.")
+    roles_claim: str = Field(
+        default="groups",
+        description=(
+            "Claim listing the person's groups or roles; a dotted path reaches into objects"
+            " (Keycloak: `realm_access.roles`; Entra ID: `roles`; Okta: `groups`)."
+        ),
+    )
+    role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Provider group or role name to protocol role, e.g. {"risk-leads": "team_lead"}.'
+            " A value that is already a protocol role name (`team_lead`) maps to itself."
+        ),
+    )
+    jwks_max_age_seconds: float = Field(
+        default=3600, gt=0, description="Refetch the JWKS at least this often (keys removed)."
+    )
+    jwks_min_interval_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="Refetch at most this often when a token names an unknown key id.",
+    )
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _https_issuer(self) -> OidcSettings:
+        parts = urlsplit(self.issuer)
+        local = parts.hostname in {"localhost", "127.0.0.1", "::1"}
+        if parts.scheme != "https" and not (parts.scheme == "http" and local):
+            raise ValueError("oidc.issuer must be an https URL (http only on localhost)")
+        return self
+
+
 class AuthSettings(BaseModel):
     """Who may call the HTTP APIs: static bearer tokens per role, and people's signed tokens."""
 
@@ -162,6 +218,10 @@ class AuthSettings(BaseModel):
     )
     identity_audience: str = Field(
         default="riskrelay", description="Required `aud` of people's tokens."
+    )
+    oidc: OidcSettings | None = Field(
+        default=None,
+        description="An OpenID Connect provider whose RS256 tokens name people (production).",
     )
 
 

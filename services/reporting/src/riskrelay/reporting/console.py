@@ -210,8 +210,15 @@ class ConsolePages:
             max_age=max_age,
         )
 
-    def start_session(self, response: Response, token: str) -> None:
-        self._cookie(response, SESSION_COOKIE, token, max_age=self.settings.session_minutes * 60)
+    def start_session(self, response: Response, token: str, max_age: int | None = None) -> None:
+        """Keep ``token`` as the session: the console's own for ``session_minutes``, an OIDC
+        provider's ID token until its expiry (``max_age``)."""
+        self._cookie(
+            response,
+            SESSION_COOKIE,
+            token,
+            max_age=max_age if max_age is not None else self.settings.session_minutes * 60,
+        )
 
     def end_session(self, response: Response) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/console")
@@ -323,11 +330,27 @@ def build_console_router(
     async def home() -> Response:
         return RedirectResponse("/console/queue", status_code=status.HTTP_303_SEE_OTHER)
 
+    sign_in_choices: dict[str, Any] = {
+        "local_sign_in": settings.local_sign_in,
+        "oidc_provider": settings.oidc.provider_name if settings.oidc is not None else None,
+    }
+
     @router.get("/login", response_model=None)
     async def login_form(request: Request, next: str | None = None) -> Response:
         if pages.session(request) is not None:
             return RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
-        return pages.page(request, "console_login.html.j2", next=safe_next(next), error=None)
+        if settings.oidc is not None and not settings.local_sign_in:
+            return RedirectResponse(
+                f"/console/oidc/start?next={quote(safe_next(next), safe='')}",
+                status_code=status.HTTP_303_SEE_OTHER,
+            )
+        return pages.page(
+            request,
+            "console_login.html.j2",
+            next=safe_next(next),
+            error=None,
+            **sign_in_choices,
+        )
 
     @router.post("/login", response_model=None)
     async def login(request: Request) -> Response:
@@ -336,12 +359,21 @@ def build_console_router(
             return refused
         identity = context.tokens.identity
         target = safe_next(form.get("next"))
+        if not settings.local_sign_in:
+            return pages.page(
+                request,
+                "console_message.html.j2",
+                status_code=status.HTTP_403_FORBIDDEN,
+                title="Password sign-in is off",
+                message="Sign in through your organisation's identity provider.",
+            )
         if identity is None or not identity.can_sign:
             return pages.page(
                 request,
                 "console_login.html.j2",
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
                 next=target,
+                **sign_in_choices,
                 error=(
                     "Sign-in is not set up on this server: the reporting service needs"
                     " RISKRELAY_REPORTING_AUTH__IDENTITY_KEYS_FILE with a signing_key_id."
@@ -376,6 +408,7 @@ def build_console_router(
                 next=target,
                 email=email,
                 error="Wrong e-mail or password.",
+                **sign_in_choices,
             )
         token = identity.sign(user.person, timedelta(minutes=settings.session_minutes))
         response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
@@ -459,10 +492,13 @@ def build_console_router(
     from riskrelay.reporting.console_review import build_review_router
     from riskrelay.reporting.console_risk import build_risk_router
     from riskrelay.reporting.console_tokens import build_tokens_router
+    from riskrelay.reporting.oidc import build_oidc_router
 
     router.include_router(build_risk_router(context, pages))
     router.include_router(build_register_router(context, pages))
     router.include_router(build_tokens_router(context, pages))
+    if settings.oidc is not None:
+        router.include_router(build_oidc_router(context, pages, settings.oidc))
     router.include_router(build_live_router(context, pages))
     router.include_router(build_review_router(context, pages))
     return router

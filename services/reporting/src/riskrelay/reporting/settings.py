@@ -71,6 +71,27 @@ class DashboardSettings(BaseModel):
     )
 
 
+class ConsoleOidcSettings(BaseModel):
+    """The console's OpenID Connect client (see docs/identity.md). The provider itself, and how
+    its claims map to roles, is ``AUTH__OIDC__*``, which every service shares."""
+
+    client_id: str = Field(min_length=1, description="The console's client id at the provider.")
+    client_secret_file: Path = Field(description="File holding the client secret (mode 0600).")
+    redirect_url: AnyHttpUrl = Field(
+        description=(
+            "The console's callback as the browser reaches it, registered at the provider:"
+            " https://<console host>/console/oidc/callback."
+        )
+    )
+    scopes: str = Field(
+        default="openid email profile", description="Scopes asked for (openid required)."
+    )
+    provider_name: str = Field(
+        default="single sign-on", description="Shown on the sign-in button: 'Sign in with ...'."
+    )
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class ConsoleSettings(BaseModel):
     """The console at /console: people sign in, see their queue and act through the owning
     services' APIs with their own signed token."""
@@ -98,6 +119,16 @@ class ConsoleSettings(BaseModel):
     )
     secure_cookie: bool = Field(
         default=False, description="Mark the console's cookies Secure (set behind HTTPS)."
+    )
+    oidc: ConsoleOidcSettings | None = Field(
+        default=None, description="Sign in through an OpenID Connect provider (production)."
+    )
+    local_sign_in: bool = Field(
+        default=True,
+        description=(
+            "Offer e-mail and password sign-in (console users). Off with OIDC: the sign-in page"
+            " goes straight to the provider."
+        ),
     )
     request_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of the console's calls to other services."
