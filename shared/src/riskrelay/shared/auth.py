@@ -192,34 +192,10 @@ class IdentityTokens:
 
     def verify(self, token: str) -> Principal:
         """The person behind ``token``, or :class:`AuthenticationError` saying what is wrong."""
-        try:
-            key_id = jwt.get_unverified_header(token).get("kid")
-        except jwt.InvalidTokenError as error:
-            raise AuthenticationError("malformed token") from error
-        if not isinstance(key_id, str) or key_id not in self._keys:
+        key_id = _key_id(token)
+        if key_id is None or key_id not in self._keys:
             raise AuthenticationError("token signed with an unknown key")
-        try:
-            claims = jwt.decode(
-                token,
-                self._keys[key_id],
-                algorithms=[self.ALGORITHM],
-                audience=self.audience,
-                issuer=self.issuer,
-                options={
-                    "require": ["iss", "aud", "sub", "iat", "exp"],
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
-            )
-        except jwt.InvalidAudienceError as error:
-            raise AuthenticationError("token for another audience") from error
-        except jwt.InvalidIssuerError as error:
-            raise AuthenticationError("token from an unknown issuer") from error
-        except jwt.InvalidSignatureError as error:
-            raise AuthenticationError("token signature does not verify") from error
-        except jwt.InvalidTokenError as error:
-            raise AuthenticationError(f"invalid token: {error}") from error
+        claims = _decoded(token, self._keys[key_id], [self.ALGORITHM], self.audience, self.issuer)
         return self._principal(claims)
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
@@ -249,6 +225,38 @@ class PersonClaims(BaseModel):
         if Role.UPSTREAM in self.roles:
             raise ValueError("a person cannot hold the upstream role")
         return self
+
+
+def _decoded(
+    token: str, key: Any, algorithms: list[str], audience: str | list[str], issuer: str
+) -> dict[str, Any]:
+    """The claims once the signature, algorithm, issuer and audience check out; times are
+    checked by the caller against its clock (:func:`_time_checks`), not PyJWT's wall clock."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            audience=audience,
+            issuer=issuer,
+            options={
+                "require": ["iss", "aud", "sub", "iat", "exp"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except jwt.InvalidAudienceError as error:
+        raise AuthenticationError("token for another audience") from error
+    except jwt.InvalidIssuerError as error:
+        raise AuthenticationError("token from an unknown issuer") from error
+    except jwt.InvalidAlgorithmError as error:
+        raise AuthenticationError("token signed with an algorithm not accepted") from error
+    except jwt.InvalidSignatureError as error:
+        raise AuthenticationError("token signature does not verify") from error
+    except jwt.InvalidTokenError as error:
+        raise AuthenticationError(f"invalid token: {error}") from error
+    return claims
 
 
 def _time_checks(claims: dict[str, Any], now: float, leeway: float) -> None:
@@ -406,30 +414,9 @@ class OidcTokens:
         key = self._cache.keys.get(key_id) if key_id is not None else None
         if key is None:
             raise AuthenticationError("token signed with an unknown key")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=list(self.settings.algorithms),
-                audience=self.settings.audiences,
-                issuer=self.issuer,
-                options={
-                    "require": ["iss", "aud", "sub", "iat", "exp"],
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
-            )
-        except jwt.InvalidAudienceError as error:
-            raise AuthenticationError("token for another audience") from error
-        except jwt.InvalidIssuerError as error:
-            raise AuthenticationError("token from an unknown issuer") from error
-        except jwt.InvalidAlgorithmError as error:
-            raise AuthenticationError("token signed with an algorithm not accepted") from error
-        except jwt.InvalidSignatureError as error:
-            raise AuthenticationError("token signature does not verify") from error
-        except jwt.InvalidTokenError as error:
-            raise AuthenticationError(f"invalid token: {error}") from error
+        claims = _decoded(
+            token, key, list(self.settings.algorithms), self.settings.audiences, self.issuer
+        )
         _time_checks(claims, self.clock().timestamp(), self.leeway.total_seconds())
         return claims
 
