@@ -17,6 +17,8 @@ from typing import Any
 import asyncpg
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from riskrelay.intake.app import create_app as create_intake
 from riskrelay.intake.settings import IntakeSettings
@@ -229,3 +231,57 @@ async def test_a_ticket_marked_not_a_risk_becomes_a_hard_negative_example(
     assert "Someone logged into my account" in summary
     assert "write to me at [EMAIL]" in summary
     assert not any(EMAIL in text or "Jane Roe" in text for text in negatives)
+
+
+async def test_feedback_pages_and_the_form_are_closed_without_a_session_and_never_fail(
+    kafka_settings: KafkaSettings,
+    database_settings: DatabaseSettings,
+    db_schema: str,
+    tmp_path: Path,
+) -> None:
+    async with (
+        console_stack(kafka_settings, database_settings, db_schema, tmp_path) as stack,
+        console_client(stack.reporting) as visitor,
+        console_client(stack.reporting) as lea,
+    ):
+        for path in ("/console/feedback", "/console/feedback/risks/r-x",
+                     "/console/feedback/tickets/t-x"):  # fmt: skip
+            answer = await visitor.get(path)
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].startswith("/console/login"), path
+        assert (
+            await visitor.post("/console/feedback", data={"kind": "missed_risk"})
+        ).status_code == 303
+
+        await signed_in_person(lea, "lea@example.org", "Lea Lead", ["team_lead"])
+        page = await lea.get("/console/feedback/tickets/t-x")
+        assert page.status_code == 200
+        assert "No event of this ticket reached the console" in page.text
+        csrf = csrf_of(page)
+        text = st.text(max_size=40)
+        samples: list[dict[str, str]] = []
+
+        @settings(max_examples=60, deadline=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+        @given(
+            kind=st.one_of(st.sampled_from(["not_a_risk", "wrong_level", "missed_risk"]), text),
+            ticket_id=text,
+            risk_id=text,
+            correct_level=st.one_of(st.sampled_from(["", "1", "3", "5", "0", "9"]), text),
+            indicator=st.one_of(st.sampled_from(["", "data_concern", "problem"]), text),
+            note=text,
+        )
+        def fuzz(**fields: str) -> None:
+            samples.append(fields)
+
+        fuzz()
+        published = 0
+        for fields in samples:
+            answer = await lea.post("/console/feedback", data={"csrf_token": csrf, **fields})
+            if answer.status_code == 303:
+                published += 1
+                assert "done=" in answer.headers["location"], fields
+                continue
+            assert 400 <= answer.status_code < 500, (fields, answer.status_code)
+            assert '<p class="error" role="alert">' in answer.text, fields
+        assert published < len(samples)  # most fuzzed forms are refused, with a message
