@@ -310,6 +310,10 @@ def build_token_exchange_router(
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers=unauthorized
             )
+        if parse_token(credentials.credentials) is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "not a personal API token", headers=unauthorized
+            )
         identity = context.tokens.identity
         if identity is None or not identity.can_sign:
             raise HTTPException(
