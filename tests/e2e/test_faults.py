@@ -1,6 +1,8 @@
-"""The short fault-injection run (`bench/faults.py --short`): the five services as processes
-under SIGKILLs, a frozen broker, a PostgreSQL restart, a scaled consumer group and malformed
-records on every topic, then the loss, duplication, lag and dead-letter checks."""
+"""The short fault-injection run (`bench/faults.py --short`, plus a broker restart and a
+rebalance storm): the five services as processes under SIGKILLs, a frozen broker, a restarted
+one (Apache Kafka), a PostgreSQL restart, a scaled consumer group, instances joining and leaving
+it, and malformed records on every topic, then the loss, duplication, lag and dead-letter
+checks."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 HARNESS = Path(__file__).resolve().parents[2] / "bench" / "faults.py"
+SHORT_STORM_SECONDS = 9.0
+"""Three joins or leaves, one every 3 s."""
 
 
 def load_harness() -> ModuleType:
@@ -29,15 +33,32 @@ def load_harness() -> ModuleType:
 @pytest.mark.timeout(420)
 def test_short_fault_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     faults = load_harness()
-    options = faults.short_options(output=tmp_path / "faults.json", log_dir=tmp_path / "logs")
+    options = faults.short_options(
+        output=tmp_path / "faults.json",
+        log_dir=tmp_path / "logs",
+        # What the full run adds, shortened: a broker restart (SIGKILL, start on the same log
+        # directory; Apache Kafka only, tansu keeps nothing) and a rebalance storm.
+        broker_restart=True,
+        storm_seconds=SHORT_STORM_SECONDS,
+    )
 
     summary = faults.run(options)
 
     failed = [f"{c.name}: {c.detail} {c.examples[:3]}" for c in summary.checks if not c.passed]
     assert not failed, "\n".join(failed) + f"\nservice logs: {options.log_dir}"
     assert summary.passed
-    every_kind = {"kill", "scale_up", "scale_down", "malformed", "broker_pause", "postgres_restart"}
-    # An external broker or database (RISKRELAY_TEST_*) cannot be paused or restarted.
+    every_kind = {
+        "kill",
+        "scale_up",
+        "scale_down",
+        "malformed",
+        "broker_pause",
+        "postgres_restart",
+        "broker_restart",
+        "rebalance_storm",
+    }
+    # An external broker or database (RISKRELAY_TEST_*) cannot be paused or restarted; tansu
+    # cannot be restarted with its data.
     assert set(summary.fault_counts) == every_kind - set(summary.skipped_faults)
     killed = {fault.target for fault in summary.faults if fault.kind == "kill"}
     assert killed == set(faults.SERVICES)
