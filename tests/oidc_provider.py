@@ -5,7 +5,8 @@ by its secret, a JWKS endpoint, RS256 ID tokens and RS256 JWT access tokens (RFC
 
 The person "signed in at the provider" is whoever the test names in ``Provider.signed_in``, so
 the authorization endpoint answers at once with its redirect, as a provider does for someone who
-already has a session there. ``Provider.rotate_key()`` publishes a new signing key and signs with
+already has a session there; with ``ask_to_continue`` it first shows a page with a button, as a
+provider does when the person must sign in or consent. ``Provider.rotate_key()`` publishes a new signing key and signs with
 it from then on (the old key stays in the JWKS, as providers do during a rotation)."""
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class Provider:
     clients: dict[str, Client] = field(default_factory=dict)
     people: dict[str, dict[str, Any]] = field(default_factory=dict)
     signed_in: str | None = None
+    ask_to_continue: bool = False
     keys: list[RSAKey] = field(default_factory=list)
     codes: dict[str, Code] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
@@ -220,10 +222,18 @@ def build_app(provider: Provider) -> Flask:
     def jwks() -> Any:
         return jsonify(KeySet(provider.keys).as_dict(private=False))
 
-    @app.get("/authorize")
+    @app.route("/authorize", methods=["GET", "POST"])
     def authorize() -> Any:
         if provider.signed_in is None:
             return "sign in first", 401
+        if provider.ask_to_continue and request.method == "GET":
+            # A page of the provider's own, as when a person must sign in or consent there:
+            # the way back to the console then starts on the provider's site.
+            return (
+                '<!DOCTYPE html><html lang="en"><body><form method="post">'
+                f'<button id="continue" type="submit">Continue as {provider.signed_in}</button>'
+                "</form></body></html>"
+            )
         return server.create_authorization_response(grant_user=User(provider.signed_in))
 
     @app.post("/token")
@@ -236,10 +246,11 @@ def build_app(provider: Provider) -> Flask:
 
 
 @contextlib.contextmanager
-def running_provider() -> Iterator[Provider]:
-    """The provider served on a free localhost port until the block ends."""
+def running_provider(host: str = "127.0.0.1") -> Iterator[Provider]:
+    """The provider served on a free port of 127.0.0.1 until the block ends, its issuer named
+    with ``host`` (``localhost`` makes it another site than a console on 127.0.0.1)."""
     port = free_port()
-    provider = Provider(issuer=f"http://127.0.0.1:{port}")
+    provider = Provider(issuer=f"http://{host}:{port}")
     provider.rotate_key()
     server = make_server("127.0.0.1", port, build_app(provider), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

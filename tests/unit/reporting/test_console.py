@@ -12,6 +12,7 @@ from riskrelay.reporting.console import (
     decision_of,
     queue_items,
     queue_roles,
+    retry_text,
     safe_next,
     time_left_text,
 )
@@ -121,3 +122,16 @@ def test_a_step_acknowledged_here_leaves_the_queue_until_the_read_model_has_caug
     # Long after, the read model decides again (an acknowledgement lost on the way shows up).
     later = NOW + timedelta(minutes=6)
     assert len(without_just_acknowledged(context, steps, later)) == 2
+
+
+def test_the_retry_text_names_a_wait_that_reaches_the_time_it_names() -> None:
+    now = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+    assert retry_text(now + timedelta(minutes=14, seconds=50), now) == (
+        "Try again in 15 min, after 12:16 UTC (2026-06-01)."
+    )
+    assert retry_text(now + timedelta(seconds=5), now) == (
+        "Try again in 1 min, after 12:01 UTC (2026-06-01)."
+    )
+    assert retry_text(datetime(2026, 6, 1, 23, 59, 1, tzinfo=UTC), now).endswith(
+        "after 00:00 UTC (2026-06-02)."
+    )

@@ -276,11 +276,12 @@ def client_address(request: Request) -> str:
 
 
 def retry_text(retry_at: datetime, now: datetime) -> str:
-    wait = max(60.0, (retry_at - now).total_seconds())
-    return (
-        f"Try again in {duration_text(wait)}, after {retry_at.astimezone(UTC).strftime('%H:%M')} UTC"
-        f" ({retry_at.astimezone(UTC).strftime('%Y-%m-%d')})."
-    )
+    """When to try again, both rounded up to the minute: never a moment that is still too early."""
+    wait = 60.0 * max(1, math.ceil((retry_at - now).total_seconds() / 60))
+    at = retry_at.astimezone(UTC)
+    if at.second or at.microsecond:
+        at = at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return f"Try again in {duration_text(wait)}, after {at:%H:%M} UTC ({at:%Y-%m-%d})."
 
 
 def too_many_attempts(
