@@ -33,7 +33,7 @@ from riskrelay.reporting.settings import (
     ScheduleSettings,
 )
 from riskrelay.shared.settings import DatabaseSettings, KafkaSettings, OidcSettings
-from riskrelay.testing import running
+from riskrelay.testing import eventually, running
 from tests.integration.test_console import POLICY, auth_files, csrf_of, served_app
 from tests.oidc_provider import API_AUDIENCE, Client, Provider, running_provider
 
@@ -65,6 +65,7 @@ def provider() -> Iterator[Provider]:
 class Stack:
     reporting: FastAPI
     escalator_url: str
+    reporting_settings: ReportingSettings
 
 
 @contextlib.asynccontextmanager
@@ -102,26 +103,25 @@ async def oidc_stack(
         )
     )
     async with served_app(escalator) as escalator_url:
-        reporting = create_reporting(
-            ReportingSettings(
-                kafka=kafka_settings,
-                database=database_settings.model_copy(update={"schema_name": f"{db_schema}_rep"}),
-                auth=auth,
-                schedule=ScheduleSettings(enabled=False),
-                console=ConsoleSettings(
-                    escalator_url=escalator_url,
-                    local_sign_in=local_sign_in,
-                    oidc=ConsoleOidcSettings(
-                        client_id=CLIENT_ID,
-                        client_secret_file=secret,
-                        redirect_url=CALLBACK,
-                        provider_name="Test IdP",
-                    ),
+        settings = ReportingSettings(
+            kafka=kafka_settings,
+            database=database_settings.model_copy(update={"schema_name": f"{db_schema}_rep"}),
+            auth=auth,
+            schedule=ScheduleSettings(enabled=False),
+            console=ConsoleSettings(
+                escalator_url=escalator_url,
+                local_sign_in=local_sign_in,
+                oidc=ConsoleOidcSettings(
+                    client_id=CLIENT_ID,
+                    client_secret_file=secret,
+                    redirect_url=CALLBACK,
+                    provider_name="Test IdP",
                 ),
-            )
+            ),
         )
+        reporting = create_reporting(settings)
         async with running(reporting):
-            yield Stack(reporting, escalator_url)
+            yield Stack(reporting, escalator_url, settings)
 
 
 def browser(app: FastAPI) -> httpx.AsyncClient:
@@ -281,6 +281,18 @@ async def test_people_sign_in_through_the_provider_and_every_service_accepts_its
             as_rotated = {"Authorization": f"Bearer {rotated_token}"}
             assert (await escalator.get("/v1/escalations", headers=as_rotated)).status_code == 200
         assert (await escalator.get("/v1/escalations", headers=as_lea)).status_code == 200
+
+        # Another reporting instance, which took no callback, knows the provider's keys from
+        # start-up and recognises the session too.
+        async with running(create_reporting(stack.reporting_settings)) as other:
+            elsewhere = browser(other)
+            elsewhere.cookies.set("riskrelay_console", id_token)
+
+            async def recognised() -> bool:
+                return (await elsewhere.get("/console/queue")).status_code == 200
+
+            await eventually(recognised, timeout=15)
+            await elsewhere.aclose()
 
         # A person signed in through the provider makes an API token; it carries their roles.
         page = await lea.get("/console/tokens")

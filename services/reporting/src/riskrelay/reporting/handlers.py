@@ -35,6 +35,7 @@ from riskrelay.reporting.console_tokens import build_token_exchange_router
 from riskrelay.reporting.dashboard import LagMonitor, ack_window, dashboard_view
 from riskrelay.reporting.generate import RenderMetrics, ReportKind, file_name, produce
 from riskrelay.reporting.ingest import apply_events, checked_decoder
+from riskrelay.reporting.oidc import keep_provider_keys_fresh
 from riskrelay.reporting.periods import (
     PeriodError,
     month_of,
@@ -439,6 +440,13 @@ def configure(context: ServiceContext) -> None:
         await open_escalator_client(context, settings.console)
 
     context.on_startup.append(start_console)
+    if context.tokens.oidc is not None:
+        provider = context.tokens.oidc
+
+        async def keep_keys_fresh(context: ServiceContext) -> None:
+            await keep_provider_keys_fresh(provider, clock_of(context).sleep)
+
+        context.background.append(keep_keys_fresh)
     context.on_shutdown.append(close_escalator_client)
     context.background.append(keep_dashboard_fresh)
     context.background.append(keep_lag_fresh)

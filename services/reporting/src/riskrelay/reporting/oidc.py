@@ -14,6 +14,11 @@ with PKCE (S256) and a nonce, through Authlib's client.
   session ends with the token's ``exp`` and the next page goes through the provider again
   (which answers at once while its own session lasts).
 
+The console's pages check a session synchronously, with the keys already fetched, so reporting
+keeps the provider's keys fresh in the background (:func:`keep_provider_keys_fresh`): fetched at
+start-up, and again every few minutes, so a session signed with a rotated key is recognised on
+every instance, not only the one that took the callback.
+
 The callback answers with a page that moves on to the console by itself instead of a redirect:
 a redirect would keep the provider's cross-site navigation going, and the browser would leave
 the SameSite=Strict session cookie off the next request.
@@ -25,6 +30,7 @@ import base64
 import hmac
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -107,6 +113,24 @@ def moving_on(target: str) -> HTMLResponse:
         f'<body><p>Signed in. <a href="{quoted}">Continue</a>.</p></body></html>',
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
+
+
+KEYS_REFRESH_SECONDS = 300.0
+KEYS_RETRY_SECONDS = 15.0
+
+
+async def keep_provider_keys_fresh(
+    oidc: OidcTokens, sleep: Callable[[float], Awaitable[None]]
+) -> None:
+    """Refetch the provider's JWKS every five minutes (every 15 s while it cannot be reached)."""
+    while True:
+        try:
+            await oidc.refresh_keys()
+            wait = min(KEYS_REFRESH_SECONDS, oidc.settings.jwks_max_age_seconds)
+        except (httpx.HTTPError, ValueError, KeyError, AuthenticationError) as error:
+            log.warning("identity provider keys not refreshed", error=type(error).__name__)
+            wait = KEYS_RETRY_SECONDS
+        await sleep(wait)
 
 
 def build_oidc_router(
