@@ -1,7 +1,7 @@
 """A small OpenID Connect provider for the tests, built on Authlib's server side and served over
 HTTP on localhost by werkzeug in a thread: discovery, an authorization endpoint (the authorization
 code flow, PKCE with S256 required, nonce required), a token endpoint authenticating the client
-by its secret, a JWKS endpoint, RS256 ID tokens and RS256 JWT access tokens (RFC 9068).
+by its secret, a JWKS endpoint, an end-session endpoint (RP-initiated logout), RS256 ID tokens and RS256 JWT access tokens (RFC 9068).
 
 The person "signed in at the provider" is whoever the test names in ``Provider.signed_in``, so
 the authorization endpoint answers at once with its redirect, as a provider does for someone who
@@ -116,6 +116,7 @@ class Provider:
     keys: list[RSAKey] = field(default_factory=list)
     codes: dict[str, Code] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    sign_outs: list[dict[str, str]] = field(default_factory=list)
 
     def rotate_key(self) -> str:
         key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(8), "use": "sig"})
@@ -212,6 +213,7 @@ def build_app(provider: Provider) -> Flask:
             authorization_endpoint=f"{provider.issuer}/authorize",
             token_endpoint=f"{provider.issuer}/token",
             jwks_uri=f"{provider.issuer}/jwks",
+            end_session_endpoint=f"{provider.issuer}/end_session",
             response_types_supported=["code"],
             subject_types_supported=["public"],
             id_token_signing_alg_values_supported=["RS256"],
@@ -235,6 +237,12 @@ def build_app(provider: Provider) -> Flask:
                 "</form></body></html>"
             )
         return server.create_authorization_response(grant_user=User(provider.signed_in))
+
+    @app.get("/end_session")
+    def end_session() -> Any:
+        provider.sign_outs.append(dict(request.args))
+        provider.signed_in = None
+        return "", 302, {"Location": request.args["post_logout_redirect_uri"]}
 
     @app.post("/token")
     def token() -> Any:

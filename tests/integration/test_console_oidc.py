@@ -116,6 +116,7 @@ async def oidc_stack(
                     client_secret_file=secret,
                     redirect_url=CALLBACK,
                     provider_name="Test IdP",
+                    post_logout_redirect_url="http://reporting/console/login",
                 ),
             ),
         )
@@ -312,6 +313,24 @@ async def test_people_sign_in_through_the_provider_and_every_service_accepts_its
             "sub-lea",
             ["team_lead"],
         )
+
+        # Sign-out ends the provider's session too (RP-initiated logout), then comes back.
+        signed_out = await lea.post(
+            "/console/logout", data={"csrf_token": csrf_of(await lea.get("/console/tokens"))}
+        )
+        assert signed_out.status_code == 303
+        end_session = signed_out.headers["location"]
+        assert end_session.startswith(f"{provider.issuer}/end_session?")
+        asked = parse_qs(urlsplit(end_session).query)
+        assert asked["id_token_hint"] == [id_token]
+        assert asked["client_id"] == [CLIENT_ID]
+        assert asked["post_logout_redirect_uri"] == ["http://reporting/console/login"]
+        assert lea.cookies.get("riskrelay_console") is None
+        async with httpx.AsyncClient() as at_provider:
+            back = await at_provider.get(end_session)
+        assert back.headers["location"] == "http://reporting/console/login"
+        assert provider.signed_in is None
+        assert (await lea.get("/console/queue")).status_code == 303
 
 
 async def test_sign_ins_the_console_must_refuse(

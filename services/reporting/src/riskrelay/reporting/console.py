@@ -422,7 +422,17 @@ def build_console_router(
         form = await read_form(request)
         if (refused := pages.refuse_without_csrf(request, form)) is not None:
             return refused
-        response = RedirectResponse("/console/login", status_code=status.HTTP_303_SEE_OTHER)
+        target = "/console/login"
+        if settings.oidc is not None:
+            from riskrelay.reporting.oidc import provider_sign_out_url
+
+            target = (
+                await provider_sign_out_url(
+                    context, settings.oidc, request.cookies.get(SESSION_COOKIE)
+                )
+                or target
+            )
+        response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
         pages.end_session(response)
         return response
 

@@ -13,6 +13,9 @@ with PKCE (S256) and a nonce, through Authlib's client.
   to the escalator and the register carry the provider's signature, not the console's; the
   session ends with the token's ``exp`` and the next page goes through the provider again
   (which answers at once while its own session lasts).
+* Sign-out (``POST /console/logout``) of such a session goes on to the provider's
+  ``end_session_endpoint`` when ``post_logout_redirect_url`` is set, ending the provider's
+  session too (:func:`provider_sign_out_url`).
 
 The console's pages check a session synchronously, with the keys already fetched, so reporting
 keeps the provider's keys fresh in the background (:func:`keep_provider_keys_fresh`): fetched at
@@ -34,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 from authlib.integrations.base_client.errors import OAuthError
@@ -45,7 +48,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from riskrelay.reporting.console import ConsolePages, safe_next
 from riskrelay.reporting.settings import ConsoleOidcSettings
 from riskrelay.shared.app import ServiceContext
-from riskrelay.shared.auth import AuthenticationError, OidcTokens
+from riskrelay.shared.auth import AuthenticationError, OidcTokens, unverified_issuer
 from riskrelay.shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -113,6 +116,37 @@ def moving_on(target: str) -> HTMLResponse:
         f'<body><p>Signed in. <a href="{quoted}">Continue</a>.</p></body></html>',
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
+
+
+async def provider_sign_out_url(
+    context: ServiceContext, settings: ConsoleOidcSettings, session_token: str | None
+) -> str | None:
+    """Where sign-out sends a person whose session is the provider's: its end-session endpoint
+    (RP-initiated logout), so the provider's own session ends too and the next sign-in asks
+    again. None (the console's sign-in page) for a local session, without
+    ``post_logout_redirect_url``, or when the provider has no such endpoint."""
+    oidc = context.tokens.oidc
+    if (
+        oidc is None
+        or settings.post_logout_redirect_url is None
+        or not session_token
+        or unverified_issuer(session_token) != oidc.issuer
+    ):
+        return None
+    try:
+        endpoint = (await oidc.metadata()).get("end_session_endpoint")
+    except (httpx.HTTPError, ValueError, AuthenticationError):
+        return None
+    if not isinstance(endpoint, str):
+        return None
+    query = urlencode(
+        {
+            "id_token_hint": session_token,
+            "client_id": settings.client_id,
+            "post_logout_redirect_uri": str(settings.post_logout_redirect_url),
+        }
+    )
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
 KEYS_REFRESH_SECONDS = 300.0

@@ -89,6 +89,13 @@ class ConsoleOidcSettings(BaseModel):
     provider_name: str = Field(
         default="single sign-on", description="Shown on the sign-in button: 'Sign in with ...'."
     )
+    post_logout_redirect_url: AnyHttpUrl | None = Field(
+        default=None,
+        description=(
+            "Registered at the provider (https://<console host>/console/login): sign-out then"
+            " ends the provider's session too and the provider sends the browser back here."
+        ),
+    )
     request_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
