@@ -73,13 +73,14 @@ def build_slack_router(escalator: Escalator) -> APIRouter:
             400: {"description": "not a block_actions payload"},
             401: {"description": "bad or missing signature, or a timestamp over 5 minutes off"},
             413: {"description": "body too large"},
-            503: {"description": "no Slack signing secret configured"},
+            404: {"description": "no Slack signing secret configured: interactivity is off"},
         },
     )
     async def interactions(request: Request) -> dict[str, Any]:
         if verifier is None:
+            # Switched off by configuration, not failing: a client error, never a 5xx.
             raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
+                status.HTTP_404_NOT_FOUND,
                 "Slack interactivity is not set up: set RISKRELAY_ESCALATOR_SLACK__SIGNING_SECRET",
             )
         body = await request.body()
