@@ -9,7 +9,9 @@ What it does, in one run:
    ``RISKRELAY_TEST_DATABASE_URL``; the broker pause and the database restart need the embedded
    ones and are skipped, with a note, otherwise), then the five services as processes
    (``python -m riskrelay.<service>``) under a topic prefix and schemas of their own, the
-   escalator with a roster whose webhooks point at a sink in this process;
+   escalator with a roster whose webhooks point at a sink in this process and whose people get
+   e-mail through an SMTP server (aiosmtpd) in this process, both refusing the first attempt
+   of a share of their deliveries;
 2. publishes realistic tickets (:mod:`riskrelay.cli.sample_traffic`, ids made unique per run,
    plus a share of Critical data-breach reports) at a fixed rate with ``acks=all``, keeping the
    ids the broker acknowledged;
@@ -22,7 +24,8 @@ What it does, in one run:
    keyed by a unique marker;
 4. after the faults heal: measures how long every consumer group takes to reach zero lag, waits
    until nothing changes any more (no lag, empty outboxes, no pending deliveries, stable topic
-   ends), then checks that nothing accepted was lost and no effect happened twice.
+   ends), then checks that nothing accepted was lost and no effect happened twice, e-mails
+   included: every escalation-due event reached each person of its role once.
 
 The summary (faults, per-stage figures, checks) is printed and written as JSON to
 ``bench/results/faults.json`` (``faults-short.json`` with ``--short``); the exit status is 1
@@ -51,6 +54,8 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email import policy as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -59,6 +64,8 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from rich.console import Console
 from rich.table import Table
 
@@ -132,6 +139,25 @@ EVENT_TYPES: dict[str, str] = {
     RISK_FEEDBACK.name: "riskrelay.risk.feedback.v1",
 }
 ROSTER_ROLES = ("agent", "team_lead", "support_manager", "support_director", "risk_management")
+# The people of each role, reached by e-mail through the SMTP receiver; two team leads, so a
+# notice must reach every person of its role, not just one.
+ROSTER_PEOPLE: dict[str, tuple[str, ...]] = {
+    "agent": ("agent",),
+    "team_lead": ("lead-a", "lead-b"),
+    "support_manager": ("manager",),
+    "support_director": ("director",),
+    "risk_management": ("risk",),
+}
+MAIL_CHANNEL = "mail"
+MAIL_DOMAIN = "faults.example.org"
+MAIL_CRASH_WINDOW_S = 2.0
+"""An accepted e-mail re-sent after the escalator died (or lost its database) this soon after
+the server's 250, before the attempt was recorded, is SMTP's at-least-once: the same Message-ID
+comes again (a mail system drops it). Any other repeat is a duplicate."""
+
+
+def person_address(person: str) -> str:
+    return f"{person}@{MAIL_DOMAIN}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,7 +194,8 @@ class Options:
     storm_interval: float = 3.0
     restart_delay: tuple[float, float] = (0.3, 2.5)
     failing_delivery_share: float = 0.1
-    """Share of notifications whose first delivery attempt the sink answers with 503."""
+    """Share of notifications whose first delivery attempt the sink answers with 503 (the SMTP
+    receiver: 451 to its DATA)."""
     lag_recovery_limit: float = 60.0
     """Seconds for every group's lag to reach zero after the faults heal. A killed intake must
     load its sentence encoder again and catch up at its per-ticket cost, which with the learned
@@ -265,7 +292,7 @@ def _stop_broker(broker: BrokerProcess) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Notification sink: where the roster's webhooks point
+# Notification sink and SMTP receiver: where the roster's webhooks and e-mails go
 # ---------------------------------------------------------------------------------------------
 
 
@@ -325,11 +352,83 @@ class NotificationSink:
             return list(self.receipts)
 
 
-def write_roster(path: Path, sink_port: int) -> None:
-    lines = ["source: riskrelay-faults", "roles:"]
+class MailReceiver:
+    """SMTP server (aiosmtpd) for the roster's people: keeps the Message-ID and envelope
+    recipient of every accepted e-mail; answers the first DATA of a fixed share with 451."""
+
+    def __init__(self, failing_share: float) -> None:
+        self.failing_share = failing_share
+        self.receipts: list[MailReceipt] = []
+        self.refused = 0
+        self._refused_once: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    def _should_refuse(self, key: tuple[str, str]) -> bool:
+        digest = hashlib.sha256(f"mail/{key[0]}/{key[1]}".encode()).digest()
+        return digest[0] < 256 * self.failing_share and key not in self._refused_once
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        message = message_from_bytes(raw, policy=email_policy.default)
+        message_id = str(message.get("Message-ID", "")).strip().strip("<>")
+        escalation_id = str(message.get("X-Riskrelay-Escalation", ""))
+        keys = [(message_id, recipient.lower()) for recipient in envelope.rcpt_tos]
+        with self._lock:
+            if any(self._should_refuse(key) for key in keys):
+                self._refused_once.update(keys)
+                self.refused += 1
+                return "451 4.3.0 Temporarily unable to accept the message, try again"
+            at = CLOCK.elapsed()
+            self.receipts += [MailReceipt(*key, escalation_id, at) for key in keys]
+        return "250 2.0.0 Accepted"
+
+    def start(self) -> int:
+        self._controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self._controller.start()
+        return int(self._controller.port)
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+
+    def snapshot(self) -> list[MailReceipt]:
+        with self._lock:
+            return list(self.receipts)
+
+
+@dataclass(frozen=True)
+class MailReceipt:
+    message_id: str
+    recipient: str
+    escalation_id: str
+    at: float
+    """Seconds since the run started (the fault timeline's clock)."""
+
+
+def write_roster(path: Path, sink_port: int, smtp_port: int) -> None:
+    lines = [
+        "source: riskrelay-faults",
+        "channels:",
+        f"  {MAIL_CHANNEL}: {{type: email, host: 127.0.0.1, port: {smtp_port}, security: none,",
+        "         from_address: riskrelay-faults@example.org, timeout_s: 5}",
+        "people:",
+    ]
+    for people in ROSTER_PEOPLE.values():
+        for person in people:
+            lines.append(
+                f"  {person}: {{name: {person}, email: {person_address(person)},"
+                f" channels: [{MAIL_CHANNEL}]}}"
+            )
+    lines.append("roles:")
     for role in ROSTER_ROLES:
         url = f"http://127.0.0.1:{sink_port}/notify/{role}"
-        lines += [f"  {role}:", "    channels:", f'      - {{type: webhook, url: "{url}"}}']
+        lines += [
+            f"  {role}:",
+            f"    people: [{', '.join(ROSTER_PEOPLE[role])}]",
+            "    channels:",
+            f'      - {{type: webhook, url: "{url}"}}',
+        ]
     lines += [
         "delivery:",
         "  initial_delay: 1s",
@@ -1323,9 +1422,12 @@ class Audit:
     accepted: dict[str, str]
     malformed: list[Malformed]
     sink: NotificationSink
+    mail: MailReceiver
+    faults: list[FaultRecord]
     topics: dict[str, TopicContents] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     stages: list[Stage] = field(default_factory=list)
+    email: dict[str, Any] = field(default_factory=dict)
 
     def running(self, service: str) -> bool:
         return service in self.fleet.options.services
@@ -1608,6 +1710,108 @@ class Audit:
             doubled | failed,
             "notifications queued twice or not delivered",
         )
+        await self._emails(connection, due)
+
+    async def _emails(self, connection: asyncpg.Connection, due: TopicContents) -> None:
+        """Each escalation-due event e-mailed to every person of its role: received (nothing
+        lost), received once per event and person (nothing sent twice), its row delivered."""
+        from riskrelay.escalator.person_notices import message_id
+
+        expected: dict[tuple[str, str], str] = {}  # (Message-ID, recipient) -> event id
+        for event_id, event in due.events.items():
+            for person in ROSTER_PEOPLE[event.data.target_role.value]:
+                address = person_address(person)
+                expected[(message_id(event_id, address, MAIL_CHANNEL), address)] = event_id
+        receipts = self.mail.snapshot()
+        first_at: dict[tuple[str, str], float] = {}
+        counts: Counter[tuple[str, str]] = Counter()
+        for receipt in receipts:
+            key = (receipt.message_id, receipt.recipient)
+            counts[key] += 1
+            first_at.setdefault(key, receipt.at)
+        missing = {f"{expected[key]} -> {key[1]}" for key in expected.keys() - counts.keys()}
+        unexpected = {f"unexpected {key[0]} -> {key[1]}" for key in counts.keys() - expected.keys()}
+        unexpected |= {
+            f"{receipt.message_id} -> {receipt.recipient}: X-Riskrelay-Escalation"
+            f" {receipt.escalation_id!r}, its event's step is {step!r}"
+            for receipt in receipts
+            if (event_id := expected.get((receipt.message_id, receipt.recipient)))
+            and receipt.escalation_id != (step := due.events[event_id].data.escalation_id)
+        }
+        repeats = {key: n for key, n in counts.items() if n > 1}
+        windows = self._escalator_crash_windows()
+        explained = {
+            key for key in repeats if any(start <= first_at[key] <= end for start, end in windows)
+        }
+        doubled = {
+            f"{key[0]} -> {key[1]} x{n}" for key, n in repeats.items() if key not in explained
+        }
+        schema = self.fleet.schema("escalator")
+        rows = await connection.fetch(
+            f"SELECT payload->>'message_id' AS message_id, recipient, state, attempts"
+            f" FROM \"{schema}\".notifications WHERE channel = 'email'"
+        )
+        queued = {(row["message_id"], row["recipient"]) for row in rows}
+        row_problems = {
+            f"{row['message_id']} -> {row['recipient']}: {row['state']}"
+            for row in rows
+            if row["state"] != "delivered"
+        } | {f"{expected[key]} -> {key[1]}: never queued" for key in expected.keys() - queued}
+        events = {expected[key] for key in expected}
+        self.email = {
+            "events": len(events),
+            "recipients": sum(len(people) for people in ROSTER_PEOPLE.values()),
+            "expected": len(expected),
+            "received": len(expected.keys() & counts.keys()),
+            "lost": len(missing),
+            "first_attempts_refused_451": self.mail.refused,
+            "rows": len(rows),
+            "rows_retried": sum(1 for row in rows if row["attempts"] > 1),
+            "repeats": sum(n - 1 for n in repeats.values()),
+            "repeats_after_crash": sum(repeats[key] - 1 for key in explained),
+            "duplicated": len(doubled),
+        }
+        self.stages.append(
+            Stage(
+                "e-mail per escalation-due event and person",
+                len(expected),
+                len(expected.keys() & counts.keys()),
+                len(missing),
+                duplicated=len(doubled),
+                raw_duplicates=self.email["repeats"],
+            )
+        )
+        self.check(
+            "every escalation-due event was e-mailed to each person of its role",
+            missing,
+            f"of {len(expected)} e-mails ({len(events)} events to their roles' people)"
+            f" never received ({self.mail.refused} first attempts refused with 451 on purpose)",
+        )
+        self.check(
+            "e-mail: no event received twice by one person, nothing unexpected",
+            doubled | unexpected,
+            "e-mails received twice or not expected"
+            f" ({self.email['repeats_after_crash']} re-sent with the same Message-ID after the"
+            " escalator died between the server's 250 and the attempt's record)",
+        )
+        self.check(
+            "e-mail notifications: one row per expected e-mail, all delivered",
+            row_problems,
+            f"of {len(expected)} e-mails not queued or not delivered"
+            f" ({self.email['rows_retried']} delivered after a retry)",
+        )
+
+    def _escalator_crash_windows(self) -> list[tuple[float, float]]:
+        """When an accepted e-mail could go unrecorded: the escalator SIGKILLed, or its
+        database down, within the crash window of the server's 250."""
+        windows = []
+        for fault in self.faults:
+            if fault.kind == "kill" and fault.target == "escalator":
+                windows.append((fault.at - MAIL_CRASH_WINDOW_S, fault.at + 0.5))
+            elif fault.kind == "postgres_restart":
+                healed = fault.healed_at if fault.healed_at is not None else fault.at
+                windows.append((fault.at - MAIL_CRASH_WINDOW_S, healed + 0.5))
+        return windows
 
     async def _duplicates(self, connection: asyncpg.Connection) -> None:
         """Derived events: one id per occurrence (re-sent records must repeat the same id and
@@ -1726,6 +1930,7 @@ class Summary:
     notes: list[str]
     skipped_faults: list[str]
     load: dict[str, Any]
+    email: dict[str, Any] = field(default_factory=dict)
 
 
 async def execute(options: Options) -> Summary:
@@ -1743,8 +1948,9 @@ async def execute(options: Options) -> Summary:
     options.log_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="riskrelay-faults-"))
     sink = NotificationSink(options.failing_delivery_share)
+    mail = MailReceiver(options.failing_delivery_share)
     roster = workdir / "roster.yaml"
-    write_roster(roster, sink.start())
+    write_roster(roster, sink.start(), mail.start())
     with infrastructure(options.log_dir) as infra:
         can_pause = infra.broker is not None
         can_restart_pg = infra.postgres is not None
@@ -1820,7 +2026,14 @@ async def execute(options: Options) -> Summary:
             )
             say(f"drained: {drained} after {drain_seconds:.1f} s ({drain_state})")
             audit = Audit(
-                fleet, infra.bootstrap, infra.database_url, load.accepted, injector.malformed, sink
+                fleet,
+                infra.bootstrap,
+                infra.database_url,
+                load.accepted,
+                injector.malformed,
+                sink,
+                mail,
+                injector.records,
             )
             await audit.run()
             if options.keep:
@@ -1838,6 +2051,7 @@ async def execute(options: Options) -> Summary:
             await probe.stop()
             fleet.shutdown()
             sink.stop()
+            mail.stop()
             shutil.rmtree(workdir, ignore_errors=True)
     audit.checks.insert(
         0,
@@ -1908,6 +2122,7 @@ async def execute(options: Options) -> Summary:
             "send_failures": load.send_failures,
             "critical": sum(1 for e in traffic if e.id.startswith("faults-critical-")),
         },
+        email=audit.email,
     )
 
 
@@ -1967,6 +2182,15 @@ def report(summary: Summary, output: Path) -> None:
         f" lag recovery {summary.lag_recovery_seconds} s -> "
         + ("[green]PASSED[/]" if summary.passed else "[red]FAILED[/]")
     )
+    if summary.email:
+        e = summary.email
+        out.print(
+            f"[bold]e-mail:[/] {e['received']} of {e['expected']} received"
+            f" ({e['events']} escalation-due events to {e['recipients']} people by role),"
+            f" lost {e['lost']}, duplicated {e['duplicated']}; {e['first_attempts_refused_451']}"
+            f" first attempts refused with 451, {e['rows_retried']} delivered on a retry,"
+            f" {e['repeats']} repeats ({e['repeats_after_crash']} after an escalator crash)"
+        )
     for note in summary.notes:
         out.print(f"[yellow]note:[/] {note}")
     output.parent.mkdir(parents=True, exist_ok=True)
