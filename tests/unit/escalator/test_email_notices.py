@@ -4,6 +4,7 @@ retry rules."""
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -277,3 +278,29 @@ def test_smtp_security_modes_and_secret_files(tmp_path: Path) -> None:
     missing = channel.model_copy(update={"password_file": tmp_path / "absent"})
     with pytest.raises(ValueError, match=r"channels\.mail\.password_file: cannot read"):
         SmtpSender("mail", missing)
+
+
+def test_tls_verifies_certificate_and_name_against_the_ca_file_only(tmp_path: Path) -> None:
+    channel = EmailChannel(
+        host="smtp.example.org", security="tls", from_address="riskrelay@example.org"
+    )
+    system = SmtpSender("mail", channel).connection_options()["tls_context"]
+    assert isinstance(system, ssl.SSLContext)
+    assert system.verify_mode is ssl.CERT_REQUIRED
+    assert system.check_hostname is True
+    # An empty CA file is no CA at all: the system's CAs are not trusted beside it.
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"channels\.mail\.ca_file: cannot load"):
+        SmtpSender("mail", channel.model_copy(update={"ca_file": empty}))
+    with pytest.raises(ValueError, match=r"channels\.mail\.ca_file: cannot load .*absent\.pem"):
+        SmtpSender("mail", channel.model_copy(update={"ca_file": tmp_path / "absent.pem"}))
+    relay = channel.model_copy(update={"security": "none", "port": 25})
+    assert SmtpSender("mail", relay).connection_options()["tls_context"] is None
+    with pytest.raises(ValueError, match="ca_file needs security starttls or tls"):
+        EmailChannel(
+            host="relay.local",
+            security="none",
+            ca_file=tmp_path / "ca.pem",
+            from_address="riskrelay@example.org",
+        )

@@ -4,11 +4,14 @@ Rendering is pure (:func:`email_payload` builds the JSON the delivery queue stor
 sends the very same message, Message-ID included); :class:`SmtpSender` is the I/O edge
 (aiosmtplib). SMTP replies decide retries: 2xx delivered, 4xx (a transient refusal) retried
 with the roster's backoff, 5xx (a permanent refusal: unknown mailbox, relaying denied) recorded
-as failed at once.
+as failed at once. ``starttls`` and ``tls`` verify the server's certificate and name (against the
+channel's ``ca_file``, else the system's CAs); a server that offers no STARTTLS, or a certificate
+that does not verify, is a failed attempt: a notice is never sent in clear instead.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -107,6 +110,22 @@ class SmtpReply:
         return self.code is not None and 500 <= self.code <= 599
 
 
+def _tls_context(channel: EmailChannel, channel_name: str) -> ssl.SSLContext | None:
+    """Certificate and host name checked (the defaults); only the ``ca_file`` CAs when given."""
+    if channel.security == "none":
+        return None
+    try:
+        return ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH,
+            cafile=str(channel.ca_file) if channel.ca_file is not None else None,
+        )
+    except (OSError, ssl.SSLError) as error:
+        raise SmtpConfigError(
+            f"roster channels.{channel_name}.ca_file: cannot load {channel.ca_file}:"
+            f" {getattr(error, 'strerror', None) or error}"
+        ) from error
+
+
 def _read_secret(path: Path | None, what: str, channel_name: str) -> str | None:
     if path is None:
         return None
@@ -126,6 +145,7 @@ class SmtpSender:
         self.channel = channel
         self._username = _read_secret(channel.username_file, "username_file", name)
         self._password = _read_secret(channel.password_file, "password_file", name)
+        self._tls_context = _tls_context(channel, name)
 
     def connection_options(self) -> dict[str, Any]:
         security = self.channel.security
@@ -133,7 +153,9 @@ class SmtpSender:
             "hostname": self.channel.host,
             "port": self.channel.port,
             "use_tls": security == "tls",
+            # True: STARTTLS or no delivery (None would fall back to clear text).
             "start_tls": security == "starttls",
+            "tls_context": self._tls_context,
             "username": self._username,
             "password": self._password,
             "timeout": self.channel.timeout_s,

@@ -147,6 +147,11 @@ class EmailChannel(ConfigModel):
         description="`starttls` (submission, 587), `tls` (implicit TLS, 465) or `none` (a local"
         " relay only).",
     )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities the server's certificate must"
+        " chain to, instead of the system's (a private relay's CA); `starttls` and `tls` only.",
+    )
     username_file: Path | None = Field(default=None, description="File holding the user name.")
     password_file: Path | None = Field(default=None, description="File holding the password.")
     from_address: str = Field(
@@ -160,6 +165,8 @@ class EmailChannel(ConfigModel):
     def _credentials_in_pairs(self) -> Self:
         if (self.username_file is None) != (self.password_file is None):
             raise ValueError("username_file and password_file go together")
+        if self.ca_file is not None and self.security == "none":
+            raise ValueError("ca_file needs security starttls or tls")
         return self
 
 
