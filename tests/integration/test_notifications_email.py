@@ -22,6 +22,7 @@ from riskrelay.devstack import free_port
 from riskrelay.escalator.app import create_app
 from riskrelay.escalator.calendar import load_calendar
 from riskrelay.escalator.domain import build_plan
+from riskrelay.escalator.notice import reader_time
 from riskrelay.escalator.policy import load_policy
 from riskrelay.escalator.settings import EscalatorSettings
 from riskrelay.shared.auth import IdentityTokens, Person
@@ -206,6 +207,13 @@ async def test_level_4_email_link_acknowledges_once_and_refuses_tampering(
                 assert seen.status_code == 200, seen.text
                 assert seen.json()["step"]["state"] == "open"
                 assert seen.json()["channel"] == "email"
+                # The confirmation page's deadline: in Nina's zone, as she reads it.
+                assert seen.json()["time_zone"] == "America/New_York"
+                service_now = app.state.context.state["clock"]()
+                assert seen.json()["ack_due_text"] == reader_time(
+                    lead_step.ack_due_at, NEW_YORK, service_now
+                )
+                assert seen.json()["ack_due_text"].endswith(f", {local:%H:%M} {local.tzname()}")
                 # Inspecting changed nothing.
                 assert (
                     await db.fetchval(

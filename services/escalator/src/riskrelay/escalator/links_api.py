@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from fastapi import APIRouter, Depends, status
@@ -24,6 +25,8 @@ from riskrelay.escalator import store
 from riskrelay.escalator.api import ACKNOWLEDGERS
 from riskrelay.escalator.domain import AckStatus, StepState, StepStatus, step_state
 from riskrelay.escalator.links import LinkClaims, LinkRefused, RefusalReason, same_person
+from riskrelay.escalator.notice import reader_time
+from riskrelay.escalator.roster import Roster
 from riskrelay.shared.auth import Principal
 from riskrelay.shared.events import ReviewDecision, RiskLevel, Role
 from riskrelay.shared.outbox import Outbox
@@ -67,6 +70,17 @@ class LinkInspection(BaseModel):
     decision: ReviewDecision | None = Field(description="A Level 3 review link's decision.")
     expires_at: datetime
     step: LinkStep
+    time_zone: str = Field(
+        default="UTC", description="The person's time zone in the roster (else UTC)."
+    )
+    ack_due_text: str | None = Field(
+        default=None,
+        description="The step's acknowledgement deadline as the person reads it, in their time"
+        " zone: `Tue 1 Dec, 14:30 EST` (the year when it is not the current one).",
+    )
+    expires_text: str | None = Field(
+        default=None, description="When the link expires, in the same form."
+    )
 
 
 class LinkRefusal(BaseModel):
@@ -84,6 +98,17 @@ class LinkRedemption(BaseModel):
     detail: str | None
     step: LinkStep
     event_id: str | None = Field(description="The escalation-acks event published, if any.")
+
+
+def recipient_zone(roster: Roster, email: str) -> ZoneInfo:
+    """The time zone of the roster's person with this e-mail (UTC for someone it lacks)."""
+    people = [*roster.people.values()] + [
+        person for role in roster.roles for person in roster.people_of(role)
+    ]
+    for person in people:
+        if same_person(email, person.email):
+            return roster.person_zone(person)
+    return ZoneInfo("UTC")
 
 
 def _step(row: asyncpg.Record, now: datetime) -> LinkStep:
@@ -183,12 +208,17 @@ class LinkDesk:
         except LinkRefused as refusal:
             await self.record_refusal(refusal, presenter, now)
             raise
+        zone = recipient_zone(self.escalator.roster, claims.person)
+        step = _step(row, now)
         return LinkInspection(
             person=claims.person,
             channel=claims.channel,
             decision=claims.decision,
             expires_at=claims.expires_at,
-            step=_step(row, now),
+            step=step,
+            time_zone=zone.key,
+            ack_due_text=reader_time(step.ack_due_at, zone, now) if step.ack_due_at else None,
+            expires_text=reader_time(claims.expires_at, zone, now),
         )
 
     async def redeem(self, token: str, presenter: Presenter, now: datetime) -> LinkRedemption:

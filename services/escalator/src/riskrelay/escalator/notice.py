@@ -132,6 +132,15 @@ def duration_text(seconds: float) -> str:
     return "under a minute"
 
 
+def reader_time(instant: datetime, zone: ZoneInfo, now: datetime) -> str:
+    """``Tue 1 Dec, 14:30 EST``: a moment as someone in ``zone`` reads it, with the year only
+    when it is not the current one there (``Fri 1 Jan 2027, 09:00 EST``)."""
+    local = instant.astimezone(zone)
+    year = "" if local.year == now.astimezone(zone).year else f" {local.year}"
+    # "%-d" is glibc-only; build the day without a leading zero by hand.
+    return f"{local:%a} {local.day} {local:%b}{year}, {local:%H:%M} {local.tzname()}"
+
+
 def local_deadline(
     instant: datetime, zone: ZoneInfo, calendar: BusinessCalendar | None, now: datetime
 ) -> LocalDeadline:
