@@ -16,6 +16,10 @@ its If-Match), it is a new fact signed by the person, like an acknowledgement pu
 event it consumes and dead-letters what it refuses, as for any event; an intake HTTP endpoint
 would only add a hop that publishes to a topic intake then reads back.
 
+Each form carries a key drawn when it is rendered (``form_key``); the event's id derives from it
+and the person, so a double-click (or a resubmitted form) publishes the same event twice and
+intake keeps it once. A form without a key (a script's post) gets a fresh id each time.
+
 The texts a feedback carries come from this read model (the redacted subject, summary and
 detection evidence intake and the classifier published), never from the form, so nothing a
 browser sends can put unredacted text into the labelled examples.
@@ -23,6 +27,8 @@ browser sends can put unredacted text into the labelled examples.
 
 from __future__ import annotations
 
+import re
+import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -48,6 +54,7 @@ from riskrelay.reporting.settings import ConsoleSettings
 from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.auth import Principal
 from riskrelay.shared.clock import Clock
+from riskrelay.shared.envelope import derive_event_id
 from riskrelay.shared.events import (
     FeedbackKind,
     FeedbackText,
@@ -68,6 +75,8 @@ SOURCE = "riskrelay/console"
 MAX_ID_CHARS = 256
 MAX_TEXTS = 50
 MAX_TEXT_CHARS = 2_000
+FORM_KEY_FIELD = "form_key"
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # Judging a detection is a reviewer's call; reporting a missed risk is anyone's in the chain,
 # agents included (the protocol's near-miss reporting starts at the front line).
 REVIEWER_ROLES = frozenset(
@@ -264,11 +273,23 @@ def _feedback(
         raise FeedbackRefusedError(error.errors()[0]["msg"]) from error
 
 
-def feedback_event(feedback: RiskFeedback) -> RiskFeedbackEvent:
-    # A person's action is a new occurrence, not derived from an event: a fresh id.
+def new_form_key() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def feedback_event_id(feedback: RiskFeedback, form_key: str | None) -> str:
+    """One id per rendered form and person (what it judges included, so a key replayed on
+    another feedback cannot hide it); a fresh one without a key."""
+    if form_key is None:
+        return str(uuid.uuid4())
+    judged = f"{feedback.kind.value}/{feedback.ticket_id or ''}/{feedback.risk_id or ''}"
+    return derive_event_id(f"console-feedback:{form_key}", f"{feedback.given_by}/{judged}")
+
+
+def feedback_event(feedback: RiskFeedback, form_key: str | None = None) -> RiskFeedbackEvent:
     subject = feedback.ticket_id or feedback.risk_id
     return RiskFeedbackEvent(
-        id=str(uuid.uuid4()),
+        id=feedback_event_id(feedback, form_key),
         source=SOURCE,
         time=feedback.given_at,
         subject=subject,
@@ -292,6 +313,8 @@ def page_values(principal: Principal, **values: Any) -> dict[str, Any]:
         "kinds": {kind.value for kind in kinds_allowed(principal)},
         "levels": [(level.value, level_label(level)) for level in RiskLevel],
         "indicators": [indicator.value for indicator in Indicator],
+        "form_key_field": FORM_KEY_FIELD,
+        "new_form_key": new_form_key,
         "risk": None,
         "ticket": None,
         "done": None,
@@ -312,6 +335,15 @@ def _identifier(value: str | None) -> str | None:
     if len(text) > MAX_ID_CHARS or any(ord(c) < 32 for c in text):
         raise FeedbackRefusedError("that is not a ticket or risk id")
     return text
+
+
+def _form_key(value: str | None) -> str | None:
+    key = (value or "").strip()
+    if not key:
+        return None
+    if not FORM_KEY.fullmatch(key):
+        raise FeedbackRefusedError("the form is damaged: reload the page and give it again")
+    return key
 
 
 def _kind(value: str | None) -> FeedbackKind:
@@ -435,13 +467,14 @@ def build_feedback_router(
             return submitted
         try:
             feedback = await feedback_of(submitted)
+            form_key = _form_key(submitted.form.get(FORM_KEY_FIELD))
         except FeedbackRefusedError as error:
             return message(request, submitted.principal, 422, "Feedback not recorded", f"{error}.")
         except PermissionError as error:
             return message(request, submitted.principal, 403, "Not allowed", f"{error}.")
         except LookupError as error:
             return message(request, submitted.principal, 404, "Not found", f"{error}.")
-        event = feedback_event(feedback)
+        event = feedback_event(feedback, form_key)
         key = feedback.ticket_id or feedback.risk_id or ""
         target = safe_next(submitted.form.get("next"))
         try:
