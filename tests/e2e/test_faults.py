@@ -2,7 +2,7 @@
 rebalance storm): the five services as processes under SIGKILLs, a frozen broker, a restarted
 one (Apache Kafka), a PostgreSQL restart, a scaled consumer group, instances joining and leaving
 it, and malformed records on every topic, then the loss, duplication, lag and dead-letter
-checks."""
+checks, webhook and e-mail deliveries included."""
 
 from __future__ import annotations
 
@@ -65,4 +65,11 @@ def test_short_fault_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
     assert summary.lost == 0
     assert summary.duplicated == 0
     assert summary.events_in == summary.accounted > 0
+    # Every escalation-due notice was e-mailed to each person of its role, some only after a
+    # refused first attempt (451), none twice.
+    email = summary.email
+    assert email["received"] == email["expected"] > email["events"] > 0
+    assert email["first_attempts_refused_451"] > 0
+    assert email["rows_retried"] > 0
+    assert email["duplicated"] == 0
     assert (tmp_path / "faults.json").exists()
