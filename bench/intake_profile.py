@@ -184,8 +184,12 @@ class StageClock:
     """Word pieces the forward passes ran over, padding included."""
     _pending_ids: list[str] = field(default_factory=list)
 
-    def timed(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        clock = time.process_time
+    def timed(
+        self,
+        stage: str,
+        function: Callable[..., Any],
+        clock: Callable[[], float] = time.process_time,
+    ) -> Callable[..., Any]:
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -272,7 +276,11 @@ def stage_clocks(detector: SemanticDetector | None) -> Iterator[StageClock]:
                 clock.forward_tokens += int(input_ids.size)
                 return forward(input_ids, attention_mask)
 
-            timed_forward = clock.timed("full encoder forward", counted_forward)
+            # Forward passes run concurrently (EncoderSettings.parallel_runs), each on the
+            # thread that calls it: the process clock would count a concurrent pass twice.
+            timed_forward = clock.timed(
+                "full encoder forward", counted_forward, clock=time.thread_time
+            )
             patches.append((full, "_forward", timed_forward))
     with contextlib.ExitStack() as stack:
         for target, name, replacement in patches:

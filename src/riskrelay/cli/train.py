@@ -146,6 +146,7 @@ def train_command(
             return
     # Imported here so that other `riskrelay` commands do not pay for scikit-learn and the encoder.
     from riskrelay.intake.encoder import EncoderLoadError
+    from riskrelay.intake.settings import IntakeSettings
     from riskrelay.training import TrainingConfig, train_to_file
 
     started = time.monotonic()
@@ -159,6 +160,8 @@ def train_command(
             clinc=clinc,
             output=output,
             config=TrainingConfig() if seed is None else TrainingConfig(seed=seed),
+            # The encoder intake runs with (RISKRELAY_INTAKE_ENCODER__*), so the models fit it.
+            encoder=IntakeSettings().encoder,
             progress=progress,
         )
     except (OSError, ValueError, EncoderLoadError) as error:

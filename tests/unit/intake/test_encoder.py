@@ -284,6 +284,17 @@ def test_int8_embeddings_do_not_depend_on_the_batch(int8_encoder: SentenceEncode
     assert np.array_equal(alone, batched)
 
 
+def test_concurrent_runs_give_the_rows_of_one_run(settings: EncoderSettings) -> None:
+    one_run = load_encoder(
+        settings.model_copy(update={"quantized": True, "parallel_runs": 1, "memo_entries": 0})
+    )
+    concurrent = load_encoder(
+        settings.model_copy(update={"quantized": True, "parallel_runs": 2, "memo_entries": 0})
+    )
+    texts = VARIED_TEXTS * 4
+    assert np.array_equal(concurrent.encode(texts), one_run.encode(texts))
+
+
 def test_remembered_texts_give_the_same_rows(settings: EncoderSettings) -> None:
     encoder = load_encoder(settings.model_copy(update={"memo_entries": 2}))
     first = encoder.encode(SUPPORT_TEXTS[:3])
@@ -662,3 +673,22 @@ def test_build_command_reports_a_load_error(
     monkeypatch.setenv("RISKRELAY_INTAKE_ENCODER__MODEL_DIR", str(tmp_path / "nowhere"))
     assert encoder_cli.main(["build"]) == 1
     assert "model directory not found" in capsys.readouterr().err
+
+
+def test_fewer_layers_is_another_encoder(
+    settings: EncoderSettings, onnx_encoder: SentenceEncoder, numpy_encoder: SentenceEncoder
+) -> None:
+    cut = settings.model_copy(update={"quantized": False, "layers": 2})
+    onnx_cut = load_encoder(cut)
+    numpy_cut = load_encoder(cut.model_copy(update={"runtime": "numpy", "threads": 1}))
+    assert onnx_cut.model_id == onnx_encoder.model_id + ":L2"
+    assert numpy_cut.model_id == numpy_encoder.model_id + ":L2"
+    texts = SUPPORT_TEXTS[:4]
+    # Both runtimes run the same two layers, and they are not the six layers' rows.
+    np.testing.assert_allclose(onnx_cut.encode(texts), numpy_cut.encode(texts), atol=1e-4)
+    assert (onnx_cut.encode(texts) * onnx_encoder.encode(texts)).sum(axis=1).max() < 0.99
+
+
+def test_more_layers_than_the_model_has_stop_start_up(settings: EncoderSettings) -> None:
+    with pytest.raises(EncoderLoadError, match="layers 7 exceeds the model's 6"):
+        load_encoder(settings.model_copy(update={"layers": 7}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import onnxruntime  # type: ignore[import-untyped]
@@ -43,22 +44,55 @@ def window_tokens(settings: EncoderSettings, source: ModelSource) -> int:
     return max_tokens
 
 
+def kept_layers(settings: EncoderSettings, source: ModelSource) -> int:
+    """Transformer layers the encoder runs: the setting, else all of the model's."""
+    available = source.config.num_layers
+    if settings.layers is None:
+        return available
+    if settings.layers > available:
+        raise EncoderLoadError(
+            source.config_path,
+            f"layers {settings.layers} exceeds the model's {available} transformer layers",
+        )
+    return settings.layers
+
+
+def encoder_weights(settings: EncoderSettings, source: ModelSource) -> model.BertWeights:
+    """The model's weights, cut to the layers the settings keep."""
+    weights = source.weights()
+    layers = kept_layers(settings, source)
+    if layers == len(weights.layers):
+        return weights
+    return dataclasses.replace(weights, layers=weights.layers[:layers])
+
+
+def encoder_model_id(settings: EncoderSettings, source: ModelSource) -> str:
+    layers = kept_layers(settings, source)
+    suffix = "" if layers == source.config.num_layers else f":L{layers}"
+    return source.model_id + suffix
+
+
 def onnx_model(
     settings: EncoderSettings, source: ModelSource, *, quantized: bool
 ) -> tuple[bytes, Path]:
     """The cached ONNX model (built on first use) and its path."""
+    layers = kept_layers(settings, source)
     fp32_key = input_key("onnx", source_code_hash(model, graph), source.content_hash)
-    fp32_path = artifact_path(settings.cache_dir, f"{source.name}.fp32", fp32_key, ".onnx")
+    name = source.name
+    if layers != source.config.num_layers:
+        fp32_key = input_key(fp32_key, f"layers={layers}")
+        name += f".L{layers}"
+    fp32_path = artifact_path(settings.cache_dir, f"{name}.fp32", fp32_key, ".onnx")
 
     def build_fp32() -> bytes:
-        return graph.build_model(source.weights())
+        return graph.build_model(encoder_weights(settings, source))
 
     fp32 = load_or_build(fp32_path, fp32_key, build_fp32, allow_build=settings.allow_build)
     if not quantized:
         return fp32, fp32_path
     # The quantizer's output may change with onnxruntime's version, so the version is an input.
     int8_key = input_key("onnx-int8", fp32_key, onnxruntime.__version__)
-    int8_path = artifact_path(settings.cache_dir, f"{source.name}.int8", int8_key, ".onnx")
+    int8_path = artifact_path(settings.cache_dir, f"{name}.int8", int8_key, ".onnx")
     int8 = load_or_build(
         int8_path, int8_key, lambda: graph.quantize(fp32), allow_build=settings.allow_build
     )
@@ -72,10 +106,10 @@ def load_encoder(settings: EncoderSettings) -> SentenceEncoder:
     source = model_source(settings)
     max_tokens = window_tokens(settings, source)
     forward: Forward
-    model_id = source.model_id
+    model_id = encoder_model_id(settings, source)
     quantized = settings.quantized and settings.runtime == "onnx"
     if settings.runtime == "numpy":
-        forward = NumpyForward(source.weights(), settings.threads)
+        forward = NumpyForward(encoder_weights(settings, source), settings.threads)
     else:
         onnx_bytes, path = onnx_model(settings, source, quantized=quantized)
         forward = OnnxForward(onnx_bytes, path, settings.threads)
@@ -96,6 +130,9 @@ def load_encoder(settings: EncoderSettings) -> SentenceEncoder:
         max_windows=settings.max_windows,
         window_overlap_tokens=settings.window_overlap_tokens,
         memo_entries=settings.memo_entries,
+        # Concurrent passes pay off on one text per pass; the numpy reference's BLAS threads
+        # and the fp32 model's batches already take the cores.
+        parallel_runs=settings.parallel_runs if quantized else 1,
     )
 
 

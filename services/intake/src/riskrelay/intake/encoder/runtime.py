@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -97,6 +98,7 @@ class SentenceEncoder:
         max_windows: int,
         window_overlap_tokens: int,
         memo_entries: int = 0,
+        parallel_runs: int = 1,
     ) -> None:
         self._forward = forward
         self._tokenizer = tokenizer
@@ -106,6 +108,11 @@ class SentenceEncoder:
         self.max_tokens = max_tokens
         self._pad_token_id = pad_token_id
         self._batch_size = batch_size
+        self._runs = (
+            ThreadPoolExecutor(parallel_runs, thread_name_prefix="encoder")
+            if parallel_runs > 1
+            else None
+        )
         self._memo: OrderedDict[str, FloatArray] = OrderedDict()
         self._memo_entries = memo_entries
         self._memo_lock = threading.Lock()
@@ -178,14 +185,28 @@ class SentenceEncoder:
         ]
         # Similar lengths together, so a batch pads little.
         with_content.sort(key=lambda index: len(encodings[index].ids))
-        for start in range(0, len(with_content), self._batch_size):
-            chunk = with_content[start : start + self._batch_size]
-            length = len(encodings[chunk[-1]].ids)
-            input_ids = np.full((len(chunk), length), self._pad_token_id, dtype=np.int64)
-            attention_mask = np.zeros((len(chunk), length), dtype=np.int64)
-            for row, index in enumerate(chunk):
-                ids = encodings[index].ids
-                input_ids[row, : len(ids)] = ids
-                attention_mask[row, : len(ids)] = 1
-            result[chunk] = self._forward(input_ids, attention_mask)
+        chunks = [
+            with_content[start : start + self._batch_size]
+            for start in range(0, len(with_content), self._batch_size)
+        ]
+        if self._runs is None or len(chunks) < 2:
+            for chunk in chunks:
+                result[chunk] = self._forward_chunk(encodings, chunk)
+        else:
+            for chunk, rows in zip(
+                chunks,
+                self._runs.map(lambda chunk: self._forward_chunk(encodings, chunk), chunks),
+                strict=True,
+            ):
+                result[chunk] = rows
         return result
+
+    def _forward_chunk(self, encodings: Sequence[Encoding], chunk: list[int]) -> FloatArray:
+        length = len(encodings[chunk[-1]].ids)
+        input_ids = np.full((len(chunk), length), self._pad_token_id, dtype=np.int64)
+        attention_mask = np.zeros((len(chunk), length), dtype=np.int64)
+        for row, index in enumerate(chunk):
+            ids = encodings[index].ids
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        return self._forward(input_ids, attention_mask)
