@@ -414,13 +414,14 @@ async def test_a_support_manager_takes_the_level_3_decision_in_the_queue(
         undecided = await sam.post(decision_url, data={"csrf_token": csrf, "note": "?"})
         assert undecided.status_code == 422
         assert "confirmed or not confirmed" in undecided.text
-        # The team lead may not take the Support Manager's decision: the escalator refuses.
+        # The team lead may not take the Support Manager's decision: the escalator refuses,
+        # and the console says so with a 403 page.
         refused = await lea.post(
             decision_url, data={"csrf_token": csrf_of(lead_queue), "decision": "confirmed"}
         )
-        assert refused.status_code == 303
-        assert "failed=" in refused.headers["location"]
-        assert "403" in (await lea.get(refused.headers["location"])).text
+        assert refused.status_code == 403
+        assert "Not allowed" in refused.text
+        assert "may not acknowledge the support_manager step" in refused.text
 
         decided = await sam.post(
             decision_url,

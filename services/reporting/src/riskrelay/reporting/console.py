@@ -470,9 +470,7 @@ def build_console_router(
         outcome = await acknowledge_through_escalator(
             context, submitted.token, escalation_id, note_of(submitted.form), None
         )
-        if outcome.ok:
-            just_acknowledged(context, escalation_id, clock())
-        return back_to(submitted.form, outcome)
+        return after_acknowledgement(request, submitted, escalation_id, outcome)
 
     @router.post("/escalations/{escalation_id}/decision", response_model=None)
     async def decide(escalation_id: str, request: Request) -> Response:
@@ -493,9 +491,25 @@ def build_console_router(
         outcome = await acknowledge_through_escalator(
             context, submitted.token, escalation_id, note_of(form), decision
         )
+        return after_acknowledgement(request, submitted, escalation_id, outcome)
+
+    def after_acknowledgement(
+        request: Request, submitted: Submission, escalation_id: str, outcome: AckOutcome
+    ) -> Response:
+        """Back to the page with the outcome; a refusal of the person's roles is a 403 page,
+        like every other action the person may not take."""
+        if outcome.refused_with == status.HTTP_403_FORBIDDEN:
+            return pages.page(
+                request,
+                "console_message.html.j2",
+                status_code=status.HTTP_403_FORBIDDEN,
+                principal=submitted.principal,
+                title="Not allowed",
+                message=outcome.message,
+            )
         if outcome.ok:
             just_acknowledged(context, escalation_id, clock())
-        return back_to(form, outcome)
+        return back_to(submitted.form, outcome)
 
     # Imported here: the page modules build on this module's ConsolePages.
     from riskrelay.reporting.console_live import build_live_router
@@ -564,6 +578,7 @@ def back_to(form: dict[str, str], outcome: AckOutcome) -> RedirectResponse:
 class AckOutcome:
     ok: bool
     message: str
+    refused_with: int | None = None  # the escalator's status when it refused
 
 
 async def acknowledge_through_escalator(
@@ -606,7 +621,9 @@ async def acknowledge_through_escalator(
         detail = str(response.json().get("detail"))
     except ValueError:
         detail = response.text[:200]
-    return AckOutcome(False, f"The escalator refused ({response.status_code}): {detail}")
+    return AckOutcome(
+        False, f"The escalator refused ({response.status_code}): {detail}", response.status_code
+    )
 
 
 async def step_kinds(

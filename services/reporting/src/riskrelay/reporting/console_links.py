@@ -75,7 +75,9 @@ def build_console_links_router(
 
     def refused(request: Request, code: int, body: dict[str, Any]) -> Response:
         reason = body.get("reason")
-        title = REFUSAL_TITLES.get(str(reason), "The escalator refused this link")
+        title = REFUSAL_TITLES.get(
+            str(reason), "Not allowed" if code == 403 else "The escalator refused this link"
+        )
         return pages.page(
             request,
             "console_link_result.html.j2",

@@ -353,6 +353,9 @@ def build_register_router(context: ServiceContext, pages: ConsolePages) -> APIRo
         )
         if response is None:
             return unreachable(request, submitted.principal)
+        if response.status_code == status.HTTP_403_FORBIDDEN:
+            # Not the person's to change: said as such, whether or not the entry exists.
+            return refused(request, submitted.principal, response)
         if response.status_code == 412:
             return await entry_page(
                 request,

@@ -273,7 +273,9 @@ async def acknowledge_steps(
             context, submitted.token, escalation_id, note, decision
         )
         if not outcome.ok:
-            return Taken(False, outcome.message)
+            return Taken(
+                False, outcome.message, status_code=outcome.refused_with or status.HTTP_200_OK
+            )
         just_acknowledged(context, escalation_id, now)
         closed.append(escalation_id)
     return Taken(True, "", detail="step " + ", ".join(closed))
@@ -523,6 +525,8 @@ def build_review_router(context: ServiceContext, pages: ConsolePages) -> APIRout
         taken = await take(context, submitted, risk_id, decided, now)
         target = {"next": submitted.form.get("next") or REVIEW_PATH}
         if not taken.ok:
+            if taken.status_code == status.HTTP_403_FORBIDDEN:
+                return not_allowed(request, principal, f"cover this decision ({taken.message})")
             return back_to(target, AckOutcome(False, taken.message))
         title, level = facts
         await record(context, principal, risk_id, title, level, decided, taken, now)
