@@ -77,7 +77,9 @@ OPEN = Rule(open=True)
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console"): OPEN,  # a redirect to the queue
     ("GET", "/console/login"): OPEN,
-    ("POST", "/console/login"): OPEN,
+    ("POST", "/console/login"): Rule(
+        open=True, fields={"email": "someone@example.org", "password": "not the password"}
+    ),
     ("POST", "/console/logout"): OPEN,
     ("GET", "/console/oidc/start"): OPEN,
     ("GET", "/console/oidc/callback"): OPEN,

@@ -16,6 +16,7 @@ residual score is never resent as an analyst's own figure.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ MITIGATION_FIELDS = ("mitigation_strategy", "mitigation_owner", "mitigation_targ
 EDITABLE = (*TEXT_FIELDS, *NUMBER_FIELDS, "treatment", *MITIGATION_FIELDS)
 FILTERS = ("level", "category", "status", "q")
 WAS = "was_"
+ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e]{0,200}"')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +118,12 @@ def assessment_changes(form: Mapping[str, str]) -> tuple[dict[str, Any], list[st
     if body and (reason := form.get("reason", "").strip()):
         body["reason"] = reason[:4_000]
     return body, errors
+
+
+def is_entity_tag(value: str) -> bool:
+    """An ETag as HTTP has it (RFC 9110 entity-tag): what the register sends, and nothing a
+    header cannot carry."""
+    return ENTITY_TAG.fullmatch(value) is not None
 
 
 def label(name: str) -> str:
@@ -343,7 +351,15 @@ def build_register_router(context: ServiceContext, pages: ConsolePages) -> APIRo
     async def write(
         submitted: Submission, request: Request, risk_id: str, path: str, body: dict[str, Any]
     ) -> Response:
-        etag = submitted.form.get("etag", "")
+        etag = submitted.form.get("etag", "").strip()
+        if etag and not is_entity_tag(etag):
+            return await entry_page(
+                request,
+                submitted.principal,
+                risk_id,
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                failed="The form's version of the entry is damaged; nothing was saved.",
+            )
         response = await call(
             "PATCH" if path == "" else "POST",
             f"/v1/risks/{quote(risk_id, safe='')}{path}",

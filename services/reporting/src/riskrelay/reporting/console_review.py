@@ -50,7 +50,7 @@ from riskrelay.reporting.console import (
     login_redirect,
 )
 from riskrelay.reporting.console_live import fragment, signed_out
-from riskrelay.reporting.console_register import refusal_text
+from riskrelay.reporting.console_register import is_entity_tag, refusal_text
 from riskrelay.reporting.model import ReviewDecisionItem, ReviewDecisionRow, RiskEntry
 from riskrelay.reporting.periods import Period, PeriodError, parse_week, previous_week, week_of
 from riskrelay.reporting.reports import (
@@ -141,6 +141,8 @@ def parse_decision(form: Mapping[str, str]) -> DecisionForm | list[str]:
         etag = form.get("etag", "").strip() or None
         if etag is None:
             errors.append("The form lacks the register version it was drawn from; reload it.")
+        elif not is_entity_tag(etag):
+            errors.append("The form's register version is damaged; reload it.")
     if errors:
         return errors
     return DecisionForm(agenda, action, note, level, target, verification, etag)
