@@ -73,6 +73,18 @@ def test_bad_values_are_named() -> None:
     assert no_strategy == ["A mitigation plan needs its strategy."]
 
 
+def test_a_free_text_once_written_can_be_cleared() -> None:
+    written = {**ENTRY, "assessment": "Keys leaked in a log", "prevention_measures": "Scrub logs"}
+    body, errors = assessment_changes(form_of(written, assessment="  ", reason="wrong risk"))
+    assert errors == []
+    assert body == {"assessment": "", "reason": "wrong risk"}
+    cleared = [row.after for row in history_rows(
+        [{"version": 2, "at": "2026-07-01T10:00:00Z", "kind": "assessed", "actor": None,
+          "changes": {"assessment": {"before": "Keys leaked in a log", "after": ""}}}], {}
+    )]  # fmt: skip
+    assert cleared == ["–"]
+
+
 def test_a_review_checkbox_is_a_change_of_its_own() -> None:
     assert assessment_changes(form_of(ENTRY, reviewed="on")) == ({"reviewed": True}, [])
 

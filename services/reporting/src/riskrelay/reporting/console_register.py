@@ -50,6 +50,11 @@ TEXT_FIELDS = (
     "resolution_verification",
     "prevention_measures",
 )
+# Free texts a person may clear: the register takes an empty text as "none" (closing still
+# asks for a resolution verification), while its null means "unchanged".
+CLEARABLE_TEXTS = frozenset(
+    {"assessment", "communication_template", "resolution_verification", "prevention_measures"}
+)
 NUMBER_FIELDS = ("likelihood", "impact", "residual_score")
 MITIGATION_FIELDS = ("mitigation_strategy", "mitigation_owner", "mitigation_target_date")
 EDITABLE = (*TEXT_FIELDS, *NUMBER_FIELDS, "treatment", *MITIGATION_FIELDS)
@@ -86,7 +91,9 @@ def assessment_changes(form: Mapping[str, str]) -> tuple[dict[str, Any], list[st
     body: dict[str, Any] = {}
     errors: list[str] = []
     for name, value in changed.items():
-        if not value and name != "mitigation_owner" and name != "mitigation_target_date":
+        if name in MITIGATION_FIELDS:
+            continue  # the plan is sent whole, below
+        if not value and name not in CLEARABLE_TEXTS:
             errors.append(f"{label(name)} cannot be emptied here once set.")
         elif name in TEXT_FIELDS:
             body[name] = value
@@ -143,7 +150,7 @@ class HistoryRow:
 
 
 def _shown(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return "–"
     if isinstance(value, dict):
         return "; ".join(f"{k}: {_shown(v)}" for k, v in value.items() if v is not None)
