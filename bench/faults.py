@@ -932,28 +932,49 @@ class KafkaProbe:
 
 
 async def read_all(bootstrap: str, topic: str, partitions: int) -> list[ConsumerRecord[Any, Any]]:
-    """Every record of ``topic`` from the beginning to its current end, no consumer group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    """Every record of ``topic`` from the beginning to its current end, no consumer group.
+
+    ``assign`` makes aiokafka reset each partition's position at once with the consumer's
+    ``auto_offset_reset``, and it applies that answer even when a seek came in meanwhile: with
+    the default (``latest``) the read started at the end and returned nothing, silently. So
+    the reset policy is ``earliest`` and every position is set explicitly; a partition counts
+    as read only once records were returned from it, up to its end offset.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         assignment = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(assignment)
         ends = await true_end_offsets(consumer, assignment)
-        await consumer.seek_to_beginning(*assignment)
+        beginnings: dict[TopicPartition, int] = await consumer.beginning_offsets(assignment)
+        for tp in assignment:
+            consumer.seek(tp, beginnings[tp])
         records: list[ConsumerRecord[Any, Any]] = []
-        remaining = {tp for tp in assignment if ends[tp] > 0}
+        remaining = {tp for tp in assignment if ends[tp] > beginnings[tp]}
+        returned: set[TopicPartition] = set()
         deadline = time.monotonic() + 120
         while remaining and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500, max_records=5_000)
             for tp, items in batch.items():
                 records.extend(items)
+                if items:
+                    returned.add(tp)
                 if items and items[-1].offset >= ends[tp] - 1:
                     remaining.discard(tp)
-            for tp in list(remaining):
+            for tp in remaining & returned:
+                # The last offsets may hold no record a consumer is given (a transaction
+                # marker): the position past them says the partition was read to its end.
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         if remaining:
-            raise TimeoutError(f"could not read {topic} to its end")
+            unread = [
+                f"partition {tp.partition} at {await consumer.position(tp)}"
+                f" of {beginnings[tp]}..{ends[tp]}"
+                for tp in sorted(remaining)
+            ]
+            raise TimeoutError(f"could not read {topic} to its end: {', '.join(unread)}")
         return records
     finally:
         await consumer.stop()
@@ -2222,6 +2243,14 @@ def main() -> None:
     parser.add_argument("--services", help="comma-separated subset of services (default: all five)")
     parser.add_argument("--output", type=Path, help="JSON summary path")
     parser.add_argument(
+        "--broker-restart",
+        action=argparse.BooleanOptionalAction,
+        help="SIGKILL Apache Kafka and start it on its log dir (default: on, off with --short)",
+    )
+    parser.add_argument(
+        "--storm", type=float, help="seconds of rebalance storm (default: 20, none with --short)"
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep everything running after the checks (debugging)"
     )
     args = parser.parse_args()
@@ -2232,6 +2261,8 @@ def main() -> None:
         ("seed", "seed"),
         ("kills", "kills_per_service"),
         ("output", "output"),
+        ("broker_restart", "broker_restart"),
+        ("storm", "storm_seconds"),
     ):
         if getattr(args, name) is not None:
             changes[attribute] = getattr(args, name)
