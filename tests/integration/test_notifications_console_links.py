@@ -68,7 +68,8 @@ channels:
   mail: {{type: email, host: 127.0.0.1, port: {smtp_port}, security: none,
           from_address: riskrelay@example.org}}
 people:
-  lea: {{name: Lea Lead, email: lea@example.org, channels: [mail]}}
+  lea: {{name: Lea Lead, email: lea@example.org, channels: [mail],
+         time_zone: America/New_York}}
 roles:
   team_lead: {{people: [lea]}}
 links: {{console_url: "http://reporting"}}
@@ -136,6 +137,13 @@ links: {{console_url: "http://reporting"}}
                 page = await lea.get(path)
                 assert page.status_code == 200, page.text
                 assert "Acknowledge?" in page.text
+                # Times as Lea reads them: her zone, no ISO timestamps.
+                due = re.search(r"<th>Acknowledge by</th><td>([^<]*)</td>", page.text)
+                assert due is not None, page.text
+                assert re.fullmatch(r"\w{3} \d{1,2} \w{3}( \d{4})?, \d{2}:\d{2} E[SD]T", due[1])
+                assert re.search(
+                    r"until \w{3} \d{1,2} \w{3}( \d{4})?, \d{2}:\d{2} E[SD]T", page.text
+                )
                 assert 'action="/console/links/ack"' in page.text
                 step_status = "SELECT status FROM escalation_steps WHERE risk_id = 'risk-link'"
                 esc_db = escalator.state.context.db

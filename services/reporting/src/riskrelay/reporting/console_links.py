@@ -111,7 +111,9 @@ def build_console_links_router(
             decision=decision,
             action_label=DECISION_LABELS.get(decision or "", "Acknowledge"),
             channel=body.get("channel"),
-            expires_at=body.get("expires_at"),
+            # The escalator words both times in the person's roster time zone.
+            ack_due_text=body.get("ack_due_text"),
+            expires_at=body.get("expires_text") or body.get("expires_at"),
         )
 
     @router.post("/ack", response_model=None)
