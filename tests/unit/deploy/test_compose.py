@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -10,11 +11,14 @@ from typing import Any
 import pytest
 
 from riskrelay.contracts import SERVICES
-from riskrelay.shared.auth import TokensFile
+from riskrelay.reporting.settings import ConsoleSettings
+from riskrelay.shared.auth import IdentityKeysFile, IdentityTokens, Person, TokensFile
+from riskrelay.shared.events import Role
 
 pytestmark = pytest.mark.unit
 
 INFRASTRUCTURE = ("kafka", "postgres", "topics", "prometheus", "grafana")
+SIGNED_AT = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
 
 
 def _service_env(compose: dict[str, Any], service: str) -> dict[str, str]:
@@ -92,22 +96,38 @@ def test_every_variable_names_a_real_setting(
             assert kit.setting_field(cls, target.removeprefix(prefix)) is not None, target
 
 
+def _compose_settings(
+    compose: dict[str, Any], kit: ModuleType, service: str, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The service's own settings class fed the compose variables and the secret files named
+    like settings (a secret file and a variable of the same name parse alike)."""
+    prefix = kit.env_prefix(service)
+    for name, value in _service_env(compose, service).items():
+        monkeypatch.setenv(name, value)
+    for target, host_file in _secret_targets(compose, service).items():
+        if target.startswith(prefix):
+            monkeypatch.setenv(target, (kit.ROOT / host_file).read_text())
+    return kit.settings_class(service)()
+
+
+def _mounted_secret(compose: dict[str, Any], kit: ModuleType, service: str, path: Path) -> Path:
+    """The host file behind a path a setting names inside the container."""
+    assert path.parent == Path("/run/secrets"), path
+    secrets = _secret_targets(compose, service)
+    assert path.name in secrets, f"{service}: nothing mounted at {path}"
+    return kit.ROOT / secrets[path.name]
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_settings_load_from_the_compose_environment(
     compose: dict[str, Any], kit: ModuleType, service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The service's own settings class, fed the compose variables and secret files, resolves to
-    the addresses the stack uses (a secret file and a variable of the same name parse alike)."""
+    """The settings resolve to the addresses the stack uses."""
     prefix = kit.env_prefix(service)
     env = _service_env(compose, service)
     secrets = _secret_targets(compose, service)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for target, host_file in secrets.items():
-        if target.startswith(prefix):
-            monkeypatch.setenv(target, (kit.ROOT / host_file).read_text())
+    settings = _compose_settings(compose, kit, service, monkeypatch)
     cls = kit.settings_class(service)
-    settings = cls()
     for variable in kit.required_settings(cls):
         assert prefix + variable in env or prefix + variable.split("__")[0] in secrets, variable
     assert settings.kafka.bootstrap == "kafka:9092"
@@ -116,8 +136,57 @@ def test_settings_load_from_the_compose_environment(
     assert settings.db_schema == service
     assert "@postgres:5432/" in settings.database.url.get_secret_value()
     assert settings.auth.tokens_file is not None
-    assert settings.auth.tokens_file.parent == Path("/run/secrets")
-    assert settings.auth.tokens_file.name in secrets
+    _mounted_secret(compose, kit, service, settings.auth.tokens_file)
+
+
+def _identity_tokens(
+    compose: dict[str, Any], kit: ModuleType, service: str, monkeypatch: pytest.MonkeyPatch
+) -> IdentityTokens:
+    """The service's verifier of people's tokens, from the identity keys file compose mounts."""
+    auth = _compose_settings(compose, kit, service, monkeypatch).auth
+    assert auth.identity_keys_file is not None, f"{service}: no AUTH__IDENTITY_KEYS_FILE"
+    host_file = _mounted_secret(compose, kit, service, auth.identity_keys_file)
+    on_host = auth.model_copy(update={"identity_keys_file": host_file})
+    tokens = IdentityTokens.from_settings(on_host, clock=lambda: SIGNED_AT)
+    assert tokens is not None
+    return tokens
+
+
+def test_every_service_verifies_the_tokens_the_console_signs(
+    compose: dict[str, Any], kit: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the same identity keys in every service the console's sign-in works but each of
+    its actions (acknowledge, decide, edit, override, feedback) is refused."""
+    console = _identity_tokens(compose, kit, "reporting", monkeypatch)
+    assert console.can_sign, "the console needs signing_key_id to sign people in"
+    # The escalator signs acknowledgement links with the same key.
+    assert _identity_tokens(compose, kit, "escalator", monkeypatch).can_sign
+    person = Person(
+        user_id="u-1", name="Tara Lead", email="tara@example.org", roles=[Role.TEAM_LEAD]
+    )
+    token = console.sign(person, timedelta(minutes=10))
+    for service in SERVICES:
+        principal = _identity_tokens(compose, kit, service, monkeypatch).verify(token)
+        assert principal.email == person.email, service
+
+
+def test_the_console_reaches_each_service_it_acts_through(
+    compose: dict[str, Any], kit: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``CONSOLE__<SERVICE>_URL`` is set (the default, 127.0.0.1, is the console's own
+    container) and names that compose service on the port it listens on."""
+    console = _compose_settings(compose, kit, "reporting", monkeypatch).console
+    env = _service_env(compose, "reporting")
+    url_fields = [name for name in ConsoleSettings.model_fields if name.endswith("_url")]
+    assert url_fields, "ConsoleSettings has no service URLs: update this test"
+    for field in url_fields:
+        assert f"RISKRELAY_REPORTING_CONSOLE__{field.upper()}" in env, field
+        target = field.removesuffix("_url")
+        assert target in SERVICES, f"console.{field} names no service"
+        url = getattr(console, field)
+        port = _service_env(compose, target)[kit.env_prefix(target) + "HTTP__PORT"]
+        assert (url.scheme, url.host, url.port) == ("http", target, int(port)), field
+        assert url.host in compose["services"], field
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -138,6 +207,8 @@ def test_the_password_in_the_database_secret_is_postgres_password(
     assert f"riskrelay:{password}@postgres:5432/riskrelay" in url
     tokens = json.loads((kit.ROOT / compose["secrets"]["tokens"]["file"]).read_text())
     TokensFile.model_validate(tokens)
+    keys = (kit.ROOT / compose["secrets"]["identity-keys"]["file"]).read_text()
+    IdentityKeysFile.model_validate_json(keys)
 
 
 def test_topic_initializer_uses_a_service_image_and_real_settings(
