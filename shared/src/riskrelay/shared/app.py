@@ -8,7 +8,9 @@ order that never consumes before the service can act on what it reads:
 
 1. topics ensured (idempotent), 2. database pool opened and migrations applied,
 3. producer started, 4. service ``on_startup`` hooks, 5. broker (consumers) started,
-6. background tasks started. Shutdown runs the reverse.
+6. background tasks started. Shutdown runs the reverse. Each step is bounded by
+``startup_step_timeout_s``: a step that hangs is logged and fails start-up (the process exits
+non-zero and its supervisor restarts it) instead of leaving a process that never serves.
 
 Endpoints every service has: ``/healthz`` (alive), ``/readyz`` (broker and database answer),
 ``/metrics`` (Prometheus, with FastStream's middleware), ``/docs/asyncapi`` and
@@ -201,6 +203,52 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     by asyncpg before this runs."""
 
 
+class StartupTimeout(RuntimeError):
+    """A start-up step did not finish in time; the lifespan fails so the process exits."""
+
+
+STARTUP_PROGRESS_INTERVAL_S = 15.0
+
+StepResult = TypeVar("StepResult")
+
+
+async def _start_step(step: str, action: Awaitable[StepResult], timeout: float) -> StepResult:
+    """Await one start-up step, saying what it waits for while it is slow, and give up loudly.
+
+    Every step waits on something outside the process (the broker's group coordinator for the
+    consumer join, PostgreSQL for the pool), and none of the clients bounds those waits: a
+    process that cannot start would otherwise hang silently and never be restarted. Failing the
+    lifespan makes uvicorn exit non-zero, so the supervisor starts a fresh process.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    work = asyncio.ensure_future(action)
+    try:
+        while True:
+            remaining = started + timeout - loop.time()
+            if remaining <= 0:
+                break
+            done, _ = await asyncio.wait(
+                {work}, timeout=min(STARTUP_PROGRESS_INTERVAL_S, remaining)
+            )
+            if done:
+                return work.result()
+            waited = loop.time() - started
+            if waited < timeout:
+                log.warning("start-up still waiting", step=step, waited_s=round(waited))
+    finally:
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(BaseException):
+                await work
+    log.error(
+        "start-up step did not finish; exiting so the supervisor restarts the process",
+        step=step,
+        timeout_s=timeout,
+    )
+    raise StartupTimeout(f"start-up step {step!r} did not finish in {timeout:.0f} s")
+
+
 def _terminate() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -290,6 +338,32 @@ async def _run_background(context: ServiceContext, task: BackgroundTask) -> None
             await asyncio.sleep(1.0)
 
 
+async def _ensure_all_topics(settings: ServiceSettings) -> None:
+    admin = AIOKafkaAdminClient(**aiokafka_client_options(settings.kafka))
+    await admin.start()
+    try:
+        created = await ensure_topics(
+            admin, ALL_TOPICS, settings.kafka.topic_prefix, settings.kafka.replication_factor
+        )
+        if created:
+            log.info("created topics", topics=created)
+    finally:
+        await admin.close()
+
+
+async def _release_after_failed_start(context: ServiceContext) -> None:
+    """Close what a failed start-up opened (bounded: the process is about to exit anyway)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5.0):
+            await context.broker.stop()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5.0):
+            await context.producer.stop()
+    if context.pool is not None:
+        context.pool.terminate()
+        context.pool = None
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -330,41 +404,48 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level, settings.log_format)
         log.info("starting", bootstrap=settings.kafka.bootstrap)
-        if settings.kafka.ensure_topics:
-            admin = AIOKafkaAdminClient(**aiokafka_client_options(settings.kafka))
-            await admin.start()
-            try:
-                created = await ensure_topics(
-                    admin,
-                    ALL_TOPICS,
-                    settings.kafka.topic_prefix,
-                    settings.kafka.replication_factor,
+        step_timeout = settings.startup_step_timeout_s
+        try:
+            if settings.kafka.ensure_topics:
+                await _start_step("ensure topics", _ensure_all_topics(settings), step_timeout)
+            if migrations_package is not None:
+                dsn = settings.database.url.get_secret_value()
+                applied = await _start_step(
+                    "apply migrations",
+                    migrate(dsn, settings.db_schema, migrations_package),
+                    step_timeout,
                 )
-                if created:
-                    log.info("created topics", topics=created)
-            finally:
-                await admin.close()
-        if migrations_package is not None:
-            dsn = settings.database.url.get_secret_value()
-            applied = await migrate(dsn, settings.db_schema, migrations_package)
-            if applied:
-                log.info("applied migrations", migrations=applied)
-            context.pool = await asyncpg.create_pool(
-                dsn,
-                min_size=settings.database.pool_min,
-                max_size=settings.database.pool_max,
-                server_settings={
-                    "search_path": f'"{settings.db_schema}",public',
-                    "idle_in_transaction_session_timeout": str(
-                        int(settings.database.idle_in_transaction_timeout_s * 1000)
+                if applied:
+                    log.info("applied migrations", migrations=applied)
+                context.pool = await _start_step(
+                    "open database pool",
+                    asyncpg.create_pool(
+                        dsn,
+                        min_size=settings.database.pool_min,
+                        max_size=settings.database.pool_max,
+                        command_timeout=settings.database.command_timeout_s,
+                        server_settings={
+                            "search_path": f'"{settings.db_schema}",public',
+                            "idle_in_transaction_session_timeout": str(
+                                int(settings.database.idle_in_transaction_timeout_s * 1000)
+                            ),
+                        },
+                        reset=_keep_session,
                     ),
-                },
-                reset=_keep_session,
+                    step_timeout,
+                )
+            await _start_step("start producer", context.producer.start(), step_timeout)
+            for hook in context.on_startup:
+                await _start_step(f"start-up hook {hook.__name__}", hook(context), step_timeout)
+            # The consumer's start returns once the group assigned it partitions.
+            await _start_step(
+                f"start consumers (join group {settings.consumer_group})",
+                broker.start(),
+                step_timeout,
             )
-        await context.producer.start()
-        for hook in context.on_startup:
-            await hook(context)
-        await broker.start()
+        except StartupTimeout:
+            await _release_after_failed_start(context)
+            raise
         tasks.extend(
             asyncio.create_task(_run_background(context, task), name=task.__name__)
             for task in context.background

@@ -111,6 +111,14 @@ class DatabaseSettings(BaseModel):
             " so the rows and locks it held come back to the other instances."
         ),
     )
+    command_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "A query that gets no answer this long fails (and its batch is redelivered), so a"
+            " connection left dangling by a database restart cannot hang a consumer."
+        ),
+    )
 
 
 class HttpSettings(BaseModel):
@@ -237,6 +245,15 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     group_id: str = Field(default="", description="Consumer group; default: riskrelay-<service>.")
     cpu_nice: int = cpu_nice_field(0)
+    startup_step_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Each start-up step (topics, database, producer, hooks, joining the consumer group)"
+            " that takes longer fails start-up: the process logs the step and exits non-zero,"
+            " so its supervisor restarts it instead of it waiting silently."
+        ),
+    )
 
     @property
     def consumer_group(self) -> str:
