@@ -56,6 +56,9 @@ async def test_a_stuck_consumer_fails_liveness_and_asks_to_stop(
         release.set()
     assert health.status_code == 503
     assert "committed nothing" in health.json()["consumer"]
+    # stuck in its batch, not in a rebalance: it still holds the partitions
+    assert "this member holds" in health.json()["consumer"]
+    assert "holds 0 partitions" not in health.json()["consumer"]
 
 
 async def test_a_start_up_step_that_never_finishes_fails_start_up_and_names_the_step(

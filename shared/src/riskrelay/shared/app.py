@@ -261,6 +261,18 @@ async def _group_lag(
     return sum(max(0, ends[tp] - committed[tp]) for tp in partitions), committed
 
 
+def _assignment_state(context: ServiceContext) -> str:
+    """Whether the stalled consumer holds partitions: none means it is stuck (re)joining the
+    group, some means a batch is not finishing; the two need different fixes."""
+    owned = 0
+    for subscriber in context.broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                owned += len(consumer.assignment())
+    return f"this member holds {owned} partitions"
+
+
 async def _watch_consumer(context: ServiceContext) -> None:
     """Liveness of the consumer: records wait for the group, yet it commits nothing.
 
@@ -314,6 +326,7 @@ async def _watch_consumer(context: ServiceContext) -> None:
                 reason = (
                     f"consumer group {settings.consumer_group} has {lag} records waiting and"
                     f" committed nothing for {now - stuck_since:.0f} s"
+                    f" ({_assignment_state(context)})"
                 )
                 context.state["consumer_stalled"] = reason
                 log.error("consumer stalled; terminating so a fresh process rejoins", reason=reason)
