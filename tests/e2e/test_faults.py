@@ -37,7 +37,8 @@ def test_short_fault_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
         output=tmp_path / "faults.json",
         log_dir=tmp_path / "logs",
         # What the full run adds, shortened: a broker restart (SIGKILL, start on the same log
-        # directory; Apache Kafka only, tansu keeps nothing) and a rebalance storm.
+        # directory) and a rebalance storm, both on Apache Kafka only: tansu keeps nothing, and
+        # its group coordinator can lose a group's leader in a storm (bench/faults.py).
         broker_restart=True,
         storm_seconds=SHORT_STORM_SECONDS,
     )
@@ -58,7 +59,7 @@ def test_short_fault_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
         "rebalance_storm",
     }
     # An external broker or database (RISKRELAY_TEST_*) cannot be paused or restarted; tansu
-    # cannot be restarted with its data.
+    # cannot be restarted with its data nor take a rebalance storm.
     assert set(summary.fault_counts) == every_kind - set(summary.skipped_faults)
     killed = {fault.target for fault in summary.faults if fault.kind == "kill"}
     assert killed == set(faults.SERVICES)
