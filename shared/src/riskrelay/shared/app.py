@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -212,20 +213,23 @@ STARTUP_PROGRESS_INTERVAL_S = 15.0
 StepResult = TypeVar("StepResult")
 
 
-async def _start_step(step: str, action: Awaitable[StepResult], timeout: float) -> StepResult:
+async def _start_step(
+    step: str, action: Awaitable[StepResult], timeout: float | None
+) -> StepResult:
     """Await one start-up step, saying what it waits for while it is slow, and give up loudly.
 
     Every step waits on something outside the process (the broker's group coordinator for the
     consumer join, PostgreSQL for the pool), and none of the clients bounds those waits: a
     process that cannot start would otherwise hang silently and never be restarted. Failing the
-    lifespan makes uvicorn exit non-zero, so the supervisor starts a fresh process.
+    lifespan makes uvicorn exit non-zero, so the supervisor starts a fresh process. ``timeout``
+    None: no limit, only the progress lines.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
     work = asyncio.ensure_future(action)
     try:
         while True:
-            remaining = started + timeout - loop.time()
+            remaining = math.inf if timeout is None else started + timeout - loop.time()
             if remaining <= 0:
                 break
             done, _ = await asyncio.wait(
@@ -234,7 +238,7 @@ async def _start_step(step: str, action: Awaitable[StepResult], timeout: float) 
             if done:
                 return work.result()
             waited = loop.time() - started
-            if waited < timeout:
+            if timeout is None or waited < timeout:
                 log.warning("start-up still waiting", step=step, waited_s=round(waited))
     finally:
         if not work.done():
@@ -246,7 +250,7 @@ async def _start_step(step: str, action: Awaitable[StepResult], timeout: float) 
         step=step,
         timeout_s=timeout,
     )
-    raise StartupTimeout(f"start-up step {step!r} did not finish in {timeout:.0f} s")
+    raise StartupTimeout(f"start-up step {step!r} did not finish in {timeout or 0:.0f} s")
 
 
 def _terminate() -> None:
@@ -423,10 +427,12 @@ def create_service_app(
                 await _start_step("ensure topics", _ensure_all_topics(settings), step_timeout)
             if migrations_package is not None:
                 dsn = settings.database.url.get_secret_value()
+                # Unbounded: a migration rewriting a large table may take long, and one cut
+                # short would be rolled back and started again at every restart.
                 applied = await _start_step(
                     "apply migrations",
                     migrate(dsn, settings.db_schema, migrations_package),
-                    step_timeout,
+                    None,
                 )
                 if applied:
                     log.info("applied migrations", migrations=applied)

@@ -249,9 +249,10 @@ class ServiceSettings(BaseSettings):
         default=60.0,
         gt=0,
         description=(
-            "Each start-up step (topics, database, producer, hooks, joining the consumer group)"
-            " that takes longer fails start-up: the process logs the step and exits non-zero,"
-            " so its supervisor restarts it instead of it waiting silently."
+            "Each start-up step (topics, database pool, producer, hooks, joining the consumer"
+            " group) that takes longer fails start-up: the process logs the step and exits"
+            " non-zero, so its supervisor restarts it instead of it waiting silently. Migrations"
+            " are not limited (they log every 15 s while they run)."
         ),
     )
 
