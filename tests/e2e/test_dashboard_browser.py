@@ -269,6 +269,8 @@ def demo_stack(
         data_dir=tmp_path / ".riskrelay",
         service_ports={name: free_port() for name in SERVICES},
         inbox_port=free_port(),
+        # Its own free port: the inbox port + 19 may be another socket's ephemeral port.
+        smtp_receiver_port=free_port(),
         external_bootstrap=kafka_endpoint.bootstrap,
         external_database_url=database_endpoint.url,
         topic_prefix=topic_prefix,

@@ -37,6 +37,8 @@ def test_dev_stack_starts_every_service_healthy_and_stops_cleanly(data_dir: Path
         pg_port=free_port(),
         service_ports={name: free_port() for name in SERVICES},
         inbox_port=free_port(),
+        # Its own free port: the inbox port + 19 may be another socket's ephemeral port.
+        smtp_receiver_port=free_port(),
     )
     stack = Stack(config)
     try:

@@ -58,6 +58,8 @@ class StackConfig:
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
     services: list[str] = field(default_factory=lambda: list(SERVICES))
     inbox_port: int = INBOX_PORT
+    smtp_receiver_port: int | None = None
+    """The inbox's SMTP receiver; default: the inbox port + 19 (`--base-port` moves both)."""
     external_bootstrap: str | None = None
     """A broker already running: none is started, ``kafka_port`` is unused."""
     external_database_url: str | None = None
@@ -105,7 +107,7 @@ class StackConfig:
     @property
     def smtp_port(self) -> int:
         """The inbox's SMTP receiver (the demo people's e-mail)."""
-        return demo_smtp_port(self.inbox_port)
+        return self.smtp_receiver_port or demo_smtp_port(self.inbox_port)
 
     @property
     def mail_dir(self) -> Path:
