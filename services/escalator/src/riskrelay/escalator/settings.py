@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+import httpx
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from riskrelay.shared.settings import HttpSettings, ServiceSettings, service_settings_config
 
@@ -48,8 +49,46 @@ class SlackSettings(BaseModel):
 
     signing_secret: SecretStr | None = Field(
         default=None,
-        description="The Slack app's signing secret; unset: `/v1/slack/interactions` answers 503.",
+        description="The Slack app's signing secret; unset: `/v1/slack/interactions` answers 404.",
     )
+    response_url_hosts: list[str] = Field(
+        default=["hooks.slack.com"],
+        validate_default=True,
+        description="Where a click's `response_url` may point: a host name (HTTPS, port 443, or"
+        " `host:port`) or an exact origin `scheme://host:port` (the only way to allow plain HTTP,"
+        " for a local test receiver). A click whose `response_url` is elsewhere gets no updated"
+        " message (logged); `[]`: never update messages.",
+    )
+    response_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="One POST to a click's `response_url`."
+    )
+
+    @field_validator("response_url_hosts")
+    @classmethod
+    def _origins(cls, entries: list[str]) -> list[str]:
+        origins = []
+        for entry in entries:
+            text = entry.strip()
+            try:
+                url = httpx.URL(text if "://" in text else f"https://{text}")
+            except httpx.InvalidURL as error:
+                raise ValueError(f"{entry!r} is not a host name or an origin: {error}") from error
+            if url.path not in ("", "/") or url.query or url.fragment or url.userinfo:
+                raise ValueError(f"{entry!r}: a host or scheme://host:port only, nothing more")
+            origin = cls.origin(url)
+            if origin is None:
+                raise ValueError(f"{entry!r}: the scheme must be https or http, with a host")
+            origins.append(origin)
+        return origins
+
+    @staticmethod
+    def origin(url: httpx.URL) -> str | None:
+        """``scheme://host:port`` with the scheme's default port filled in; None for a URL that
+        is not plain HTTP(S) to a host (another scheme, no host, user info)."""
+        if url.scheme not in ("https", "http") or not url.host or url.userinfo:
+            return None
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return f"{url.scheme}://{url.host}:{port}"
 
 
 class EscalatorSettings(ServiceSettings):
