@@ -1,21 +1,32 @@
 """Personal API tokens on the real broker and PostgreSQL: a person creates a token on the
 console page, a script exchanges it at reporting for a signed token the escalator accepts, and
-revoking the token (or disabling the person) stops the next exchange."""
+revoking the token (or disabling the person) stops the next exchange. Failed exchanges are
+limited per client address, with the failed sign-ins."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from riskrelay.reporting.app import create_app as create_reporting
+from riskrelay.reporting.settings import ConsoleSettings, ReportingSettings, ScheduleSettings
 from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
+from riskrelay.testing import running
 from tests.integration.test_console import (
     ADMIN_TOKEN,
+    auth_files,
     console_client,
     console_stack,
     csrf_of,
+    sign_in,
     signed_in_person,
 )
 
@@ -164,3 +175,119 @@ async def test_a_disabled_person_token_is_refused(
         refused = await exchange(sam, shown.group(1))
         assert refused.status_code == 401
         assert refused.json()["detail"] == "the token's person is disabled"
+
+
+@dataclass
+class MovableClock:
+    """Reporting's clock, moved by the test instead of waiting on the wall clock."""
+
+    current: datetime
+
+    def now(self) -> datetime:
+        return self.current
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def from_address(app: FastAPI, address: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(address, 50_000)),
+        base_url="http://reporting",
+    )
+
+
+def unknown_token() -> str:
+    return f"rrpat_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
+
+
+async def test_failed_exchanges_are_limited_per_address_until_they_leave_the_window(
+    kafka_settings: KafkaSettings,
+    database_settings: DatabaseSettings,
+    db_schema: str,
+    tmp_path: Path,
+) -> None:
+    reporting = create_reporting(
+        ReportingSettings(
+            kafka=kafka_settings,
+            database=database_settings.model_copy(update={"schema_name": f"{db_schema}_rep"}),
+            auth=auth_files(tmp_path),
+            schedule=ScheduleSettings(enabled=False),
+            console=ConsoleSettings(sign_in_failures_per_address=3, sign_in_window_minutes=15),
+        )
+    )
+    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    clock = MovableClock(start)
+    reporting.state.context.state["clock"] = clock
+    async with (
+        running(reporting),
+        from_address(reporting, "10.0.0.9") as lea,
+        from_address(reporting, "10.0.0.1") as script,
+        from_address(reporting, "10.0.0.2") as elsewhere,
+    ):
+        await signed_in_person(lea, "lea@example.org", "Lea Lead", ["team_lead"])
+        page = await lea.get("/console/tokens")
+        created = await lea.post(
+            "/console/tokens", data={"csrf_token": csrf_of(page), "name": "nightly export"}
+        )
+        shown = re.search(r'<code id="new-token">(rrpat_[^<]+)</code>', created.text)
+        assert shown is not None
+        token = shown.group(1)
+
+        # Three unknown tokens from one address, a minute apart: each a 401.
+        guesses = [unknown_token() for _ in range(3)]
+        for guess in guesses:
+            answer = await exchange(script, guess)
+            assert answer.status_code == 401, answer.text
+            assert answer.json()["detail"] == "unknown token"
+            clock.current += timedelta(minutes=1)
+
+        # The fourth is refused before the token is looked at, even Lea's valid token, until
+        # the first failure leaves the 15-minute window.
+        refused = await exchange(script, token)
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"] == "application/json"
+        assert int(refused.headers["retry-after"]) == 12 * 60
+        detail = refused.json()["detail"]
+        assert detail.startswith("Too many failed sign-ins and token exchanges from this address.")
+        retry_at = start + timedelta(minutes=15)
+        assert f"Try again in 12 min, after {retry_at:%H:%M} UTC" in detail
+        # The address's failures count for password sign-in too.
+        assert (
+            await sign_in(script, "lea@example.org", "correct horse battery")
+        ).status_code == 429
+        # A bearer that is no personal token is never looked up, so never counted or limited.
+        assert (await exchange(script, "static-token-value")).status_code == 401
+        # Another address is not limited, and its success does not count.
+        assert (await exchange(elsewhere, token)).status_code == 200
+
+        clock.current = retry_at - timedelta(seconds=1)
+        assert int((await exchange(script, token)).headers["retry-after"]) == 1
+        clock.current = retry_at
+        again = await exchange(script, token)
+        assert again.status_code == 200, again.text
+        assert again.json()["access_token"]
+
+        # A success is not a failure: one more failure brings the address back to the limit,
+        # and the wait follows the oldest failure still in the window.
+        assert (await exchange(script, unknown_token())).status_code == 401
+        wait = await exchange(script, token)
+        assert wait.status_code == 429
+        assert int(wait.headers["retry-after"]) == 60
+
+        recorded = await reporting.state.context.db.fetch(
+            "SELECT email, client_address, outcome, failure FROM console_sign_in_attempts"
+            " WHERE client_address <> '10.0.0.9' ORDER BY attempt_id"
+        )
+        token_account = "rrpat_" + token.split("_")[1]
+        assert [
+            (r["email"], r["client_address"], r["outcome"], r["failure"]) for r in recorded
+        ] == [
+            *[
+                ("rrpat_" + guess.split("_")[1], "10.0.0.1", "failed", "unknown_token")
+                for guess in guesses
+            ],
+            (token_account, "10.0.0.2", "succeeded", None),
+            (token_account, "10.0.0.1", "succeeded", None),
+            (recorded[-1]["email"], "10.0.0.1", "failed", "unknown_token"),
+        ]

@@ -10,12 +10,17 @@ HS256 token the console signs at sign-in, verified by every service from the ide
 file), valid for minutes. Every other service only ever sees those JWTs, so none reads
 reporting's tables, and revoking a token (or disabling the person) stops it at the next
 exchange: at most one access token's life later.
+
+Failed exchanges are recorded and limited per client address with the console's failed
+sign-ins (:func:`riskrelay.reporting.people.begin_address_attempt`): a script guessing tokens
+from an address is stopped like a browser guessing passwords there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -28,7 +33,15 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from riskrelay.reporting.console import ConsolePages, login_redirect
+from riskrelay.reporting.console import ConsolePages, client_address, login_redirect, retry_text
+from riskrelay.reporting.people import (
+    SignInFailure,
+    SignInLimits,
+    SignInRefused,
+    begin_address_attempt,
+    finish_sign_in,
+)
+from riskrelay.reporting.settings import ConsoleSettings, ReportingSettings
 from riskrelay.shared.app import ServiceContext
 from riskrelay.shared.auth import PERSON_ROLES, Person, Principal
 from riskrelay.shared.clock import Clock
@@ -94,7 +107,12 @@ class ApiToken:
 
 
 class ExchangeRefused(Exception):
-    """The presented token names no usable identity; the message says why, without secrets."""
+    """The presented token names no usable identity; the message says why, without secrets, and
+    ``failure`` is how the attempt is recorded."""
+
+    def __init__(self, message: str, failure: SignInFailure) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 @dataclass(frozen=True)
@@ -117,17 +135,17 @@ def identity_for(stored: StoredToken | None, presented_hash: str, now: datetime)
     exchange); a person signed in through OpenID Connect has no row here, so their token
     carries the roles they held when they created it."""
     if stored is None or not hmac.compare_digest(stored.secret_hash, presented_hash):
-        raise ExchangeRefused("unknown token")
+        raise ExchangeRefused("unknown token", SignInFailure.UNKNOWN_TOKEN)
     if stored.revoked_at is not None:
-        raise ExchangeRefused("token revoked")
+        raise ExchangeRefused("token revoked", SignInFailure.TOKEN_REVOKED)
     if now >= stored.expires_at:
-        raise ExchangeRefused("token expired")
+        raise ExchangeRefused("token expired", SignInFailure.TOKEN_EXPIRED)
     if stored.current is not None:
         if stored.disabled:
-            raise ExchangeRefused("the token's person is disabled")
+            raise ExchangeRefused("the token's person is disabled", SignInFailure.DISABLED)
         return stored.current
     if not stored.external:
-        raise ExchangeRefused("the token's person no longer exists")
+        raise ExchangeRefused("the token's person no longer exists", SignInFailure.UNKNOWN_PERSON)
     return stored.snapshot
 
 
@@ -225,7 +243,7 @@ async def exchange(connection: Connection, presented: str, now: datetime) -> Per
     """The person a presented token speaks for (recording its use), or :class:`ExchangeRefused`."""
     parsed = parse_token(presented)
     if parsed is None:
-        raise ExchangeRefused("not a personal API token")
+        raise ExchangeRefused("not a personal API token", SignInFailure.UNKNOWN_TOKEN)
     token_id, presented_hash = parsed
     row = await connection.fetchrow(
         """
@@ -286,10 +304,22 @@ class ExchangedToken(BaseModel):
 _bearer = HTTPBearer(auto_error=False)
 
 
+def exchange_limits(context: ServiceContext) -> SignInLimits:
+    settings = context.settings
+    console = settings.console if isinstance(settings, ReportingSettings) else ConsoleSettings()
+    return console.sign_in_limits
+
+
 def build_token_exchange_router(
-    context: ServiceContext, access_ttl: timedelta, clock: Clock
+    context: ServiceContext,
+    access_ttl: timedelta,
+    clock: Clock,
+    limits: SignInLimits | None = None,
 ) -> APIRouter:
+    """``limits``: failed exchanges allowed per client address (by default the console's
+    sign-in limits, whose per-address count they share)."""
     router = APIRouter(prefix="/v1/tokens", tags=["personal API tokens"])
+    limits = limits or exchange_limits(context)
 
     @router.post(
         "/exchange",
@@ -299,10 +329,17 @@ def build_token_exchange_router(
         ),
         responses={
             401: {"description": "unknown, revoked or expired token, or a disabled person"},
+            429: {
+                "description": (
+                    "too many failed sign-ins and exchanges from this client address lately;"
+                    " Retry-After says when to try again"
+                )
+            },
             503: {"description": "this reporting instance has no signing key"},
         },
     )
     async def exchange_token(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ExchangedToken:
         unauthorized = {"WWW-Authenticate": "Bearer"}
@@ -310,7 +347,10 @@ def build_token_exchange_router(
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers=unauthorized
             )
-        if parse_token(credentials.credentials) is None:
+        # A bearer that is no personal token is refused before any lookup: nothing is guessed
+        # with it, so it is not counted against the address.
+        parsed = parse_token(credentials.credentials)
+        if parsed is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, "not a personal API token", headers=unauthorized
             )
@@ -320,15 +360,34 @@ def build_token_exchange_router(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 "this server has no identity signing key (AUTH__IDENTITY_KEYS_FILE)",
             )
+        address = client_address(request)
         now = clock()
-        try:
-            async with context.db.acquire() as connection:
+        async with context.db.acquire() as connection:
+            attempt = await begin_address_attempt(
+                connection, f"{TOKEN_PREFIX}{parsed[0]}", address, limits, now
+            )
+            if isinstance(attempt, SignInRefused):
+                log.warning("personal token exchange rate-limited", client_address=address)
+                wait = max(1, math.ceil((attempt.retry_at - now).total_seconds()))
+                raise HTTPException(
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    (
+                        "Too many failed sign-ins and token exchanges from this address."
+                        f" {retry_text(attempt.retry_at, now)}"
+                    ),
+                    headers={"Retry-After": str(wait)},
+                )
+            try:
                 person = await exchange(connection, credentials.credentials, now)
-        except ExchangeRefused as error:
-            log.info("personal token exchange refused", reason=str(error))
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, str(error), headers=unauthorized
-            ) from error
+            except ExchangeRefused as error:
+                await finish_sign_in(connection, attempt, error.failure)
+                log.info(
+                    "personal token exchange refused", client_address=address, reason=str(error)
+                )
+                raise HTTPException(
+                    status.HTTP_401_UNAUTHORIZED, str(error), headers=unauthorized
+                ) from error
+            await finish_sign_in(connection, attempt, None)
         return ExchangedToken(
             access_token=identity.sign(person, access_ttl),
             expires_in=int(access_ttl.total_seconds()),

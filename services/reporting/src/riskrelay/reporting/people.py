@@ -7,6 +7,8 @@ the same hash as a known one, so the time taken does not tell which e-mails exis
 Sign-in is rate-limited by failed attempts in a sliding window, per account (the e-mail typed,
 known or not) and per client address, counted in PostgreSQL so every reporting instance sees the
 same attempts. Every attempt is recorded (``console_sign_in_attempts``) with its outcome.
+Personal API token exchanges are recorded there too, under the token's id, and limited per
+address only (:func:`begin_address_attempt`).
 """
 
 from __future__ import annotations
@@ -137,6 +139,11 @@ class SignInFailure(StrEnum):
     WRONG_PASSWORD = "wrong_password"
     DISABLED = "disabled"
     NO_PASSWORD = "no_password"
+    # A personal API token's exchange (recorded under the token's id, never its secret).
+    UNKNOWN_TOKEN = "unknown_token"
+    TOKEN_REVOKED = "token_revoked"
+    TOKEN_EXPIRED = "token_expired"
+    UNKNOWN_PERSON = "unknown_person"
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,50 @@ async def begin_sign_in(
             [row["attempted_at"] for row in account_failures],
             [row["attempted_at"] for row in address_failures],
             limits,
+            now,
+        )
+        if refused_until is not None:
+            return SignInRefused(refused_until)
+        await connection.execute(
+            "DELETE FROM console_sign_in_attempts WHERE attempted_at < $1",
+            now - limits.keep_attempts_for,
+        )
+        attempt_id = await connection.fetchval(
+            """
+            INSERT INTO console_sign_in_attempts (email, client_address, attempted_at, outcome)
+            VALUES ($1, $2, $3, 'pending') RETURNING attempt_id
+            """,
+            account,
+            client_address,
+            now,
+        )
+    return SignInAttempt(int(attempt_id))
+
+
+async def begin_address_attempt(
+    connection: Connection,
+    account: str,
+    client_address: str,
+    limits: SignInLimits,
+    now: datetime,
+) -> SignInAttempt | SignInRefused:
+    """Like :func:`begin_sign_in`, limited by the client address only: for attempts that name no
+    e-mail (a personal API token's exchange, ``account`` being the token's id). Its failures
+    count among the address's failed sign-ins, and the address's failed sign-ins among its."""
+    async with connection.transaction():
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _ADDRESS_LOCK, client_address
+        )
+        address_failures = await connection.fetch(
+            _FAILURES.format(column="client_address"),
+            client_address,
+            now - limits.window,
+            limits.per_address,
+        )
+        refused_until = retry_at(
+            [row["attempted_at"] for row in address_failures],
+            limits.per_address,
+            limits.window,
             now,
         )
         if refused_until is not None:
