@@ -1,6 +1,7 @@
-"""A register entry's free text, once written, can be cleared in the console and the register
-keeps the cleared version (the history shows it gone); a field the register requires once set,
-like the owner, is refused with a message. Real broker, PostgreSQL and register service."""
+"""A register entry's fields, once written, can be cleared in the console: a free text, the
+owner and (with its control) the mitigation plan; the register keeps the cleared version and the
+history shows each gone. A field the entry's status needs, like the owner of a risk under joint
+assessment, is refused with the register's reason. Real broker, PostgreSQL and register service."""
 
 from __future__ import annotations
 
@@ -79,7 +80,49 @@ async def test_a_written_assessment_is_cleared_and_a_required_owner_is_kept(
         assert history is not None
         assert "that was another risk" in history.group(0)
 
+        page = await rita.get(ENTRY)
+        written = await rita.post(
+            f"{ENTRY}/edit",
+            data=edit_of(page, mitigation_strategy="Rotate the keys", mitigation_owner="eng-sec"),
+        )
+        assert written.status_code == 303, written.text
+        page = await rita.get(ENTRY)
+        assert 'id="remove_mitigation"' in page.text
+        cleared = await rita.post(
+            f"{ENTRY}/edit",
+            data=edit_of(page, owner="", remove_mitigation="on", reason="handed back"),
+        )
+        assert cleared.status_code == 303, cleared.text
+        row = await register_db.fetchrow(
+            "SELECT owner, mitigation_strategy, mitigation_owner FROM risks"
+            " WHERE risk_id = 'risk-clear'"
+        )
+        assert tuple(row) == (None, None, None)
+        page = await rita.get(ENTRY)
+        assert 'id="remove_mitigation"' not in page.text, "no plan left to remove"
+        assert re.search(r'<input id="owner"[^>]*value=""', page.text)
+        history = re.search(r'id="history".*?</table>', page.text, re.S)
+        assert history is not None
+        rows = re.findall(
+            r'<td>owner</td><td class="before">([^<]*)</td><td class="after">([^<]*)</td>',
+            history.group(0),
+        )
+        assert rows[0] == ("rita@example.org", "–")
+        assert "handed back" in history.group(0)
+
+        owned = await rita.post(f"{ENTRY}/edit", data=edit_of(page, owner="rita@example.org"))
+        assert owned.status_code == 303, owned.text
+        page = await rita.get(ENTRY)
+        moved = await rita.post(
+            f"{ENTRY}/transition", data=edit_of(page, target="under_joint_assessment")
+        )
+        assert moved.status_code == 303, moved.text
+        page = await rita.get(ENTRY)
         no_owner = await rita.post(f"{ENTRY}/edit", data=edit_of(page, owner=""))
         assert no_owner.status_code == 422
-        assert "Owner cannot be emptied here once set." in no_owner.text
-        assert "rita@example.org" in no_owner.text
+        refusal = html.unescape(no_owner.text)
+        assert "owner cannot be cleared while the risk is under joint assessment" in refusal
+        assert "needs an accountable owner" in refusal
+        assert "<li>owner: cleared</li>" in refusal
+        kept = await register_db.fetchval("SELECT owner FROM risks WHERE risk_id = 'risk-clear'")
+        assert kept == "rita@example.org"

@@ -393,3 +393,122 @@ async def test_overdue_reviews_follow_the_injected_clock_and_feed_the_gauge(
             "+00:00", "Z"
         )
         assert "r-1" not in await overdue_at(T0 + timedelta(days=40))
+
+
+async def test_null_clears_the_owner_and_the_mitigation_into_history_and_topic(
+    kafka_settings: KafkaSettings, database_settings: DatabaseSettings, tmp_path: Path
+) -> None:
+    async with register_api(kafka_settings, database_settings, tmp_path) as (app, client):
+        url = "/v1/risks/r-4"
+        plan = {"strategy": "Roll back the IdP change", "owner": "eng-identity"}
+        written = await client.patch(
+            url,
+            json={
+                "owner": "rm-lena",
+                "likelihood": 4,
+                "impact": 4,
+                "treatment": "mitigate",
+                "mitigation": plan,
+            },
+            headers=RM | {"If-Match": '"v1"'},
+        )
+        assert written.status_code == 200, written.text
+        assert (written.json()["inherent_score"], written.json()["residual_score"]) == (16, 8)
+
+        cleared = await client.patch(
+            url,
+            json={"owner": None, "mitigation": None, "reason": "assigned to the wrong team"},
+            headers=SM | {"If-Match": '"v2"'},
+        )
+        assert cleared.status_code == 200, cleared.text
+        assert cleared.headers["etag"] == '"v3"'
+        entry = cleared.json()
+        assert (entry["owner"], entry["mitigation"]) == (None, None)
+        # Left out, so unchanged: the treatment and the scores.
+        assert (entry["treatment"], entry["inherent_score"], entry["residual_score"]) == (
+            "mitigate",
+            16,
+            8,
+        )
+        row = await app.state.context.db.fetchrow(
+            "SELECT owner, mitigation_strategy, mitigation_owner FROM risks WHERE risk_id = 'r-4'"
+        )
+        assert tuple(row) == (None, None, None)
+
+        history = (await client.get(url, headers=ANALYST)).json()["history"]
+        assert [h["kind"] for h in history] == ["registered", "assessment", "assessment"]
+        last = history[-1]
+        assert (last["actor"], last["role"], last["reason"]) == (
+            "sm-omar",
+            "support_manager",
+            "assigned to the wrong team",
+        )
+        assert last["changes"] == {
+            "owner": {"before": "rm-lena", "after": None},
+            "mitigation": {
+                "before": {
+                    "strategy": plan["strategy"],
+                    "owner": "eng-identity",
+                    "target_date": None,
+                },
+                "after": None,
+            },
+        }
+
+        # Scores: a cleared impact takes the inherent and residual scores with it.
+        unscored = await client.patch(url, json={"impact": None}, headers=RM | {"If-Match": '"v3"'})
+        assert unscored.status_code == 200, unscored.text
+        assert [unscored.json()[k] for k in ("impact", "inherent_score", "residual_score")] == [
+            None,
+            None,
+            None,
+        ]
+
+        # Mitigating needs its owner and its plan: clearing either is refused, naming the field.
+        version = 4
+        for change, who in [
+            ({"owner": "rm-lena", "impact": 4, "mitigation": plan}, "patch"),
+            ({"target": "under_joint_assessment"}, "move"),
+            ({"target": "response_planned"}, "move"),
+            ({"target": "mitigating"}, "move"),
+        ]:
+            headers = RM | {"If-Match": f'"v{version}"'}
+            done = await (
+                client.patch(url, json=change, headers=headers)
+                if who == "patch"
+                else client.post(f"{url}/transitions", json=change, headers=headers)
+            )
+            assert done.status_code == 200, done.text
+            version += 1
+        current = RM | {"If-Match": f'"v{version}"'}
+        for field in ("owner", "mitigation", "treatment"):
+            refused = await client.patch(url, json={field: None}, headers=current)
+            assert error_fields(refused) == [f"body.{field}"]
+            message = refused.json()["errors"][0]["message"]
+            assert f"{field} cannot be cleared while the risk is mitigating" in message
+        kept = (await client.get(url, headers=ANALYST)).json()["entry"]
+        assert (kept["version"], kept["owner"], kept["mitigation"]["strategy"]) == (
+            version,
+            "rm-lena",
+            plan["strategy"],
+        )
+
+        registered = f"{kafka_settings.topic_prefix}risk-registered"
+        records = await read_topic(
+            kafka_settings.bootstrap, registered, expected=5 + version - 1, settle=2
+        )
+        mine = [
+            RiskRegisteredEvent.model_validate_json(r.value).data
+            for r in records
+            if r.key == b"r-4"
+        ]
+        assert [e.version for e in mine] == list(range(1, version + 1))
+        assert (mine[2].owner, mine[2].mitigation, mine[2].treatment) == (None, None, "mitigate")
+        assert (mine[3].impact, mine[3].inherent_score, mine[3].residual_score) == (
+            None,
+            None,
+            None,
+        )
+        assert await rebuild_from_topic(kafka_settings, registered) == await store.load_all_entries(
+            app.state.context.db
+        )

@@ -64,25 +64,54 @@ def test_a_changed_mitigation_is_sent_whole_with_its_date_in_utc() -> None:
 
 def test_bad_values_are_named() -> None:
     _, errors = assessment_changes(
-        form_of(ENTRY, likelihood="high", owner="", mitigation_target_date="1 July")
+        form_of(ENTRY, likelihood="high", mitigation_target_date="1 July")
     )
     assert "Likelihood must be a whole number." in errors
-    assert "Owner cannot be emptied here once set." in errors
     assert "Mitigation target date must be a date (YYYY-MM-DD)." in errors
     _, no_strategy = assessment_changes(form_of({}, mitigation_owner="ops@example.org"))
     assert no_strategy == ["A mitigation plan needs its strategy."]
+    _, emptied = assessment_changes(form_of(ENTRY, mitigation_strategy=""))
+    assert emptied == ["A mitigation plan needs its strategy (or tick Remove the mitigation plan)."]
 
 
 def test_a_free_text_once_written_can_be_cleared() -> None:
     written = {**ENTRY, "assessment": "Keys leaked in a log", "prevention_measures": "Scrub logs"}
     body, errors = assessment_changes(form_of(written, assessment="  ", reason="wrong risk"))
     assert errors == []
-    assert body == {"assessment": "", "reason": "wrong risk"}
+    assert body == {"assessment": None, "reason": "wrong risk"}
     cleared = [row.after for row in history_rows(
         [{"version": 2, "at": "2026-07-01T10:00:00Z", "kind": "assessed", "actor": None,
-          "changes": {"assessment": {"before": "Keys leaked in a log", "after": ""}}}], {}
+          "changes": {"assessment": {"before": "Keys leaked in a log", "after": None}}}], {}
     )]  # fmt: skip
     assert cleared == ["–"]
+
+
+def test_an_emptied_owner_treatment_or_score_is_sent_as_null() -> None:
+    body, errors = assessment_changes(
+        form_of(ENTRY, owner="", treatment="", likelihood=" ", residual_score="", reason="reset")
+    )
+    assert errors == []
+    assert body == {
+        "owner": None,
+        "likelihood": None,
+        "residual_score": None,
+        "treatment": None,
+        "reason": "reset",
+    }
+
+
+def test_the_mitigation_plan_is_removed_with_its_control_or_by_emptying_it() -> None:
+    removed = {"mitigation": None}
+    assert assessment_changes(form_of(ENTRY, remove_mitigation="on")) == (removed, [])
+    emptied = form_of(ENTRY, mitigation_strategy="", mitigation_target_date="")
+    assert assessment_changes(emptied) == (removed, [])
+    both = form_of(ENTRY, remove_mitigation="on", mitigation_strategy="Rotate and revoke")
+    assert assessment_changes(both) == (
+        {},
+        ["Either remove the mitigation plan or change it, not both."],
+    )
+    # No plan shown: the control has nothing to remove.
+    assert assessment_changes(form_of({}, remove_mitigation="on")) == ({}, [])
 
 
 def test_a_review_checkbox_is_a_change_of_its_own() -> None:

@@ -29,6 +29,7 @@ from riskrelay.register.domain import (
     ALLOWED_TARGETS,
     Assessment,
     ChangeKind,
+    ClearRefused,
     FieldChange,
     IllegalTransition,
     InvalidScore,
@@ -120,11 +121,21 @@ class MitigationInput(BaseModel):
 
 class AssessmentUpdate(BaseModel):
     """What Risk Management sends back (protocol, "From Risk Management to Customer Support").
-    Only the fields given change; scores are recomputed from likelihood, impact and treatment."""
+
+    A field left out is unchanged; a field sent as `null` is cleared (an empty or blank text
+    clears a text too), recorded in the history and published like any change. Scores are
+    recomputed from likelihood, impact and treatment: clearing likelihood or impact clears the
+    inherent score and the residual; clearing the treatment clears its residual unless one is
+    sent with it; clearing `residual_score` drops the analyst's figure, so the residual follows
+    the treatment again (none without one). A field the status depends on cannot be cleared
+    in it (422 naming the field and why): `owner` under joint assessment, response planned,
+    mitigating and monitoring; `likelihood`, `impact` and `treatment` once a response is
+    planned (response planned, mitigating, monitoring); `mitigation` while mitigating;
+    `resolution_verification` once closed."""
 
     model_config = ConfigDict(extra="forbid")
 
-    owner: str | None = Field(default=None, min_length=1, max_length=256)
+    owner: str | None = Field(default=None, max_length=256)
     likelihood: int | None = Field(default=None, ge=1, le=5)
     impact: int | None = Field(default=None, ge=1, le=5)
     treatment: Treatment | None = None
@@ -132,7 +143,9 @@ class AssessmentUpdate(BaseModel):
         default=None, ge=1, le=25, description="Analyst's residual; at most the inherent score."
     )
     assessment: str | None = Field(default=None, max_length=20_000)
-    mitigation: MitigationInput | None = None
+    mitigation: MitigationInput | None = Field(
+        default=None, description="The whole plan (replaces the one recorded); null removes it."
+    )
     communication_template: str | None = Field(default=None, max_length=20_000)
     resolution_verification: str | None = Field(default=None, max_length=8_000)
     prevention_measures: str | None = Field(default=None, max_length=8_000)
@@ -140,9 +153,11 @@ class AssessmentUpdate(BaseModel):
     reason: str | None = Field(default=None, max_length=4_000, description="For the history.")
 
     def to_assessment(self) -> Assessment:
-        data = self.model_dump(exclude={"reason", "mitigation"})
-        if self.mitigation is not None:
-            data["mitigation"] = MitigationPlan(**self.mitigation.model_dump())
+        """The domain's assessment with the same fields given (``null`` ones included)."""
+        data = self.model_dump(exclude_unset=True, exclude={"reason", "mitigation"})
+        if "mitigation" in self.model_fields_set:
+            plan = self.mitigation
+            data["mitigation"] = MitigationPlan(**plan.model_dump()) if plan else None
         return Assessment(**data)
 
 
@@ -422,6 +437,10 @@ def build_router(register: Register) -> APIRouter:
     @router.patch(
         "/risks/{risk_id}",
         summary="Record assessment, treatment, mitigation and communication fields.",
+        description=(
+            "Only the fields given change; a field sent as `null` is cleared, except one the "
+            "risk's status depends on (422 naming it). See `AssessmentUpdate`."
+        ),
         responses={
             **not_found,
             412: {"description": "If-Match is stale"},
@@ -442,6 +461,8 @@ def build_router(register: Register) -> APIRouter:
                 return apply_assessment(entry, assessment, at, policy=register.policy)
             except InvalidScore as error:
                 raise _invalid(("body", "residual_score"), str(error)) from error
+            except ClearRefused as error:
+                raise _invalid(("body", error.field), str(error)) from error
 
         after = await _write(
             risk_id, if_match, principal, ChangeKind.ASSESSMENT, change, update.reason

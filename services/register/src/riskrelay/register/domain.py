@@ -868,7 +868,11 @@ def apply_transition(
 
 class Assessment(BaseModel):
     """What Risk Management records on an entry (protocol, "From Risk Management to Customer
-    Support"). Every field is optional: only the fields given are changed."""
+    Support").
+
+    A field left out is unchanged; a field given as ``None`` is cleared (a blank text too), as
+    :func:`apply_assessment` says. Which fields were given is pydantic's ``model_fields_set``,
+    so ``Assessment(owner=None)`` clears the owner while ``Assessment()`` changes nothing."""
 
     model_config = _POLICY_CONFIG
 
@@ -889,6 +893,93 @@ class Assessment(BaseModel):
     )
 
 
+class ClearRefused(RegisterError):
+    """A field the entry's current status depends on was cleared (see :data:`REQUIRED_WHILE`)."""
+
+    def __init__(self, field: str, status: RiskStatus, why: str) -> None:
+        self.field = field
+        self.status = status
+        self.why = why
+        super().__init__(
+            f"{field} cannot be cleared while the risk is {status.value.replace('_', ' ')}: {why}"
+        )
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """The statuses in which an entry must keep a field once it has one, and why."""
+
+    statuses: frozenset[RiskStatus]
+    why: str
+
+
+_PLANNED = frozenset({S.RESPONSE_PLANNED, S.MITIGATING, S.MONITORING})
+_SCORED = Requirement(
+    _PLANNED,
+    "the response plan and its residual score were made against this score; set another "
+    "value, or take the risk back to under joint assessment to reassess it",
+)
+
+# What the lifecycle depends on: the protocol has Risk Management lead the formal assessment
+# and develop the response, so an entry in assessment or treatment needs an accountable owner;
+# a planned response is a chosen treatment against an assessed score; mitigating carries out a
+# mitigation plan; and a closed risk is closed only with a resolution verification.
+REQUIRED_WHILE: Mapping[str, Requirement] = {
+    "owner": Requirement(
+        frozenset({S.UNDER_JOINT_ASSESSMENT, *_PLANNED}),
+        "a risk under assessment or treatment needs an accountable owner; set another owner",
+    ),
+    "likelihood": _SCORED,
+    "impact": _SCORED,
+    "treatment": Requirement(
+        _PLANNED,
+        "the response plan is this treatment; choose another one, or take the risk back to "
+        "under joint assessment to drop the plan",
+    ),
+    "mitigation": Requirement(
+        frozenset({S.MITIGATING}),
+        "the risk is being mitigated by this plan; change the plan, or move the risk back to "
+        "response planned first",
+    ),
+    "resolution_verification": Requirement(
+        frozenset({S.CLOSED}),
+        "a risk is closed only with a resolution verification; reopen it first",
+    ),
+}
+
+_TEXTS = (
+    "owner",
+    "assessment",
+    "communication_template",
+    "resolution_verification",
+    "prevention_measures",
+)
+_SCORE_INPUTS = frozenset({"likelihood", "impact", "treatment", "residual_score"})
+
+
+def _given(update: Assessment) -> dict[str, Any]:
+    """The fields the update gives, with a blank text as ``None`` (both clear)."""
+    given = {name: getattr(update, name) for name in update.model_fields_set if name != "reviewed"}
+    for name in _TEXTS:
+        if name in given and not (given[name] or "").strip():
+            given[name] = None
+    return given
+
+
+def check_clears(entry: RiskRegisterEntry, changes: Mapping[str, Any]) -> None:
+    """Refuse a change that empties a field the entry's status requires (:data:`REQUIRED_WHILE`).
+
+    Only a real clear is refused: a field that is already empty stays so without complaint."""
+    for name, requirement in REQUIRED_WHILE.items():
+        if (
+            name in changes
+            and changes[name] is None
+            and getattr(entry, name) is not None
+            and entry.status in requirement.statuses
+        ):
+            raise ClearRefused(name, entry.status, requirement.why)
+
+
 def apply_assessment(
     entry: RiskRegisterEntry,
     update: Assessment,
@@ -896,39 +987,48 @@ def apply_assessment(
     *,
     policy: RegisterPolicy = DEFAULT_POLICY,
 ) -> RiskRegisterEntry:
-    """Record an analyst's assessment; scores are recomputed with the rules of :class:`ScoringPolicy`."""
+    """Record an analyst's assessment; scores are recomputed with the rules of :class:`ScoringPolicy`.
+
+    Clearing (a field given as ``None``):
+
+    - likelihood or impact: the inherent score derived from them is cleared, and with it the
+      residual score (there is nothing to score a treatment against);
+    - treatment: the residual it gave is cleared, unless the update gives an analyst's residual;
+    - residual score: the analyst's figure is dropped, so the residual follows the treatment
+      again (``ceil(inherent x factor)``), and is empty without a treatment;
+    - owner, mitigation and the free texts: simply emptied.
+
+    A clear of a field the status requires raises :class:`ClearRefused`; a residual score given
+    while likelihood or impact is empty raises :class:`InvalidScore`.
+    """
+    given = _given(update)
     changes: dict[str, Any] = {
-        name: getattr(update, name)
-        for name in (
-            "owner",
-            "assessment",
-            "mitigation",
-            "communication_template",
-            "resolution_verification",
-            "prevention_measures",
-            "treatment",
-        )
-        if getattr(update, name) is not None
+        name: value for name, value in given.items() if name not in _SCORE_INPUTS
     }
-    likelihood = update.likelihood or entry.likelihood
-    impact = update.impact or entry.impact
-    treatment = update.treatment or entry.treatment
     # Scores are recomputed only when the update touches them: an owner change must not replace
     # an analyst's residual with the treatment-factor figure.
-    touches_scores = any(
-        value is not None
-        for value in (update.likelihood, update.impact, update.treatment, update.residual_score)
-    )
-    if touches_scores and likelihood is not None and impact is not None:
-        inherent = inherent_score(likelihood, impact)
-        changes["likelihood"] = likelihood
-        changes["impact"] = impact
-        changes["inherent_score"] = inherent
-        changes["residual_score"] = residual_score(
-            inherent, treatment, analyst_residual=update.residual_score, policy=policy.scoring
+    if given.keys() & _SCORE_INPUTS:
+        likelihood = given.get("likelihood", entry.likelihood)
+        impact = given.get("impact", entry.impact)
+        treatment = given.get("treatment", entry.treatment)
+        analyst_residual = given.get("residual_score")
+        inherent: int | None = None
+        residual: int | None = None
+        if likelihood is not None and impact is not None:
+            inherent = inherent_score(likelihood, impact)
+            residual = residual_score(
+                inherent, treatment, analyst_residual=analyst_residual, policy=policy.scoring
+            )
+        elif analyst_residual is not None:
+            raise InvalidScore("a residual score needs likelihood and impact to be known")
+        changes.update(
+            likelihood=likelihood,
+            impact=impact,
+            treatment=treatment,
+            inherent_score=inherent,
+            residual_score=residual,
         )
-    elif touches_scores and update.residual_score is not None:
-        raise InvalidScore("a residual score needs likelihood and impact to be known")
+    check_clears(entry, changes)
     if update.reviewed and entry.status is not RiskStatus.CLOSED:
         changes["next_review_at"] = next_review_at(entry.level, at, policy)
     if all(getattr(entry, name) == value for name, value in changes.items()):

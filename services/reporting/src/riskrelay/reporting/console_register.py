@@ -11,7 +11,9 @@ Edits and moves carry the ETag of the version the person saw; the register check
 (``If-Match``) and refuses a stale one with 412, which the page explains: someone changed the
 entry since it was opened, nothing was saved, and the current version is shown. Only the fields
 the person changed are sent (each field's value as shown travels beside it), so an unchanged
-residual score is never resent as an analyst's own figure.
+residual score is never resent as an analyst's own figure. A field the person emptied is sent
+as ``null``, which the register takes as "clear it" (a field left out is unchanged); the
+register itself refuses to clear what the entry's status depends on, and the page shows why.
 """
 
 from __future__ import annotations
@@ -50,14 +52,10 @@ TEXT_FIELDS = (
     "resolution_verification",
     "prevention_measures",
 )
-# Free texts a person may clear: the register takes an empty text as "none" (closing still
-# asks for a resolution verification), while its null means "unchanged".
-CLEARABLE_TEXTS = frozenset(
-    {"assessment", "communication_template", "resolution_verification", "prevention_measures"}
-)
 NUMBER_FIELDS = ("likelihood", "impact", "residual_score")
 MITIGATION_FIELDS = ("mitigation_strategy", "mitigation_owner", "mitigation_target_date")
 EDITABLE = (*TEXT_FIELDS, *NUMBER_FIELDS, "treatment", *MITIGATION_FIELDS)
+REMOVE_MITIGATION = "remove_mitigation"
 FILTERS = ("level", "category", "status", "q")
 WAS = "was_"
 ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e]{0,200}"')
@@ -82,7 +80,8 @@ def shown_values(entry: Mapping[str, Any]) -> dict[str, str]:
 
 def assessment_changes(form: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     """The PATCH body of the fields the person changed (against the ``was_`` values the form
-    was shown with), and what is wrong with the form."""
+    was shown with), and what is wrong with the form. An emptied field is sent as ``None``:
+    the register clears it (or refuses, when the entry's status needs it)."""
     changed = {
         name: form.get(name, "").strip()
         for name in EDITABLE
@@ -93,23 +92,34 @@ def assessment_changes(form: Mapping[str, str]) -> tuple[dict[str, Any], list[st
     for name, value in changed.items():
         if name in MITIGATION_FIELDS:
             continue  # the plan is sent whole, below
-        if not value and name not in CLEARABLE_TEXTS:
-            errors.append(f"{label(name)} cannot be emptied here once set.")
-        elif name in TEXT_FIELDS:
-            body[name] = value
+        if not value:
+            body[name] = None
         elif name in NUMBER_FIELDS:
             try:
                 body[name] = int(value)
             except ValueError:
                 errors.append(f"{label(name)} must be a whole number.")
-        elif name == "treatment":
+        else:
             body[name] = value
-    if changed.keys() & set(MITIGATION_FIELDS):
+    had_plan = bool(form.get(WAS + "mitigation_strategy", "").strip())
+    plan_emptied = not any(form.get(name, "").strip() for name in MITIGATION_FIELDS)
+    edits_plan = bool(changed.keys() & set(MITIGATION_FIELDS))
+    if form.get(REMOVE_MITIGATION) == "on" and had_plan:
+        if edits_plan and not plan_emptied:
+            errors.append("Either remove the mitigation plan or change it, not both.")
+        else:
+            body["mitigation"] = None
+    elif edits_plan and had_plan and plan_emptied:
+        body["mitigation"] = None
+    elif edits_plan:
         strategy = form.get("mitigation_strategy", "").strip()
         target = form.get("mitigation_target_date", "").strip()
         plan: dict[str, Any] = {"strategy": strategy}
         if not strategy:
-            errors.append("A mitigation plan needs its strategy.")
+            errors.append(
+                "A mitigation plan needs its strategy"
+                + (" (or tick Remove the mitigation plan)." if had_plan else ".")
+            )
         if owner := form.get("mitigation_owner", "").strip():
             plan["owner"] = owner
         if target:
