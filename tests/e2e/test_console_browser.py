@@ -5,31 +5,21 @@ stale-edit refusal. The escalator, the register and reporting run on local ports
 real broker and PostgreSQL; the risks arrive on ``risk-classified`` as the classifier sends them.
 
 The screenshots of each page are written to ``tests/artifacts/console-*.png`` by this test.
-Chromium is ``/usr/bin/chromium`` (``scripts/ensure-chromium.sh``); Playwright drives it, its own
-browser downloads are never used. Outside CI the test is skipped when either is missing; in CI
-(``CI`` set) it must run.
+Chromium and Playwright are set up in ``conftest.py``; the ``console`` fixture here (the services
+on local ports) is the one the other console browser tests use too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
 import secrets
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from riskrelay.devstack import free_port
 from riskrelay.escalator.app import create_app as create_escalator
 from riskrelay.escalator.settings import EscalatorSettings
 from riskrelay.register.app import create_app as create_register
@@ -47,13 +37,13 @@ from riskrelay.shared.events import (
 )
 from riskrelay.shared.settings import AuthSettings, DatabaseSettings, KafkaSettings
 from riskrelay.testing import eventually, produce
+from tests.e2e.browsing import BrowserConsole, Console, on_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 ROOT = Path(__file__).parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ADMIN_TOKEN = "console-browser-admin-token"
-PASSWORD = "correct horse battery"
 # Deadlines of an hour: every step is due and none overdue while the test runs; Level 4 repeats
 # every 10 minutes until acknowledged, so there are reminders to stop.
 POLICY = """
@@ -80,31 +70,6 @@ levels:
     timeframe: {rule: weekly_review}
     weekly_review: true
 """
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("RISKRELAY_CHROMIUM"), "chromium", "chromium-browser"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = chromium_path()
-    if found is None and os.environ.get("CI"):
-        subprocess.run(["bash", str(ROOT / "scripts" / "ensure-chromium.sh")], check=False)
-        found = chromium_path()
-        assert found, "CI must run the browser test: scripts/ensure-chromium.sh failed"
-    if found is None:
-        pytest.skip("chromium not found (not in CI): run scripts/ensure-chromium.sh to install it")
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("playwright is not installed (uv sync installs the dev group)")
-    return found
 
 
 def classified(risk_id: str, level: RiskLevel, title: str) -> RiskClassifiedEvent:
@@ -143,34 +108,13 @@ def classified(risk_id: str, level: RiskLevel, title: str) -> RiskClassifiedEven
     )
 
 
-@contextlib.asynccontextmanager
-async def on_port(app: FastAPI) -> AsyncIterator[str]:
-    """The app with its lifespan (consumers, database) served on a free local port."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return bool(server.started) or task.done()
-
-    await eventually(started, timeout=60)
-    assert server.started, "the service did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-
-
 @pytest.fixture
 async def console(
     kafka_settings: KafkaSettings,
     database_settings: DatabaseSettings,
     db_schema: str,
     tmp_path: Path,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[Console]:
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"admin": ADMIN_TOKEN}))
     keys = tmp_path / "identity-keys.json"
@@ -200,7 +144,7 @@ async def console(
             )
         )
         async with on_port(reporting) as reporting_url:
-            yield {"url": reporting_url, "escalator": escalator, "reporting": reporting}
+            yield Console(reporting_url, reporting, escalator, ADMIN_TOKEN)
 
 
 async def screenshot(page: Any, name: str) -> None:
@@ -209,19 +153,6 @@ async def screenshot(page: Any, name: str) -> None:
     target.unlink(missing_ok=True)
     await page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 10_000
-
-
-async def sign_in(browser: Any, base: str, email: str) -> Any:
-    """A fresh browser context (its own cookies) signed in as ``email``; its page."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    await page.goto(f"{base}/console/queue")
-    assert "/console/login" in page.url, "an unsigned visitor is sent to sign in"
-    await page.fill("#email", email)
-    await page.fill("#password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}/console/queue")
-    return page
 
 
 async def reload_until(page: Any, selector: str, timeout: float = 60) -> None:
@@ -237,23 +168,16 @@ async def reload_until(page: Any, selector: str, timeout: float = 60) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_people_act_on_risks_in_the_console_in_a_real_browser(
-    chromium: str, console: dict[str, Any], kafka_settings: KafkaSettings
+    browser_console: BrowserConsole, kafka_settings: KafkaSettings
 ) -> None:
-    from playwright.async_api import async_playwright
-
-    base = console["url"]
-    async with httpx.AsyncClient(base_url=base) as admin:
-        for email, name, roles in [
+    base = browser_console.url
+    await browser_console.add_people(
+        [
             ("lea@example.org", "Lea Lead", ["team_lead"]),
             ("sam@example.org", "Sam Manager", ["support_manager"]),
             ("rita@example.org", "Rita Risk", ["risk_management"]),
-        ]:
-            created = await admin.put(
-                f"/v1/console/users/{email}",
-                json={"name": name, "roles": roles, "password": PASSWORD},
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            )
-            assert created.status_code == 201, created.text
+        ]
+    )
     await produce(
         kafka_settings.bootstrap,
         f"{kafka_settings.topic_prefix}risk-classified",
@@ -262,98 +186,89 @@ async def test_people_act_on_risks_in_the_console_in_a_real_browser(
             (b"risk-b3", classified("risk-b3", RiskLevel.MEDIUM, "Order history of another account").to_json_bytes()),
         ],
     )  # fmt: skip
-    escalator_db = console["escalator"].state.context.db
+    escalator_db = browser_console.console.escalator.state.context.db
 
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            # The team lead: the due Level 4 step, acknowledged in one click.
-            lea = await sign_in(browser, base, "lea@example.org")
-            level_4 = "tr:has-text('Invoices shown to the wrong customer')"
-            await reload_until(lea, level_4)
-            row = lea.locator(level_4)
-            assert "High (Level 4)" in await row.inner_text()
-            assert "left" in await row.locator("td").nth(4).inner_text()
-            step_id = await row.get_attribute("data-escalation-id")
-            assert step_id
-            pending_reminders = await escalator_db.fetchval(
-                "SELECT count(*) FROM timers WHERE escalation_id = $1 AND reason = 'reminder'"
-                " AND state = 'pending'",
-                step_id,
-            )
-            assert pending_reminders == 3
-            await screenshot(lea, "queue")
-            await row.get_by_role("button", name="Acknowledge").click()
-            await lea.wait_for_selector("p.notice")
-            assert f"Acknowledged step {step_id}" in await lea.inner_text("p.notice")
-            assert await lea.locator(f"tr[data-escalation-id='{step_id}']").count() == 0
-            timers = await escalator_db.fetch(
-                "SELECT state, cancelled_reason FROM timers WHERE escalation_id = $1"
-                " AND reason = 'reminder'",
-                step_id,
-            )
-            assert timers
-            assert {timer["state"] for timer in timers} == {"cancelled"}, "reminders stopped"
-            acknowledged_by = await escalator_db.fetchval(
-                "SELECT acknowledged_by FROM escalation_steps WHERE escalation_id = $1", step_id
-            )
-            assert acknowledged_by == "lea@example.org"
+    # The team lead: the due Level 4 step, acknowledged in one click.
+    lea = await browser_console.sign_in("lea@example.org")
+    level_4 = "tr:has-text('Invoices shown to the wrong customer')"
+    await reload_until(lea, level_4)
+    row = lea.locator(level_4)
+    assert "High (Level 4)" in await row.inner_text()
+    assert "left" in await row.locator("td").nth(4).inner_text()
+    step_id = await row.get_attribute("data-escalation-id")
+    assert step_id
+    pending_reminders = await escalator_db.fetchval(
+        "SELECT count(*) FROM timers WHERE escalation_id = $1 AND reason = 'reminder'"
+        " AND state = 'pending'",
+        step_id,
+    )
+    assert pending_reminders == 3
+    await screenshot(lea, "queue")
+    await row.get_by_role("button", name="Acknowledge").click()
+    await lea.wait_for_selector("p.notice")
+    assert f"Acknowledged step {step_id}" in await lea.inner_text("p.notice")
+    assert await lea.locator(f"tr[data-escalation-id='{step_id}']").count() == 0
+    timers = await escalator_db.fetch(
+        "SELECT state, cancelled_reason FROM timers WHERE escalation_id = $1"
+        " AND reason = 'reminder'",
+        step_id,
+    )
+    assert timers
+    assert {timer["state"] for timer in timers} == {"cancelled"}, "reminders stopped"
+    acknowledged_by = await escalator_db.fetchval(
+        "SELECT acknowledged_by FROM escalation_steps WHERE escalation_id = $1", step_id
+    )
+    assert acknowledged_by == "lea@example.org"
 
-            # The risk page, from the queue's link.
-            await lea.goto(f"{base}/console/risks/risk-b4")
-            assert await lea.inner_text("h1") == "Invoices shown to the wrong customer"
-            await reload_until(lea, "#timeline tr.timeline-acknowledged")
-            assert "by lea@example.org" in await lea.inner_text("#timeline")
-            assert "I can see the invoice of [NAME]" in await lea.inner_text("#detections")
-            await screenshot(lea, "risk")
+    # The risk page, from the queue's link.
+    await lea.goto(f"{base}/console/risks/risk-b4")
+    assert await lea.inner_text("h1") == "Invoices shown to the wrong customer"
+    await reload_until(lea, "#timeline tr.timeline-acknowledged")
+    assert "by lea@example.org" in await lea.inner_text("#timeline")
+    assert "I can see the invoice of [NAME]" in await lea.inner_text("#detections")
+    await screenshot(lea, "risk")
 
-            # The support manager: the Level 3 review, confirmed with a note.
-            sam = await sign_in(browser, base, "sam@example.org")
-            level_3 = "tr:has-text('Order history of another account')"
-            await reload_until(sam, f"{level_3} form.decision")
-            review = sam.locator(level_3)
-            review_id = await review.get_attribute("data-escalation-id")
-            await review.get_by_label("Confirmed", exact=True).check()
-            await review.locator("textarea[name=note]").fill("Checked with billing: confirmed.")
-            await screenshot(sam, "decision")
-            await review.get_by_role("button", name="Record decision").click()
-            await sam.wait_for_selector("p.notice")
-            assert "Recorded your Level 3 decision" in await sam.inner_text("p.notice")
-            decision = await escalator_db.fetchrow(
-                "SELECT decision, acknowledged_by FROM escalation_steps WHERE escalation_id = $1",
-                review_id,
-            )
-            assert decision is not None
-            assert (decision["decision"], decision["acknowledged_by"]) == (
-                "confirmed",
-                "sam@example.org",
-            )
+    # The support manager: the Level 3 review, confirmed with a note.
+    sam = await browser_console.sign_in("sam@example.org")
+    level_3 = "tr:has-text('Order history of another account')"
+    await reload_until(sam, f"{level_3} form.decision")
+    review = sam.locator(level_3)
+    review_id = await review.get_attribute("data-escalation-id")
+    await review.get_by_label("Confirmed", exact=True).check()
+    await review.locator("textarea[name=note]").fill("Checked with billing: confirmed.")
+    await screenshot(sam, "decision")
+    await review.get_by_role("button", name="Record decision").click()
+    await sam.wait_for_selector("p.notice")
+    assert "Recorded your Level 3 decision" in await sam.inner_text("p.notice")
+    decision = await escalator_db.fetchrow(
+        "SELECT decision, acknowledged_by FROM escalation_steps WHERE escalation_id = $1",
+        review_id,
+    )
+    assert decision is not None
+    assert (decision["decision"], decision["acknowledged_by"]) == (
+        "confirmed",
+        "sam@example.org",
+    )
 
-            # Two people open the same register entry; the second to save is refused.
-            rita = await sign_in(browser, base, "rita@example.org")
-            await rita.goto(f"{base}/console/register")
-            await reload_until(rita, "tr[data-risk-id='risk-b4']")
-            await screenshot(rita, "register")
-            await sam.goto(f"{base}/console/register/risk-b4")
-            await rita.click("tr[data-risk-id='risk-b4'] a")
-            await rita.fill("#owner", "rita@example.org")
-            await rita.fill("#likelihood", "4")
-            await rita.fill("#impact", "3")
-            await rita.click("#edit button[type=submit]")
-            await rita.wait_for_selector("p.notice")
-            assert "Saved: the entry is now version" in await rita.inner_text("p.notice")
-            assert "Rita Risk <rita@example.org>" in await rita.inner_text("#history")
-            await screenshot(rita, "register-entry")
-            await sam.fill("#owner", "sam@example.org")
-            await sam.click("#edit button[type=submit]")
-            await sam.wait_for_selector("#refusal")
-            assert "Someone else changed this entry after you opened it" in await sam.inner_text(
-                "#refusal"
-            )
-            assert "owner: sam@example.org" in await sam.inner_text("#unsaved")
-            assert await sam.input_value("#owner") == "rita@example.org"
-            await screenshot(sam, "register-stale-edit")
-        finally:
-            await browser.close()
+    # Two people open the same register entry; the second to save is refused.
+    rita = await browser_console.sign_in("rita@example.org")
+    await rita.goto(f"{base}/console/register")
+    await reload_until(rita, "tr[data-risk-id='risk-b4']")
+    await screenshot(rita, "register")
+    await sam.goto(f"{base}/console/register/risk-b4")
+    await rita.click("tr[data-risk-id='risk-b4'] a")
+    await rita.fill("#owner", "rita@example.org")
+    await rita.fill("#likelihood", "4")
+    await rita.fill("#impact", "3")
+    await rita.click("#edit button[type=submit]")
+    await rita.wait_for_selector("p.notice")
+    assert "Saved: the entry is now version" in await rita.inner_text("p.notice")
+    assert "Rita Risk <rita@example.org>" in await rita.inner_text("#history")
+    await screenshot(rita, "register-entry")
+    await sam.fill("#owner", "sam@example.org")
+    await sam.click("#edit button[type=submit]")
+    await sam.wait_for_selector("#refusal")
+    assert "Someone else changed this entry after you opened it" in await sam.inner_text("#refusal")
+    assert "owner: sam@example.org" in await sam.inner_text("#unsaved")
+    assert await sam.input_value("#owner") == "rita@example.org"
+    await screenshot(sam, "register-stale-edit")

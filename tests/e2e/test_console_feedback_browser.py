@@ -16,9 +16,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -29,21 +27,13 @@ from riskrelay.intake.settings import IntakeSettings
 from riskrelay.shared.events import RiskLevel
 from riskrelay.shared.settings import DatabaseSettings, KafkaSettings
 from riskrelay.testing import eventually, produce, running
-from tests.e2e.test_console_browser import (
-    ADMIN_TOKEN,
-    PASSWORD,
-    chromium,
-    classified,
-    console,
-    reload_until,
-    screenshot,
-    sign_in,
-)
+from tests.e2e.browsing import BrowserConsole
+from tests.e2e.test_console_browser import classified, console, reload_until, screenshot
 from tests.integration.test_feedback_loop import EMAIL, ticket_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-__all__ = ["chromium", "console"]  # the fixtures, imported for this module's tests
+__all__ = ["console"]  # the fixture, imported for this module's tests
 
 TICKET = "T-fb-browser"
 RISK = "risk-fb-browser"
@@ -73,22 +63,11 @@ async def labelled_examples(intake: FastAPI) -> list[StoredFeedback]:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_a_ticket_marked_not_a_risk_in_a_real_browser_becomes_a_labelled_example(
-    chromium: str,
-    intake: FastAPI,
-    console: dict[str, Any],
-    kafka_settings: KafkaSettings,
+    intake: FastAPI, browser_console: BrowserConsole, kafka_settings: KafkaSettings
 ) -> None:
-    from playwright.async_api import async_playwright
-
-    base = console["url"]
+    base = browser_console.url
     prefix = kafka_settings.topic_prefix
-    async with httpx.AsyncClient(base_url=base) as admin:
-        created = await admin.put(
-            "/v1/console/users/lea@example.org",
-            json={"name": "Lea Lead", "roles": ["team_lead"], "password": PASSWORD},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )
-        assert created.status_code == 201, created.text
+    await browser_console.add_people([("lea@example.org", "Lea Lead", ["team_lead"])])
     await produce(
         kafka_settings.bootstrap,
         f"{prefix}ticket-events",
@@ -104,39 +83,32 @@ async def test_a_ticket_marked_not_a_risk_in_a_real_browser_becomes_a_labelled_e
         [(RISK.encode(), risk.to_json_bytes())],
     )
 
-    async with async_playwright() as driver:
-        browser = await driver.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            lea = await sign_in(browser, base, "lea@example.org")
-            await lea.goto(f"{base}/console/risks/{RISK}")
-            await reload_until(lea, "#feedback-button")
-            assert await lea.inner_text("h1") == "Accounts taken over from abroad"
-            await lea.click("#feedback-button")
-            # A GET form with no fields: the address ends in "?".
-            await lea.wait_for_url(re.compile(rf"/console/feedback/risks/{RISK}\??$"))
-            # The ticket's row appears once intake's flag has reached the read model.
-            row_selector = f"tr[data-ticket-id='{TICKET}']"
-            await reload_until(lea, f"{row_selector} form.feedback-not-a-risk", timeout=90)
-            row = lea.locator(row_selector)
-            assert "security issue" in await row.inner_text()
-            assert EMAIL not in await lea.content(), "no personal data on the feedback page"
-            form = row.locator("form.feedback-not-a-risk")
-            await form.get_by_label("Note").fill(NOTE)
-            await form.get_by_role("button", name="Not a risk").click()
-            await lea.wait_for_selector("p.notice")
-            assert f"Recorded ticket {TICKET} as not a risk" in await lea.inner_text("p.notice")
-            await screenshot(lea, "feedback")
+    lea = await browser_console.sign_in("lea@example.org")
+    await lea.goto(f"{base}/console/risks/{RISK}")
+    await reload_until(lea, "#feedback-button")
+    assert await lea.inner_text("h1") == "Accounts taken over from abroad"
+    await lea.click("#feedback-button")
+    # A GET form with no fields: the address ends in "?".
+    await lea.wait_for_url(re.compile(rf"/console/feedback/risks/{RISK}\??$"))
+    # The ticket's row appears once intake's flag has reached the read model.
+    row_selector = f"tr[data-ticket-id='{TICKET}']"
+    await reload_until(lea, f"{row_selector} form.feedback-not-a-risk", timeout=90)
+    row = lea.locator(row_selector)
+    assert "security issue" in await row.inner_text()
+    assert EMAIL not in await lea.content(), "no personal data on the feedback page"
+    form = row.locator("form.feedback-not-a-risk")
+    await form.get_by_label("Note").fill(NOTE)
+    await form.get_by_role("button", name="Not a risk").click()
+    await lea.wait_for_selector("p.notice")
+    assert f"Recorded ticket {TICKET} as not a risk" in await lea.inner_text("p.notice")
+    await screenshot(lea, "feedback")
 
-            # A second judgement of the same ticket (same partition, so intake reads it after
-            # every copy of the first): once it is stored, the first's copies have been seen.
-            wrong_level = lea.locator(f"{row_selector} form.feedback-wrong-level")
-            await wrong_level.get_by_label("The right level").select_option("3")
-            await wrong_level.get_by_role("button", name="Wrong level").click()
-            await lea.wait_for_selector("p.notice:has-text('wrong level')")
-        finally:
-            await browser.close()
+    # A second judgement of the same ticket (same partition, so intake reads it after
+    # every copy of the first): once it is stored, the first's copies have been seen.
+    wrong_level = lea.locator(f"{row_selector} form.feedback-wrong-level")
+    await wrong_level.get_by_label("The right level").select_option("3")
+    await wrong_level.get_by_role("button", name="Wrong level").click()
+    await lea.wait_for_selector("p.notice:has-text('wrong level')")
 
     examples: list[StoredFeedback] = []
 

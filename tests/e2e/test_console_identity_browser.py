@@ -7,8 +7,6 @@ limit's page. Screenshots: ``tests/artifacts/console-{oidc-queue,tokens,sign-in-
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 import secrets
@@ -18,8 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from riskrelay.devstack import free_port
 from riskrelay.escalator.app import create_app as create_escalator
@@ -32,16 +28,13 @@ from riskrelay.reporting.settings import (
     ScheduleSettings,
 )
 from riskrelay.shared.settings import AuthSettings, DatabaseSettings, KafkaSettings, OidcSettings
-from riskrelay.testing import eventually
-from tests.e2e.test_console_browser import POLICY, chromium, on_port, screenshot
+from tests.e2e.browsing import PASSWORD, BrowserConsole, Console, on_port
+from tests.e2e.test_console_browser import POLICY, screenshot
 from tests.oidc_provider import Client, Provider, running_provider
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-__all__ = ["chromium"]  # the fixture, imported for this module's tests
-
 ADMIN_TOKEN = "identity-browser-admin-token"
-PASSWORD = "correct horse battery"
 CLIENT_ID = "riskrelay-console"
 CLIENT_SECRET = "browser-client-secret-0123456789"
 
@@ -66,7 +59,7 @@ async def console(
     db_schema: str,
     tmp_path: Path,
     provider: Provider,
-) -> AsyncIterator[str]:
+) -> AsyncIterator[Console]:
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"admin": ADMIN_TOKEN}))
     keys = tmp_path / "identity-keys.json"
@@ -115,54 +108,19 @@ async def console(
                 ),
             )
         )
-        async with serving(reporting, port):
-            yield base
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI, port: int) -> AsyncIterator[None]:
-    """``app`` with its lifespan on ``port``, chosen beforehand: the console's callback URL,
-    registered at the provider, names it."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return bool(server.started) or task.done()
-
-    await eventually(started, timeout=60)
-    assert server.started, "reporting did not start"
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        async with on_port(reporting, port):
+            yield Console(base, reporting, escalator, ADMIN_TOKEN)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_sign_in_through_a_provider_tokens_and_the_sign_in_limit_in_a_real_browser(
-    chromium: str, console: str
+    browser_console: BrowserConsole,
 ) -> None:
-    from playwright.async_api import async_playwright
-
-    base = console
-    async with httpx.AsyncClient(base_url=base) as admin:
-        created = await admin.put(
-            "/v1/console/users/sam@example.org",
-            json={"name": "Sam Manager", "roles": ["support_manager"], "password": PASSWORD},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )
-        assert created.status_code == 201, created.text
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            await signs_in_through_the_provider_and_makes_a_token(browser, base)
-            await meets_the_sign_in_limit(browser, base)
-        finally:
-            await browser.close()
+    base = browser_console.url
+    await browser_console.add_people([("sam@example.org", "Sam Manager", ["support_manager"])])
+    await signs_in_through_the_provider_and_makes_a_token(browser_console.browser, base)
+    await meets_the_sign_in_limit(browser_console.browser, base)
 
 
 async def signs_in_through_the_provider_and_makes_a_token(browser: Any, base: str) -> None:

@@ -3,18 +3,15 @@ port, real broker and PostgreSQL, data seeded through the topics) and finds the 
 after the page's script fetched them; then from the whole dev stack fed the demo's traffic. The
 screenshots are kept in ``tests/artifacts/`` (``dashboard-demo.png`` is committed).
 
-Chromium is Debian's ``chromium`` package (``scripts/ensure-chromium.sh`` installs it). Outside CI
-the test is skipped when no chromium can be found; in CI (``CI`` set) it must run.
+Chromium is Debian's ``chromium`` package, found (or installed in CI) by ``conftest.py``; this
+test drives it from its command line, without Playwright.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from riskrelay.cli.demo import busiest_periods, run_demo, viewer_token
@@ -54,33 +50,13 @@ from riskrelay.shared.events import (
 )
 from riskrelay.shared.settings import AuthSettings, DatabaseSettings, KafkaSettings
 from riskrelay.testing import produce
+from tests.e2e.browsing import on_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 ROOT = Path(__file__).parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TOKEN = "dashboard-operator-token"
-
-
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("RISKRELAY_CHROMIUM"), "chromium", "chromium-browser"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = find_chromium()
-    if found is None and os.environ.get("CI"):
-        subprocess.run(["bash", str(ROOT / "scripts" / "ensure-chromium.sh")], check=False)
-        found = find_chromium()
-        assert found, (
-            "CI must run the browser test: scripts/ensure-chromium.sh could not install chromium"
-        )
-    if found is None:
-        pytest.skip("chromium not found (not in CI): run scripts/ensure-chromium.sh to install it")
-    return found
 
 
 def seed(now: datetime) -> dict[str, list[tuple[bytes, bytes]]]:
@@ -162,21 +138,8 @@ async def served(
         dashboard=DashboardSettings(refresh_seconds=1.0, lag_refresh_seconds=1.0),
     )
     app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(300):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.1)
-    assert server.started, "the reporting service did not start"
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+    async with on_port(app) as url:
+        yield app, url
 
 
 async def browse(chromium: str, url: str, *extra: str) -> str:
