@@ -641,10 +641,13 @@ async def measure_latency(
 ) -> dict[str, Any]:
     """Open loop at ``rate`` tickets/s: every 20th ticket is Critical (unique product, so it is
     its own risk); latency = its publish to the first escalation-due of its risk, that record's
-    Kafka timestamp (the escalator's send time; same machine, same wall clock)."""
+    Kafka timestamp (the escalator's send time; same machine, same wall clock). The same
+    timestamps of the ticket's first ticket-flagged (intake's send) and of its risk's first
+    risk-classified (the classifier's) split the latency by hop."""
     topic_in = f"{prefix}ticket-events"
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks="all")
     consumer = AIOKafkaConsumer(
+        f"{prefix}ticket-flagged",
         f"{prefix}risk-classified",
         f"{prefix}escalation-due",
         bootstrap_servers=bootstrap,
@@ -660,6 +663,8 @@ async def measure_latency(
     await consumer.start()
     published: dict[str, float] = {}
     risk_of_ticket: dict[str, str] = {}
+    first_flag: dict[str, float] = {}
+    first_classified: dict[str, float] = {}
     first_due: dict[str, float] = {}
     stop = asyncio.Event()
 
@@ -670,7 +675,10 @@ async def measure_latency(
                 for record in records:
                     event = json.loads(record.value or b"{}")
                     data = event.get("data", {})
-                    if record.topic.endswith("risk-classified"):
+                    if record.topic.endswith("ticket-flagged"):
+                        first_flag.setdefault(data.get("ticket_id"), record.timestamp / 1000)
+                    elif record.topic.endswith("risk-classified"):
+                        first_classified.setdefault(data["risk_id"], record.timestamp / 1000)
                         for ticket in data.get("ticket_ids", [data.get("ticket_id")]):
                             risk_of_ticket.setdefault(ticket, data["risk_id"])
                     else:
@@ -735,6 +743,23 @@ async def measure_latency(
         rank = min(len(published) - 1, int(q * len(published)))
         return latencies[rank] if rank < len(latencies) else None
 
+    hops: dict[str, list[float]] = {"intake": [], "classifier": [], "escalator": []}
+    for ticket, sent in published.items():
+        risk = risk_of_ticket.get(ticket)
+        if risk in first_due and ticket in first_flag and risk in first_classified:
+            hops["intake"].append((first_flag[ticket] - sent) * 1000)
+            hops["classifier"].append((first_classified[risk] - first_flag[ticket]) * 1000)
+            hops["escalator"].append((first_due[risk] - first_classified[risk]) * 1000)
+
+    def hop_percentiles(values: list[float]) -> dict[str, float | None]:
+        ordered = sorted(values)
+        return {
+            f"p{round(q * 100)}_ms": ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+            if ordered
+            else None
+            for q in (0.5, 0.99)
+        }
+
     return {
         "rate": rate,
         "achieved_rate": count / (published_at - begin),
@@ -744,11 +769,14 @@ async def measure_latency(
         "p50_ms": percentile(0.5),
         "p99_ms": percentile(0.99),
         "max_ms": latencies[-1] if latencies else None,
+        "by_hop": {name: hop_percentiles(values) for name, values in hops.items()},
         "drained_s": drained_s,
         "load_average": os.getloadavg(),
     }
 
 
+HOPS = ("intake", "classifier", "escalator")
+"""Publish -> ticket-flagged -> risk-classified -> escalation-due."""
 DRAIN_LIMIT_S = 600.0
 DRAIN_QUIET_S = 90.0
 
@@ -1013,6 +1041,21 @@ def report(out: BenchResults, path: Path) -> None:
                 ", ".join(row["services_stopped"]) or "-",
             )
         wide.print(latency)
+        hops = Table(title="Critical ticket latency by hop (Kafka send timestamps)")
+        for column in ("broker", "tickets/s", *(f"{hop} p50 / p99 ms" for hop in HOPS)):
+            hops.add_column(column, justify="right")
+        for row in out.latency:
+            by_hop = row.get("by_hop", {})
+            hops.add_row(
+                row["broker"],
+                f"{row['rate']:.0f}",
+                *(
+                    f"{_ms(by_hop.get(hop, {}).get('p50_ms'))} / "
+                    f"{_ms(by_hop.get(hop, {}).get('p99_ms'))}"
+                    for hop in HOPS
+                ),
+            )
+        wide.print(hops)
     out.save(path)
     console.print(f"written to {path}")
 

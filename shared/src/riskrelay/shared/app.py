@@ -505,10 +505,15 @@ def create_service_app(
     async def data_error(request: Request, error: asyncpg.exceptions.DataError) -> JSONResponse:
         # Input PostgreSQL cannot store or compare (a NUL character, an out-of-range number,
         # text that is not a valid value of the column's type) is the caller's error, not ours.
-        return JSONResponse(
-            {"detail": f"invalid input: {error.args[0] if error.args else type(error).__name__}"},
-            status_code=422,
-        )
+        if isinstance(
+            error,
+            asyncpg.exceptions.CharacterNotInRepertoireError
+            | asyncpg.exceptions.UntranslatableCharacterError,
+        ):
+            detail = "invalid input: text must not contain the NUL character (U+0000)"
+        else:
+            detail = f"invalid input: {error.args[0] if error.args else type(error).__name__}"
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up.")
     async def healthz() -> dict[str, str]:

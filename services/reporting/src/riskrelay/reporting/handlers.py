@@ -270,10 +270,9 @@ def dashboard_principal(context: ServiceContext, token: str | None) -> Principal
     principal = context.tokens.lookup(token)
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown token")
-    if principal.role not in {*REPORT_ROLES, Role.ADMIN}:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"role {principal.role.value} may not view the dashboard"
-        )
+    if not principal.roles & {*REPORT_ROLES, Role.ADMIN}:
+        held = ", ".join(role.value for role in principal.ordered_roles())
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"roles {held} may not view the dashboard")
     return principal
 
 
