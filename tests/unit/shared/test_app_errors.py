@@ -40,5 +40,5 @@ async def test_a_nul_character_postgresql_refuses_is_a_422() -> None:
         refused = await client.get("/v1/things", params={"name": "a\x00b"})
         accepted = await client.get("/v1/things", params={"name": "ab"})
     assert refused.status_code == 422
-    assert "0x00" in refused.json()["detail"]
+    assert "NUL character" in refused.json()["detail"]
     assert accepted.status_code == 200
