@@ -3,7 +3,9 @@
 One firing is one PostgreSQL transaction:
 
 1. one statement claims up to ``batch_size`` due timers, oldest first, ``FOR UPDATE SKIP
-   LOCKED`` (several loops and several instances claim disjoint sets), checks each one's fence
+   LOCKED``, under a transaction-scoped advisory lock that lets one claim run at a time (loops
+   and instances take turns, so a reminder series is never split between two claims; publishing
+   after commit still overlaps), checks each one's fence
    (its plan version must still be the risk's current plan and its step still open) and marks it
    fired, or cancelled when stale: a stale timer never fires;
 2. the catch-up rule (:func:`riskrelay.escalator.domain.catch_up`) picks, of each reminder
@@ -113,6 +115,7 @@ RETURNING t.id, t.event_id, t.escalation_id, t.risk_id, t.plan_version, t.level,
           t.step_role, t.reason, t.attempt, t.due_at, t.ack_due_at, t.timeframe_due_at,
           t.repeat_every, f.title, f.cause_event_id, f.live
 """
+_CLAIM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('riskrelay.escalator.claim', 0))"
 _CLAIM = _CLAIM_TEMPLATE.format(risk_filter="")
 _CLAIM_FOR_RISKS = _CLAIM_TEMPLATE.format(risk_filter="AND risk_id = ANY($3::text[])")
 
@@ -322,6 +325,10 @@ class TimerLoop:
         """In the caller's transaction: claim due timers (only ``risk_ids``' when given), write
         their events to the outbox and their notifications to the delivery queue. After commit,
         call :meth:`committed`; the events are then the caller's to publish."""
+        # One claim at a time, across loops and instances, until the caller commits: two claims
+        # at once would each lock part of a reminder series (SKIP LOCKED) and each fire its
+        # latest, so a series fallen behind would send more than one catch-up reminder.
+        await connection.execute(_CLAIM_LOCK)
         if risk_ids is None:
             rows = await connection.fetch(_CLAIM, now, self._batch_size)
         else:
