@@ -20,7 +20,6 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
-import ctypes
 import fcntl
 import os
 import pwd
@@ -96,12 +95,25 @@ def port_is_open(host: str, port: int) -> bool:
 
 
 PR_SET_PDEATHSIG = 1
+_EXEC_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL(None, use_errno=True).prctl({PR_SET_PDEATHSIG}, signal.SIGTERM)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit('the process that started this one is gone')\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
-def _terminate_with_parent() -> None:
-    """In the child, before exec (Linux): SIGTERM when the thread that started it dies, so a
-    test run or a dev stack killed without its clean-up leaves no broker running."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def terminating_with_parent(command: Sequence[str]) -> list[str]:
+    """``command``, run so that it gets SIGTERM when the thread that started it dies (Linux), so a
+    test run or a dev stack killed without its clean-up leaves no broker running.
+
+    A fresh interpreter sets that up and then execs the command (same process id), rather than a
+    ``preexec_fn``: code run between fork and exec in a process with threads can wait forever on
+    a lock another thread held at the fork (CI saw ``Popen`` hang in one, under libfaketime)."""
+    if sys.platform != "linux":
+        return list(command)
+    return [sys.executable, "-c", _EXEC_WITH_PARENT, str(os.getpid()), *command]
 
 
 @dataclass
@@ -132,11 +144,10 @@ class BrokerProcess(abc.ABC):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                list(command),
+                terminating_with_parent(command),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_terminate_with_parent if sys.platform == "linux" else None,
             )
         return self.process
 
