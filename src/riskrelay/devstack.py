@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -66,11 +67,51 @@ def ensure_runtime_dir(environ: MutableMapping[str, str] = os.environ) -> Path:
     return ours
 
 
-def free_port() -> int:
+_LISTEN_PORTS_FLOOR = 20_000
+_handed_out: set[int] = set()
+_port_chooser = random.SystemRandom()  # independent of any seed a test sets
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The ports the kernel picks for outgoing connections (Linux's default elsewhere)."""
+    with contextlib.suppress(OSError, ValueError):
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    return 32_768, 60_999
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_run(length: int = 1) -> int:
+    """The first of ``length`` consecutive ports free for a server to listen on.
+
+    They lie below the ephemeral range: a port the kernel handed out (bind to port 0) is
+    free now but may be any outgoing connection's local port a second later, which makes a
+    server started on it after a few seconds of start-up fail to bind. Ports below that
+    range are only ever taken by an explicit bind. Ports are not handed out twice in one
+    process, so ports chosen before any of them is bound do not collide.
+    """
+    ephemeral_low, _ = ephemeral_port_range()
+    ceiling = max(ephemeral_low, _LISTEN_PORTS_FLOOR + 1_000) - length
+    for _ in range(200):
+        base = _port_chooser.randrange(_LISTEN_PORTS_FLOOR, ceiling)
+        run = range(base, base + length)
+        if _handed_out.isdisjoint(run) and all(_bindable(port) for port in run):
+            _handed_out.update(run)
+            return base
+    raise RuntimeError(f"no run of {length} free ports below {ceiling + length}")
+
+
+def free_port() -> int:
+    """A port free for a server to listen on (see `free_port_run`)."""
+    return free_port_run(1)
 
 
 def wait_for_port(

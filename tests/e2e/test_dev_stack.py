@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from riskrelay.cli.stack import SERVICES, Stack, StackConfig, stop_from_state
-from riskrelay.devstack import free_port, port_is_open
+from riskrelay.devstack import free_port, free_port_run, port_is_open
 from riskrelay.shared.events import Role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -37,7 +37,6 @@ def test_dev_stack_starts_every_service_healthy_and_stops_cleanly(data_dir: Path
         pg_port=free_port(),
         service_ports={name: free_port() for name in SERVICES},
         inbox_port=free_port(),
-        # Its own free port: the inbox port + 19 may be another socket's ephemeral port.
         smtp_receiver_port=free_port(),
     )
     stack = Stack(config)
@@ -67,17 +66,6 @@ def test_dev_stack_starts_every_service_healthy_and_stops_cleanly(data_dir: Path
     assert stop_from_state(config).stopped == []
 
 
-def free_port_run(length: int) -> int:
-    """The first of ``length`` consecutive free ports (for `--base-port`)."""
-    for _ in range(50):
-        base = free_port()
-        if base + length < 65_000 and not any(
-            port_is_open("127.0.0.1", base + i) for i in range(length)
-        ):
-            return base
-    raise RuntimeError("no run of free ports found")
-
-
 def wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -90,7 +78,8 @@ def wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes], timeo
 
 
 def test_dev_down_is_reported_by_dev_up_as_a_requested_stop(data_dir: Path, tmp_path: Path) -> None:
-    base = free_port_run(len(SERVICES) + 1)
+    # The services, the inbox and, 19 above the inbox, its SMTP receiver.
+    base = free_port_run(len(SERVICES) + 20)
     command = [sys.executable, "-m", "riskrelay.cli.main", "dev"]
     output = tmp_path / "dev-up.out"
     with output.open("wb") as out:
