@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -115,3 +116,32 @@ def test_dev_down_is_reported_by_dev_up_as_a_requested_stop(data_dir: Path, tmp_
     assert "was stopped by" not in printed
     assert not (data_dir / "stack.json").exists()
     assert not port_is_open("127.0.0.1", base)
+
+
+def test_a_service_that_cannot_listen_on_its_port_is_reported_with_its_log(data_dir: Path) -> None:
+    register_port = free_port()
+    config = StackConfig(
+        data_dir=data_dir,
+        kafka_port=free_port(),
+        pg_port=free_port(),
+        service_ports={**{name: free_port() for name in SERVICES}, "register": register_port},
+        inbox_port=free_port(),
+        smtp_receiver_port=free_port(),
+        services=["register"],
+    )
+    # Bound but not listening, as an outgoing connection's local port is: the check that the
+    # port is free (a connect) passes, and the service's bind fails.
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", register_port))
+    stack = Stack(config)
+    try:
+        stack.start_infrastructure()
+        with pytest.raises(RuntimeError) as refused:
+            stack.start_services(timeout=90)
+    finally:
+        squatter.close()
+        stack.stop()
+    message = str(refused.value)
+    assert message.startswith("register did not become ready (exited with code 3)")
+    assert "register.log" in message
+    assert "address already in use" in message

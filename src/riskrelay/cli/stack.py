@@ -390,7 +390,9 @@ class Stack:
             wait_ready(f"{self.config.inbox_url}/healthz", self.inbox, timeout)
         except (RuntimeError, TimeoutError) as error:
             log = self.config.logs_dir / f"{INBOX}.log"
-            raise RuntimeError(f"the inbox did not start ({error}); see {log}") from error
+            raise RuntimeError(
+                f"the inbox did not start ({error}); see {log}{log_tail(log)}"
+            ) from error
 
     def start_services(self, timeout: float = 60.0) -> None:
         for name in self.config.services:
@@ -405,7 +407,9 @@ class Stack:
                 wait_ready(url, process, timeout)
             except (RuntimeError, TimeoutError) as error:
                 log = self.config.logs_dir / f"{name}.log"
-                raise RuntimeError(f"{name} did not become ready ({error}); see {log}") from error
+                raise RuntimeError(
+                    f"{name} did not become ready ({error}); see {log}{log_tail(log)}"
+                ) from error
         if "reporting" in self.services:
             provision_console_users(self.config)
 
@@ -434,6 +438,26 @@ class Stack:
         if self.postgres is not None:
             self.postgres.stop()
         self.config.state_file.unlink(missing_ok=True)
+
+
+def log_tail(log: Path, lines: int = 8) -> str:
+    """The last lines of a component's log, indented, to print with why it did not start."""
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"\n    {readable_log_line(line)}" for line in tail)
+
+
+def readable_log_line(line: str) -> str:
+    """A service's JSON log line as its level and message; any other line as it is."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict) or "message" not in record:
+        return line
+    return f"{record.get('level', '')} {record['message']}".strip()
 
 
 @dataclass(frozen=True)
