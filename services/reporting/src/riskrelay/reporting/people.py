@@ -276,20 +276,7 @@ async def begin_sign_in(
         )
         if refused_until is not None:
             return SignInRefused(refused_until)
-        await connection.execute(
-            "DELETE FROM console_sign_in_attempts WHERE attempted_at < $1",
-            now - limits.keep_attempts_for,
-        )
-        attempt_id = await connection.fetchval(
-            """
-            INSERT INTO console_sign_in_attempts (email, client_address, attempted_at, outcome)
-            VALUES ($1, $2, $3, 'pending') RETURNING attempt_id
-            """,
-            account,
-            client_address,
-            now,
-        )
-    return SignInAttempt(int(attempt_id))
+        return await _record_pending_attempt(connection, account, client_address, limits, now)
 
 
 async def begin_address_attempt(
@@ -320,19 +307,27 @@ async def begin_address_attempt(
         )
         if refused_until is not None:
             return SignInRefused(refused_until)
-        await connection.execute(
-            "DELETE FROM console_sign_in_attempts WHERE attempted_at < $1",
-            now - limits.keep_attempts_for,
-        )
-        attempt_id = await connection.fetchval(
-            """
-            INSERT INTO console_sign_in_attempts (email, client_address, attempted_at, outcome)
-            VALUES ($1, $2, $3, 'pending') RETURNING attempt_id
-            """,
-            account,
-            client_address,
-            now,
-        )
+        return await _record_pending_attempt(connection, account, client_address, limits, now)
+
+
+async def _record_pending_attempt(
+    connection: Connection, account: str, client_address: str, limits: SignInLimits, now: datetime
+) -> SignInAttempt:
+    """Within the caller's transaction, under its locks: forget attempts too old to count, then
+    record this one as pending until :func:`finish_sign_in` gives its outcome."""
+    await connection.execute(
+        "DELETE FROM console_sign_in_attempts WHERE attempted_at < $1",
+        now - limits.keep_attempts_for,
+    )
+    attempt_id = await connection.fetchval(
+        """
+        INSERT INTO console_sign_in_attempts (email, client_address, attempted_at, outcome)
+        VALUES ($1, $2, $3, 'pending') RETURNING attempt_id
+        """,
+        account,
+        client_address,
+        now,
+    )
     return SignInAttempt(int(attempt_id))
 
 
