@@ -39,6 +39,8 @@ PROPERTY_SETTINGS = settings(
             {K.SECRET},
         ),
         ("passport number X12345678", "passport number [NATIONAL_ID]", {K.NATIONAL_ID}),
+        # An IBAN's check is stricter than a cue: after "passport" it is still the account.
+        ("PASSPORT DE36 0000 0000 0000 0000 00", "PASSPORT [IBAN]", {K.IBAN}),
         (
             "driver licence D1234-56789-01234",
             "driver licence [NATIONAL_ID]",

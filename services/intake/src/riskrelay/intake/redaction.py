@@ -42,9 +42,11 @@ is far more often an order or invoice number than an identity number):
 
 The order of the passes matters: e-mail first (addresses contain digits and dots), then keys
 and tokens in a known format (a token holds digit runs that later passes would half-eat) and
-dates of birth (a birth date reads as a phone number to ``phonenumbers``) and identity-document
-numbers after their cue (a licence number's digits can pass Luhn), then IBAN and card
-before IP, national id, address and phone, so a card number is never half-eaten as a phone;
+dates of birth (a birth date reads as a phone number to ``phonenumbers``), IBANs (their country
+format and mod-97 check are stricter than any cue: "passport" before an IBAN does not make it a
+passport number) and identity-document numbers after their cue (a licence number's digits can
+pass Luhn), then card before IP, national id, address and phone, so a card number is never
+half-eaten as a phone;
 then the values after a password, PIN or code cue (an IBAN or phone number after "senha" stays
 an IBAN or a phone number), and names last, once every address and e-mail holding one is gone. Placeholders contain no
 digits, so later passes cannot match inside them. Each pass is gated by something cheap (an
@@ -275,8 +277,8 @@ class Redactor:
             _Pass(kinds.EMAIL, emails.obfuscated_email_spans, _Needs.NOTHING),
             _Pass(kinds.SECRET, secrets.token_spans, _Needs.NOTHING),
             _Pass(kinds.DATE_OF_BIRTH, documents.date_of_birth_spans, _Needs.DIGIT),
-            _Pass(kinds.NATIONAL_ID, documents.id_document_spans, _Needs.DIGIT),
             _Pass(kinds.IBAN, lambda scan: _iban_spans(scan.text), _Needs.DIGIT),
+            _Pass(kinds.NATIONAL_ID, documents.id_document_spans, _Needs.DIGIT),
             _Pass(kinds.CARD, lambda scan: _card_spans(scan.text), _Needs.DIGIT),
             _Pass(kinds.IP_ADDRESS, lambda scan: _ip_spans(scan.text), _Needs.DIGIT_OR_COLON),
             _Pass(kinds.NATIONAL_ID, lambda scan: _national_id_spans(scan.text), _Needs.DIGIT),
