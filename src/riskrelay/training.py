@@ -31,6 +31,7 @@ from riskrelay.intake.encoder import EncoderSettings, TextEncoder, load_encoder,
 from riskrelay.intake.semantic.examples import (
     MODEL_INDICATORS,
     PROBLEM,
+    SCREEN,
     Example,
     corpus_hash,
     default_example_paths,
@@ -147,6 +148,8 @@ def _rows_for(
     weights: list[float] = []
     harmless: list[bool] = []
     for i, example in enumerate(examples):
+        if target in example.untaught:
+            continue
         if target == PROBLEM:
             if example.role == "positive" and example.target is not None:
                 rows.append(i)
@@ -255,15 +258,19 @@ def _train_screen(
 ) -> tuple[ScreenModel, NDArray[np.bool_], dict[str, Any]]:
     """The screen, which sentences of the corpus its out-of-fold scores let through, and its
     figures. Positives: every risky and every problem sentence; the rest is harmless."""
-    y = np.asarray([e.role == "positive" and e.target is not None for e in examples], np.int64)
+    taught = np.asarray([SCREEN not in e.untaught for e in examples], np.bool_)
+    kept = [e for e, keep in zip(examples, taught, strict=True) if keep]
+    y = np.asarray([e.role == "positive" and e.target is not None for e in kept], np.int64)
     w = np.asarray(
-        [config.hard_negative_weight if e.role == "hard_negative" else 1.0 for e in examples]
+        [config.hard_negative_weight if e.role == "hard_negative" else 1.0 for e in kept]
     )
-    x = screen_features(fast_vectors, [e.text for e in examples])
+    x = screen_features(fast_vectors[taught], [e.text for e in kept])
     progress(f"screen: cross-validating ({int(y.sum())} positives, {len(y)} rows)")
     oof = _out_of_fold(x, y, w, config, config.screen_regularization)
     floor = float(np.quantile(oof[y == 1], config.screen_miss_rate))
-    passed = oof >= floor
+    # An untaught sentence is no model's positive, so whether the screen passes it is moot.
+    passed = np.ones(len(examples), dtype=np.bool_)
+    passed[taught] = oof >= floor
     model = _fit(x, y, w, config, config.screen_regularization)
     dim = fast_vectors.shape[1]
     weights = np.asarray(model.coef_[0], dtype=np.float32)
@@ -273,13 +280,13 @@ def _train_screen(
         bias=float(model.intercept_[0]),
         floor=floor,
     )
-    harmless = y == 0
+    passed_taught = passed[taught]
     metrics = {
         "positives": int(y.sum()),
         "rows": len(y),
         "floor": round(floor, 4),
-        "oof_positives_passed": round(float(passed[y == 1].mean()), 4),
-        "oof_harmless_passed": round(float(passed[harmless].mean()), 4),
+        "oof_positives_passed": round(float(passed_taught[y == 1].mean()), 4),
+        "oof_harmless_passed": round(float(passed_taught[y == 0].mean()), 4),
     }
     return screen, passed, metrics
 

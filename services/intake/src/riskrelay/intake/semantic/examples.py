@@ -49,6 +49,15 @@ _FILE_INDICATORS: dict[str, Indicator | str | None] = {
 # CLINC150 intents that are risk reports, and the ones too ambiguous to teach either way.
 CLINC_SECURITY_INTENTS = frozenset({"report_fraud", "report_lost_card"})
 CLINC_AMBIGUOUS_INTENTS = frozenset({"account_blocked", "freeze_account"})
+SCREEN = "screen"
+"""The cascade's first stage, as a model an example can be kept from (see ``Example.untaught``)."""
+# Intents whose label holds for CLINC150's voice assistant but not for a helpdesk: asking an
+# assistant to locate a misplaced phone is routine, telling a bank or an app's support that the
+# phone is lost is a report of a device that can reach the account. They teach neither way the
+# models that decide that (security, whether it is a problem, the screen in front of both), stay
+# harmless for every other indicator, and count among the harmless requests in evaluation.
+CLINC_ASSISTANT_INTENTS = frozenset({"find_phone"})
+_UNTAUGHT_FOR_ASSISTANT_INTENTS = frozenset({Indicator.SECURITY_ISSUE, PROBLEM, SCREEN})
 
 Role = Literal["positive", "hard_negative", "negative"]
 
@@ -81,6 +90,8 @@ class Example:
     target: Indicator | str | None
     role: Role
     source: str
+    untaught: frozenset[Indicator | str] = frozenset()
+    """Models this example is left out of (indicators, :data:`PROBLEM`, :data:`SCREEN`)."""
 
 
 def default_example_paths() -> list[Path]:
@@ -113,7 +124,8 @@ def load_example_file(path: Path) -> list[Example]:
 
 def load_clinc(path: Path, source: str) -> list[Example]:
     """CLINC150 rows (``{"text", "intent"}`` per line) as examples; ambiguous intents are left
-    out."""
+    out, intents whose label holds only for a voice assistant are kept from the models it
+    misleads."""
     examples: list[Example] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
@@ -124,6 +136,9 @@ def load_clinc(path: Path, source: str) -> list[Example]:
             continue
         if intent in CLINC_SECURITY_INTENTS:
             examples.append(Example(row["text"], Indicator.SECURITY_ISSUE, "positive", source))
+        elif intent in CLINC_ASSISTANT_INTENTS:
+            untaught = _UNTAUGHT_FOR_ASSISTANT_INTENTS
+            examples.append(Example(row["text"], None, "negative", source, untaught))
         else:
             examples.append(Example(row["text"], None, "negative", source))
     return examples
@@ -134,7 +149,8 @@ def corpus_hash(examples: Iterable[Example]) -> str:
     digest = hashlib.sha256()
     for example in examples:
         indicator = str(example.target) if example.target else "-"
-        digest.update(f"{indicator}\t{example.role}\t{example.text}\n".encode())
+        untaught = "".join(f"\t-{model}" for model in sorted(map(str, example.untaught)))
+        digest.update(f"{indicator}\t{example.role}\t{example.text}{untaught}\n".encode())
     return digest.hexdigest()
 
 
