@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from riskrelay.intake.semantic.examples import MODEL_INDICATORS
-from riskrelay.intake.semantic.features import HASH_BUCKETS
+from riskrelay.intake.semantic.features import HASH_BUCKETS, hashed_terms
 from riskrelay.intake.semantic.model import (
     IndicatorModel,
     IndicatorModels,
@@ -27,9 +27,10 @@ def _models(encoder_id: str = "enc@1", static_id: str = "enc@1:static") -> Indic
     def model(indicator: object) -> IndicatorModel:
         vectors = rng.normal(size=(3, 384)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        words = rng.normal(size=HASH_BUCKETS).astype(np.float32) if indicator else None
         return IndicatorModel(
             indicator=indicator,  # type: ignore[arg-type]
-            full=LinearScorer(rng.normal(size=384).astype(np.float32), -1.5, 0.8),
+            full=LinearScorer(rng.normal(size=384).astype(np.float32), -1.5, 0.8, words),
             example_texts=("one", "two", "three"),
             example_vectors=vectors,
         )
@@ -58,13 +59,27 @@ def test_round_trip_is_byte_identical_and_scores_alike(tmp_path: Path) -> None:
     assert again.to_json() == text
     assert again.version == models.version
     probe = np.ones((2, 384), dtype=np.float32) / np.sqrt(384)
+    terms = [hashed_terms("my card was stolen"), hashed_terms("")]
     for indicator in MODEL_INDICATORS:
         np.testing.assert_allclose(
-            again.indicators[indicator].full.scores(probe),
-            models.indicators[indicator].full.scores(probe),
+            again.indicators[indicator].full.scores(probe, terms),
+            models.indicators[indicator].full.scores(probe, terms),
             rtol=1e-6,
         )
     assert again.problem is not None
+    assert again.problem.full.hashed_weights is None
+
+
+def test_a_scorer_that_reads_words_scores_by_them_and_needs_them() -> None:
+    weights = np.zeros(HASH_BUCKETS, dtype=np.float32)
+    weights[hashed_terms("stolen")] = 4.0
+    scorer = LinearScorer(np.zeros(384, dtype=np.float32), 0.0, 0.5, weights)
+    same_vector = np.zeros((2, 384), dtype=np.float32)
+    stolen, parcel = scorer.scores(same_vector, [hashed_terms("stolen"), hashed_terms("parcel")])
+    assert stolen > 0.95
+    assert parcel == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="pass their terms"):
+        scorer.scores(same_vector)
 
 
 def test_nearest_examples_are_the_most_similar_first() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from riskrelay.intake.semantic.examples import PROBLEM, SCREEN, load_clinc
+from riskrelay.intake.semantic.examples import PROBLEM, SCREEN, Example, load_clinc
 from riskrelay.shared.events import Indicator
 from riskrelay.training import TrainingConfig, _rows_for
 
@@ -56,3 +56,15 @@ def test_it_stays_harmless_for_the_indicators_it_does_not_touch(tmp_path: Path) 
 def test_the_screen_is_kept_from_it_too(tmp_path: Path) -> None:
     examples = load_clinc(clinc(tmp_path), "clinc150:train.jsonl")
     assert [e.text for e in examples if SCREEN in e.untaught] == ["i have misplaced my phone"]
+
+
+def test_problem_reports_and_routine_requests_are_harmless_for_every_indicator() -> None:
+    examples = [
+        Example("the login page shows error 500", PROBLEM, "positive", "problem.yaml"),
+        Example("how do I change my plan", PROBLEM, "hard_negative", "problem.yaml"),
+        Example("someone changed my password", Indicator.SECURITY_ISSUE, "positive", "s.yaml"),
+    ]
+    rows = _rows_for(examples, Indicator.SECURITY_ISSUE, TrainingConfig())
+    assert rows.labels.tolist() == [0, 0, 1]
+    assert rows.harmless.tolist() == [True, True, False]
+    assert rows.weights.tolist()[:2] == [1.0, 1.0]

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from riskrelay.intake.encoder import TextEncoder
 from riskrelay.intake.semantic.examples import MODEL_INDICATORS
+from riskrelay.intake.semantic.features import hashed_terms
 from riskrelay.intake.semantic.model import IndicatorModels, Vector
 from riskrelay.intake.semantic.sentences import scorable_sentences
 from riskrelay.shared.events import Detection, Indicator, ModelExplanation, NearestExample
@@ -218,9 +219,10 @@ class SemanticDetector:
         risky = np.zeros(len(sentences), dtype=np.bool_)
         if not sentences:
             return found, risky
+        terms = [hashed_terms(sentence) for sentence in sentences]
         for indicator in self.indicators:
             model = self.models.indicators[indicator]
-            scores = model.full.scores(vectors)
+            scores = model.full.scores(vectors, terms)
             fired = [
                 i
                 for i in np.argsort(-scores, kind="stable")

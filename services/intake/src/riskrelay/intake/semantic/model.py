@@ -3,7 +3,8 @@
 ``riskrelay train`` fits one screen (a logistic regression on the static token table's
 embedding and hashed words of a sentence: might this sentence report a risk or a problem at
 all?) and, for each of the five text indicators and for problem reports, a logistic regression
-on the full sentence encoder's embeddings (the decision). It keeps the embeddings of the
+on the full sentence encoder's embeddings (the decision), for the indicators with the
+sentence's hashed words beside the embedding. It keeps the embeddings of the
 positive examples so a detection can name the labelled sentences nearest to what triggered it. The artifact is
 one JSON file: readable, diff-able, byte-identical for the same inputs, and stamped with the
 hashes of its training data, of the encoder and of the trainer, so a model trained for another
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -53,28 +55,65 @@ def _decode_array(raw: dict[str, Any]) -> NDArray[Any]:
     return data.reshape(raw["shape"]).astype(np.float32)
 
 
+Terms = NDArray[np.int64]
+"""A sentence's hashed terms (:func:`~riskrelay.intake.semantic.features.hashed_terms`)."""
+
+
+def _add_hashed_terms(logits: Vector, weights: Vector, terms: Sequence[Terms]) -> None:
+    """Add each sentence's hashed terms (binary presence, L2-normalized) to its logit."""
+    for row, buckets in enumerate(terms):
+        if len(buckets):
+            logits[row] += weights[buckets].sum() / np.sqrt(len(buckets))
+
+
+def _hashed_weights_from(raw: Any, owner: str) -> Vector:
+    hashed = _decode_array(raw)
+    if hashed.shape != (HASH_BUCKETS,):
+        raise ValueError(f"{owner} has {hashed.shape} hashed weights, expected {HASH_BUCKETS}")
+    return hashed
+
+
 @dataclass(frozen=True)
 class LinearScorer:
-    """``sigmoid(weights · x + bias)`` with the threshold at which it counts."""
+    """``sigmoid(weights · x + Σ hashed[terms] / √|terms| + bias)`` with the threshold at which
+    it counts; the hashed part (the sentence's words and word pairs) is optional. Words carry
+    what a mean-pooled embedding blurs: "pending", "twice" and "by mistake" against "never",
+    "not me" and "don't recognise" in sentences that are otherwise about the same payment."""
 
     weights: Vector
     bias: float
     threshold: float
+    hashed_weights: Vector | None = None
 
-    def scores(self, vectors: Vector) -> Vector:
+    def scores(self, vectors: Vector, terms: Sequence[Terms] | None = None) -> Vector:
+        """Scores of the sentences embedded as ``vectors``, whose hashed terms are ``terms``
+        (needed when the scorer reads words; computed once for all scorers by the caller)."""
         logits = vectors @ self.weights + self.bias
+        if self.hashed_weights is not None:
+            if terms is None:
+                raise ValueError("this scorer reads the sentences' words: pass their terms")
+            _add_hashed_terms(logits, self.hashed_weights, terms)
         return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float32)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "weights": _encode_array(self.weights, "<f4"),
             "bias": float(self.bias),
             "threshold": float(self.threshold),
         }
+        if self.hashed_weights is not None:
+            body["hashed_weights"] = _encode_array(self.hashed_weights, "<f4")
+        return body
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> LinearScorer:
-        return cls(_decode_array(raw["weights"]), float(raw["bias"]), float(raw["threshold"]))
+        hashed = raw.get("hashed_weights")
+        return cls(
+            _decode_array(raw["weights"]),
+            float(raw["bias"]),
+            float(raw["threshold"]),
+            _hashed_weights_from(hashed, "a scorer") if hashed is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -89,12 +128,9 @@ class ScreenModel:
     bias: float
     floor: float
 
-    def scores(self, static_vectors: Vector, sentences: list[str]) -> Vector:
+    def scores(self, static_vectors: Vector, sentences: Sequence[str]) -> Vector:
         logits = static_vectors @ self.static_weights + self.bias
-        for row, sentence in enumerate(sentences):
-            terms = hashed_terms(sentence)
-            if len(terms):
-                logits[row] += self.hashed_weights[terms].sum() / np.sqrt(len(terms))
+        _add_hashed_terms(logits, self.hashed_weights, [hashed_terms(s) for s in sentences])
         return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float32)
 
     def to_json(self) -> dict[str, Any]:
@@ -107,12 +143,9 @@ class ScreenModel:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ScreenModel:
-        hashed = _decode_array(raw["hashed_weights"])
-        if hashed.shape != (HASH_BUCKETS,):
-            raise ValueError(f"screen has {hashed.shape} hashed weights, expected {HASH_BUCKETS}")
         return cls(
             static_weights=_decode_array(raw["static_weights"]),
-            hashed_weights=hashed,
+            hashed_weights=_hashed_weights_from(raw["hashed_weights"], "screen"),
             bias=float(raw["bias"]),
             floor=float(raw["floor"]),
         )
