@@ -29,6 +29,7 @@ from riskrelay.intake.encoder import (
     load_static_encoder,
 )
 from riskrelay.intake.encoder import __main__ as encoder_cli
+from riskrelay.intake.encoder.backends import INT8_RECIPE
 from riskrelay.intake.encoder.cache import manifest_path
 from riskrelay.intake.encoder.load import model_source
 
@@ -261,7 +262,7 @@ def test_int8_stays_close_to_fp32(
     cosines = (onnx_encoder.encode(SUPPORT_TEXTS) * int8_encoder.encode(SUPPORT_TEXTS)).sum(axis=1)
     assert cosines.mean() > 0.98
     assert cosines.min() > 0.95
-    assert int8_encoder.model_id == onnx_encoder.model_id + ":int8"
+    assert int8_encoder.model_id == f"{onnx_encoder.model_id}:int8r{INT8_RECIPE}"
 
 
 @pytest.mark.parametrize("name", ["onnx_encoder", "numpy_encoder", "int8_encoder"])

@@ -44,8 +44,8 @@ class EncoderSettings(BaseModel):
         description=(
             "Run the dynamically int8-quantized ONNX model (runtime onnx only): about 40% of the"
             " fp32 model's CPU per text, cosine 0.99 to fp32 (bench/encoder.py); its model_id"
-            " ends in :int8, and the bundled indicator models are trained for it. false: the"
-            " fp32 model (train models for it with `riskrelay train`)."
+            " ends in :int8r<recipe>, and the bundled indicator models are trained for it."
+            " false: the fp32 model (train models for it with `riskrelay train`)."
         ),
     )
     threads: int = Field(

@@ -114,7 +114,7 @@ def load_encoder(settings: EncoderSettings) -> SentenceEncoder:
         onnx_bytes, path = onnx_model(settings, source, quantized=quantized)
         forward = OnnxForward(onnx_bytes, path, settings.threads)
         if quantized:
-            model_id += ":int8"
+            model_id += f":int8r{backends.INT8_RECIPE}"
     return SentenceEncoder(
         forward=forward,
         tokenizer=source.tokenizer(max_tokens),
