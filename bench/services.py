@@ -442,6 +442,77 @@ def batch_note(ports: list[int]) -> str:
     return f"{batches:.0f} batches, mean {mean:.2f} s; {total(RETRIES):.0f} redelivered"
 
 
+BATCH_BUCKET = re.compile(
+    r'^riskrelay_batch_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} ([0-9.e+]+)$', re.M
+)
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core has spent on anything but idling and waiting for I/O."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def batch_totals(running: Pipeline) -> dict[str, dict[str, Any]]:
+    """Each service's own batch counters so far (records consumed, batches, seconds in batches,
+    the batch-time histogram's cumulative buckets) and its process's CPU seconds; under
+    ``machine``, the CPU seconds of the whole machine and the wall clock."""
+    totals: dict[str, dict[str, Any]] = {
+        "machine": {"cpu_seconds": _machine_busy_seconds(), "wall": time.monotonic()}
+    }
+    for name, port in running.ports.items():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=METRICS_TIMEOUT_S).text
+        buckets: dict[str, float] = {}
+        for bound, value in BATCH_BUCKET.findall(text):
+            buckets[bound] = buckets.get(bound, 0.0) + float(value)
+        totals[name] = {
+            "records": sum(float(value) for _, value in CONSUMED.findall(text)),
+            "batches": sum(float(value) for value in BATCH_COUNT.findall(text)),
+            "seconds": sum(float(value) for value in BATCH_SECONDS_SUM.findall(text)),
+            "buckets": buckets,
+            "cpu_seconds": _proc_cpu_seconds(running.processes[name].pid),
+        }
+    return totals
+
+
+def batch_figures(
+    before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """What each service's batches did between two :func:`batch_totals`: how many, records per
+    batch, mean time, the share that took longer than 25, 50 and 100 ms (the histogram's
+    bounds), and the cores its process kept busy; ``machine``: the cores the whole machine kept
+    busy (the broker, PostgreSQL and the load generator are the rest)."""
+    wall = after["machine"]["wall"] - before["machine"]["wall"]
+
+    def cores(name: str) -> float:
+        return round((after[name]["cpu_seconds"] - before[name]["cpu_seconds"]) / wall, 2)
+
+    figures: dict[str, dict[str, Any]] = {"machine": {"cores": cores("machine")}}
+    for name, end in after.items():
+        if name == "machine":
+            continue
+        start = before.get(name, {"records": 0.0, "batches": 0.0, "seconds": 0.0, "buckets": {}})
+        batches = end["batches"] - start["batches"]
+        if batches <= 0:
+            figures[name] = {"batches": 0, "cores": cores(name)}
+            continue
+        done = {
+            bound: end["buckets"].get(bound, 0.0) - start["buckets"].get(bound, 0.0)
+            for bound in ("0.025", "0.05", "0.1")
+        }
+        figures[name] = {
+            "batches": int(batches),
+            "records_per_batch": round((end["records"] - start["records"]) / batches, 1),
+            "mean_ms": round((end["seconds"] - start["seconds"]) / batches * 1000, 1),
+            "share_over_25_ms": round(1.0 - done["0.025"] / batches, 3),
+            "share_over_50_ms": round(1.0 - done["0.05"] / batches, 3),
+            "share_over_100_ms": round(1.0 - done["0.1"] / batches, 3),
+            "cores": cores(name),
+        }
+    return figures
+
+
 def measure_service(
     name: str,
     bootstrap: str,
@@ -938,6 +1009,7 @@ async def run_on_broker(
                 await asyncio.sleep(8)  # every consumer group joined
                 for share, rate in rates:
                     console.print(f"[bold]latency[/] open loop at {rate:.0f} tickets/s…")
+                    before = batch_totals(running)
                     figures = await measure_latency(
                         bootstrap, database, prefix, rate, LATENCY_SECONDS, traffic
                     )
@@ -946,6 +1018,7 @@ async def run_on_broker(
                             "broker": kind,
                             "load_share": share,
                             **figures,
+                            "batches": batch_figures(before, batch_totals(running)),
                             "services_stopped": running.exited(),
                         }
                     )
@@ -1056,6 +1129,47 @@ def report(out: BenchResults, path: Path) -> None:
                 ),
             )
         wide.print(hops)
+        batch_table = Table(title="Each service's batches during the open loop (its own metrics)")
+        for column in (
+            "broker",
+            "tickets/s",
+            "service",
+            "batches",
+            "records/batch",
+            "mean ms",
+            "> 25 ms",
+            "> 50 ms",
+            "> 100 ms",
+            "cores",
+        ):
+            batch_table.add_column(column, justify="right")
+        for row in out.latency:
+            for service, figures in row.get("batches", {}).items():
+                if service == "machine":
+                    batch_table.add_row(
+                        row["broker"],
+                        f"{row['rate']:.0f}",
+                        "whole machine",
+                        *("" for _ in range(6)),
+                        f"{figures['cores']:.2f}",
+                    )
+                    continue
+                if not figures.get("batches"):
+                    continue
+                batch_table.add_row(
+                    row["broker"],
+                    f"{row['rate']:.0f}",
+                    service,
+                    str(figures["batches"]),
+                    f"{figures['records_per_batch']:.1f}",
+                    f"{figures['mean_ms']:.1f}",
+                    *(
+                        f"{figures[key]:.1%}"
+                        for key in ("share_over_25_ms", "share_over_50_ms", "share_over_100_ms")
+                    ),
+                    f"{figures['cores']:.2f}",
+                )
+        wide.print(batch_table)
     out.save(path)
     console.print(f"written to {path}")
 

@@ -72,6 +72,10 @@ class TrainingConfig:
     min_threshold: float = 0.5
     max_examples_kept: int = 3_000
     similarity_miss_rate: float = 0.03
+    near_miss_veto_rate: float = 0.005
+    """Share of an indicator's labelled positives (each left out of its own comparison) the
+    near-miss veto may silence: its margin is set so that at most this many are closer to one of
+    the indicator's hard negatives than to every other positive by more than the margin."""
     encode_batch: int = 256
     problems_harmless_for: frozenset[Indicator | str] = frozenset(
         {
@@ -373,6 +377,7 @@ def _train_one(
     target_false_flag_rate: float | None = None,
     *,
     with_words: bool = False,
+    near_misses: NDArray[np.int64] | None = None,
 ) -> tuple[IndicatorModel, dict[str, Any]]:
     name = indicator.value if indicator else PROBLEM
     y, w = rows.labels, rows.weights
@@ -407,17 +412,63 @@ def _train_one(
     if len(kept):
         near = (x_full @ kept_vectors.T).max(axis=1) >= min_similarity
     metrics["min_similarity"] = round(min_similarity, 4)
+    flagged = (oof_full >= threshold) & near
     metrics["oof_false_flags_harmless_with_similarity"] = round(
-        float(((oof_full >= threshold) & near)[rows.harmless].mean()), 5
+        float(flagged[rows.harmless].mean()), 5
     )
+    veto = _near_miss_veto(rows, kept, full_vectors, near_misses, config)
+    if veto is not None:
+        margin, vetoed, positives_vetoed = veto
+        metrics["near_miss_margin"] = round(margin, 4)
+        metrics["oof_positives_vetoed_by_near_miss"] = round(positives_vetoed, 4)
+        metrics["oof_false_flags_harmless_after_near_miss_veto"] = round(
+            float((flagged & ~vetoed)[rows.harmless].mean()), 5
+        )
+        metrics["oof_recall_after_near_miss_veto"] = round(
+            float((flagged & ~vetoed)[y == 1].mean()), 4
+        )
+    near_miss_texts: tuple[str, ...] = ()
+    near_miss_vectors = None
+    near_miss_margin = float("inf")
+    if veto is not None and near_misses is not None:
+        near_miss_texts = tuple(texts[i] for i in near_misses)
+        near_miss_vectors = full_vectors[near_misses]
+        near_miss_margin = veto[0]
     model = IndicatorModel(
         indicator=indicator,
         full=_scorer(_fit(x, y, w, config), threshold, full_vectors.shape[1]),
         example_texts=tuple(texts[i] for i in kept),
         example_vectors=kept_vectors,
         min_similarity=min_similarity,
+        near_miss_texts=near_miss_texts,
+        near_miss_vectors=near_miss_vectors,
+        near_miss_margin=near_miss_margin,
     )
     return model, metrics
+
+
+def _near_miss_veto(
+    rows: _Problem,
+    kept: NDArray[np.int64],
+    full_vectors: Vector,
+    near_misses: NDArray[np.int64] | None,
+    config: TrainingConfig,
+) -> tuple[float, NDArray[np.bool_], float] | None:
+    """The near-miss margin, which training rows it vetoes and the share of positives vetoed;
+    every row is compared without itself (a hard negative is not its own near miss, a positive
+    not its own nearest positive). ``None`` without near misses."""
+    if near_misses is None or not len(near_misses) or not len(kept):
+        return None
+    x_full = full_vectors[rows.rows]
+    to_near_miss = x_full @ full_vectors[near_misses].T
+    to_near_miss[rows.rows[:, None] == near_misses[None, :]] = -1.0
+    to_positive = x_full @ full_vectors[kept].T
+    to_positive[rows.rows[:, None] == kept[None, :]] = -1.0
+    gap = to_near_miss.max(axis=1) - to_positive.max(axis=1)
+    positive_gaps = gap[rows.labels == 1]
+    margin = max(0.0, float(np.quantile(positive_gaps, 1.0 - config.near_miss_veto_rate)))
+    vetoed = gap > margin
+    return margin, vetoed, float(vetoed[rows.labels == 1].mean())
 
 
 def train_models(
@@ -454,6 +505,16 @@ def train_models(
             progress,
             target_false_flag_rate=dict(config.indicator_false_flag_rates).get(indicator),
             with_words=config.indicators_read_words,
+            near_misses=np.asarray(
+                [
+                    i
+                    for i, e in enumerate(examples)
+                    if e.role == "hard_negative"
+                    and e.target == indicator
+                    and indicator not in e.untaught
+                ],
+                dtype=np.int64,
+            ),
         )
     problem: IndicatorModel | None = None
     if any(e.target == PROBLEM for e in examples):

@@ -11,6 +11,7 @@ from riskrelay.intake.encoder import EncoderSettings
 from riskrelay.intake.rules import RulePack, load_rule_pack
 from riskrelay.intake.semantic.config import DetectionSettings
 from riskrelay.intake.semantic.detector import SemanticDetector, looks_english, rule_id_for
+from riskrelay.intake.semantic.features import hashed_terms
 from riskrelay.intake.semantic.load import load_semantic_detector
 from riskrelay.shared.events import Indicator, TicketEvent
 
@@ -90,6 +91,20 @@ def test_paraphrased_risks_are_found(
 def test_everyday_requests_and_denials_are_not_flagged(
     detector: SemanticDetector, pack: RulePack, text: str
 ) -> None:
+    assert _model_indicators(detector, pack, text) == set()
+
+
+def test_a_reworded_near_miss_is_not_flagged_however_its_score(
+    detector: SemanticDetector, pack: RulePack
+) -> None:
+    text = "I was charged for a subscription I cancelled last month"
+    model = detector.models.indicators[Indicator.SECURITY_ISSUE]
+    [vector] = detector.full.encode([text])
+    [score] = model.full.scores(vector[None, :], [hashed_terms(text)])
+    assert score >= model.full.threshold, "the classifier alone would flag it"
+    near_miss = model.nearest_near_miss(vector)
+    assert near_miss is not None
+    assert near_miss[1] - model.nearest_similarity(vector) > model.near_miss_margin
     assert _model_indicators(detector, pack, text) == set()
 
 

@@ -112,3 +112,47 @@ def test_models_for_another_encoder_are_refused(tmp_path: Path) -> None:
         load_models(path, encoder_id="enc@2", static_id="enc@1:static")
     with pytest.raises(ModelArtifactError, match="static table"):
         load_models(path, encoder_id="enc@1", static_id="other:static")
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def _near_miss_model(margin: float) -> IndicatorModel:
+    positive, near_miss = np.zeros(384), np.zeros(384)
+    positive[0], near_miss[1] = 1.0, 1.0
+    return IndicatorModel(
+        indicator=MODEL_INDICATORS[0],
+        full=LinearScorer(np.zeros(384, dtype=np.float32), 0.0, 0.5),
+        example_texts=("positive",),
+        example_vectors=_unit(positive)[None, :],
+        near_miss_texts=("near miss",),
+        near_miss_vectors=_unit(near_miss)[None, :],
+        near_miss_margin=margin,
+    )
+
+
+def test_a_sentence_far_closer_to_a_near_miss_than_to_any_positive_is_vetoed() -> None:
+    model = _near_miss_model(margin=0.2)
+    like_the_near_miss = _unit(np.r_[0.3, 0.95, np.zeros(382)])
+    between = _unit(np.r_[0.7, 0.8, np.zeros(382)])
+    like_the_positive = _unit(np.r_[0.95, 0.3, np.zeros(382)])
+    assert model.vetoed_by_near_miss(like_the_near_miss)
+    assert not model.vetoed_by_near_miss(between)
+    assert not model.vetoed_by_near_miss(like_the_positive)
+    assert model.nearest_near_miss(like_the_near_miss) == ("near miss", pytest.approx(0.954, 1e-3))
+
+
+def test_near_misses_survive_the_round_trip_and_older_files_have_none() -> None:
+    models = _models()
+    security = MODEL_INDICATORS[0]
+    models.indicators[security] = _near_miss_model(margin=0.2)
+    text = models.to_json()
+    again = IndicatorModels.from_json(text)
+    assert again.indicators[security].near_miss_texts == ("near miss",)
+    assert again.indicators[security].near_miss_margin == pytest.approx(0.2)
+    assert again.to_json() == text
+    older = IndicatorModels.from_json(_models().to_json())
+    vector = _unit(np.ones(384))
+    assert older.indicators[security].nearest_near_miss(vector) is None
+    assert not older.indicators[security].vetoed_by_near_miss(vector)

@@ -228,6 +228,7 @@ class SemanticDetector:
                 for i in np.argsort(-scores, kind="stable")
                 if scores[i] >= model.full.threshold
                 and model.nearest_similarity(vectors[i]) >= model.min_similarity
+                and not model.vetoed_by_near_miss(vectors[i])
             ]
             if not fired:
                 continue

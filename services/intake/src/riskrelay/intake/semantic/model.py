@@ -163,11 +163,33 @@ class IndicatorModel:
     min_similarity: float = -1.0
     """A detection also needs a labelled positive at least this close (cosine): a sentence
     unlike every example is outside what the classifier learned, whatever its score."""
+    near_miss_texts: tuple[str, ...] = ()
+    """The indicator's hard negatives: the near misses its example files say must not fire."""
+    near_miss_vectors: Vector | None = None
+    near_miss_margin: float = float("inf")
+    """A sentence this much closer (cosine) to a near miss than to every labelled positive is
+    that near miss reworded, whatever its score: a linear classifier draws one boundary, and
+    cannot carve out every near miss around it."""
 
     def nearest_similarity(self, vector: Vector) -> float:
         if not self.example_texts:
             return -1.0
         return float((self.example_vectors @ vector).max())
+
+    def nearest_near_miss(self, vector: Vector) -> tuple[str, float] | None:
+        if not self.near_miss_texts or self.near_miss_vectors is None:
+            return None
+        similarity = self.near_miss_vectors @ vector
+        best = int(np.argmax(similarity))
+        return self.near_miss_texts[best], float(similarity[best])
+
+    def vetoed_by_near_miss(self, vector: Vector) -> bool:
+        """Whether the sentence is closer to a near miss than to every positive by more than
+        :attr:`near_miss_margin`."""
+        nearest = self.nearest_near_miss(vector)
+        if nearest is None:
+            return False
+        return nearest[1] - self.nearest_similarity(vector) > self.near_miss_margin
 
     def nearest_examples(self, vector: Vector, count: int = 3) -> list[tuple[str, float]]:
         if not self.example_texts:
@@ -206,6 +228,15 @@ class IndicatorModels:
                 "min_similarity": float(model.min_similarity),
                 "example_texts": list(model.example_texts),
                 "example_vectors": _encode_array(model.example_vectors, "<f2"),
+                **(
+                    {
+                        "near_miss_texts": list(model.near_miss_texts),
+                        "near_miss_vectors": _encode_array(model.near_miss_vectors, "<f2"),
+                        "near_miss_margin": float(model.near_miss_margin),
+                    }
+                    if model.near_miss_texts and model.near_miss_vectors is not None
+                    else {}
+                ),
             }
 
         body = {
@@ -236,6 +267,11 @@ class IndicatorModels:
                 min_similarity=float(raw.get("min_similarity", -1.0)),
                 example_texts=tuple(raw["example_texts"]),
                 example_vectors=_decode_array(raw["example_vectors"]),
+                near_miss_texts=tuple(raw.get("near_miss_texts", ())),
+                near_miss_vectors=(
+                    _decode_array(raw["near_miss_vectors"]) if "near_miss_vectors" in raw else None
+                ),
+                near_miss_margin=float(raw.get("near_miss_margin", float("inf"))),
             )
 
         indicators = {
