@@ -1028,6 +1028,13 @@ async def run_on_broker(
 LATENCY_SECONDS = 20.0
 
 
+def _right_aligned(title: str, *columns: str) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right")
+    return table
+
+
 def _load(load: tuple[float, float, float] | list[float]) -> str:
     return "/".join(f"{x:.1f}" for x in load)
 
@@ -1083,8 +1090,8 @@ def report(out: BenchResults, path: Path) -> None:
     if out.intake_profile is not None:
         print_profile(out.intake_profile, wide)
     if out.latency:
-        latency = Table(title="Critical ticket publish -> escalation-due (open loop)")
-        for column in (
+        latency = _right_aligned(
+            "Critical ticket publish -> escalation-due (open loop)",
             "broker",
             "load",
             "tickets/s",
@@ -1097,8 +1104,7 @@ def report(out: BenchResults, path: Path) -> None:
             "drain s",
             "load avg",
             "stopped",
-        ):
-            latency.add_column(column, justify="right")
+        )
         for row in out.latency:
             share = row["load_share"]
             latency.add_row(
@@ -1114,9 +1120,12 @@ def report(out: BenchResults, path: Path) -> None:
                 ", ".join(row["services_stopped"]) or "-",
             )
         wide.print(latency)
-        hops = Table(title="Critical ticket latency by hop (Kafka send timestamps)")
-        for column in ("broker", "tickets/s", *(f"{hop} p50 / p99 ms" for hop in HOPS)):
-            hops.add_column(column, justify="right")
+        hops = _right_aligned(
+            "Critical ticket latency by hop (Kafka send timestamps)",
+            "broker",
+            "tickets/s",
+            *(f"{hop} p50 / p99 ms" for hop in HOPS),
+        )
         for row in out.latency:
             by_hop = row.get("by_hop", {})
             hops.add_row(
@@ -1129,8 +1138,8 @@ def report(out: BenchResults, path: Path) -> None:
                 ),
             )
         wide.print(hops)
-        batch_table = Table(title="Each service's batches during the open loop (its own metrics)")
-        for column in (
+        batch_table = _right_aligned(
+            "Each service's batches during the open loop (its own metrics)",
             "broker",
             "tickets/s",
             "service",
@@ -1141,8 +1150,7 @@ def report(out: BenchResults, path: Path) -> None:
             "> 50 ms",
             "> 100 ms",
             "cores",
-        ):
-            batch_table.add_column(column, justify="right")
+        )
         for row in out.latency:
             for service, figures in row.get("batches", {}).items():
                 if service == "machine":

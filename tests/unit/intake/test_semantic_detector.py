@@ -10,7 +10,12 @@ from riskrelay.intake.domain import AssessmentConfig, assess_ticket, complete_as
 from riskrelay.intake.encoder import EncoderSettings
 from riskrelay.intake.rules import RulePack, load_rule_pack
 from riskrelay.intake.semantic.config import DetectionSettings
-from riskrelay.intake.semantic.detector import SemanticDetector, looks_english, rule_id_for
+from riskrelay.intake.semantic.detector import (
+    Screening,
+    SemanticDetector,
+    looks_english,
+    rule_id_for,
+)
 from riskrelay.intake.semantic.features import hashed_terms
 from riskrelay.intake.semantic.load import load_semantic_detector
 from riskrelay.shared.events import Indicator, TicketEvent
@@ -97,7 +102,7 @@ def test_everyday_requests_and_denials_are_not_flagged(
 def test_a_reworded_near_miss_is_not_flagged_however_its_score(
     detector: SemanticDetector, pack: RulePack
 ) -> None:
-    text = "I was charged for a subscription I cancelled last month"
+    text = "I made a purchase online and it says payment failed but I see it on my account"
     model = detector.models.indicators[Indicator.SECURITY_ISSUE]
     [vector] = detector.full.encode([text])
     [score] = model.full.scores(vector[None, :], [hashed_terms(text)])
@@ -105,7 +110,8 @@ def test_a_reworded_near_miss_is_not_flagged_however_its_score(
     near_miss = model.nearest_near_miss(vector)
     assert near_miss is not None
     assert near_miss[1] - model.nearest_similarity(vector) > model.near_miss_margin
-    assert _model_indicators(detector, pack, text) == set()
+    [result] = detector.detect([Screening(candidates=(text,), sentences=1, cluster_text=text)])
+    assert Indicator.SECURITY_ISSUE not in {d.indicator for d in result.detections}
 
 
 def test_a_risk_buried_in_a_long_message_is_found(
