@@ -135,7 +135,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     validation_texts, validation_intents = read_split(args.dataset, "validation")
     train_texts, train_intents = read_split(args.dataset, "train")
     with tempfile.TemporaryDirectory(prefix="riskrelay-bench-encoder-") as cache:
-        settings = EncoderSettings(cache_dir=Path(cache), threads=args.threads)
+        # No memo: a text met again must cost its forward pass, not a lookup.
+        settings = EncoderSettings(
+            cache_dir=Path(cache), threads=args.threads, quantized=False, memo_entries=0
+        )
         int8_settings = settings.model_copy(update={"quantized": True})
         with console.status("building the derived files…"):
             builds = {
