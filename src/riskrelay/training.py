@@ -163,9 +163,8 @@ def _rows_for(
 ) -> _Problem:
     """Training rows of one model. Indicator models learn from everything: the other
     indicators' positives as light negatives, every hard negative and everyday request as
-    harmless, and (``problems_harmless_for``) the problem-report file's sentences as harmless.
-    The problem-report model learns from its own file, every indicator positive (a risk report
-    is a problem report) and CLINC's requests (routine, by construction)."""
+    harmless, and (``problems_harmless_for``) the problem-report file's sentences as harmless. The problem-report model learns from its own file, every indicator positive (a
+    risk report is a problem report) and CLINC's requests (routine, by construction)."""
     rows: list[int] = []
     labels: list[int] = []
     weights: list[float] = []

@@ -4,9 +4,9 @@
 embedding and hashed words of a sentence: might this sentence report a risk or a problem at
 all?) and, for each of the five text indicators and for problem reports, a logistic regression
 on the full sentence encoder's embeddings (the decision), for the indicators with the
-sentence's hashed words beside the embedding. It keeps the embeddings of the positive examples
-so a detection can name the labelled sentences nearest to what triggered it, and of the
-indicators' hard negatives for the near-miss veto. The artifact is one JSON file: readable, diff-able, byte-identical for the same inputs, and stamped with the
+sentence's hashed words beside the embedding. It keeps the embeddings of the
+positive examples so a detection can name the labelled sentences nearest to what triggered it. The artifact is
+one JSON file: readable, diff-able, byte-identical for the same inputs, and stamped with the
 hashes of its training data, of the encoder and of the trainer, so a model trained for another
 encoder is refused at start-up instead of silently scoring nonsense.
 """
