@@ -34,7 +34,7 @@ DISABLED_FUSIONS = ("SkipLayerNormFusion",)
 """Graph fusions onnxruntime must not apply. Its fused SkipLayerNormalization kernel took about
 60 µs per call on 27 word pieces on the bench machine, more than the Add and the
 LayerNormalization it replaces together (about 15 µs): without it the int8 pass costs about a
-quarter less CPU at 27 word pieces (README, Benchmarks). It changes the int8 rows slightly (cosine 0.996 to the
+quarter less CPU (bench/encoder.py). It changes the int8 rows slightly (cosine 0.996 to the
 fused pass's, both 0.989 to fp32), so it is part of the int8 recipe (:data:`INT8_RECIPE`)."""
 
 INT8_RECIPE = 2
